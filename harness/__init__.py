@@ -1,0 +1,24 @@
+"""An honest harness for benchmarking and profiling ML inference.
+
+The public API for suites is ``workload`` and ``Task``; ``load`` reads stored runs into a
+pandas DataFrame. Importing this package imports neither torch nor pandas.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.workload import Case, Skip, Task, Workload, workload
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__version__ = "0.1.0"
+__all__ = ["Case", "Skip", "Task", "Workload", "__version__", "load", "workload"]
+
+
+def load(*paths: Any) -> pd.DataFrame:
+    """Load run folders or results directories into one DataFrame (see ``harness.results.load``)."""
+    from harness.results import load as _load
+
+    return _load(*paths)

@@ -1,0 +1,103 @@
+"""The adapter base class: runs tasks on one kind of hardware or runtime."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from harness.workload import ParamValue, Task, WorkloadError, parse_typed
+
+Step = Callable[[], Any]
+
+
+class AdapterError(ValueError):
+    """An adapter was given options it does not accept."""
+
+
+class Adapter(ABC):
+    """Runs tasks on one kind of hardware.
+
+    Subclasses declare ``name``, their ``options`` with defaults, and implement the abstract
+    methods. Everything that moves data, compiles or binds inputs happens in :meth:`prepare`,
+    outside the clock; :meth:`synchronize` waits for all queued device work, inside the clock.
+    """
+
+    name: ClassVar[str]
+    #: option name → default value; the default's type is the option's type.
+    options: ClassVar[Mapping[str, ParamValue | None]] = {}
+    #: False for adapters whose step does not compute the task's output (``null``).
+    checks_output: ClassVar[bool] = True
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(self.options)
+        if unknown:
+            valid = ", ".join(self.options) or "(none)"
+            raise AdapterError(
+                f"adapter {self.name!r} has no option {sorted(unknown)[0]!r}; valid: {valid}"
+            )
+        self.config: dict[str, Any] = {**self.options, **options}
+
+    @classmethod
+    def parse_options(cls, text: str) -> dict[str, ParamValue]:
+        """Parse ``k=v,k=v`` as this adapter's typed options."""
+        result: dict[str, ParamValue] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise AdapterError(f"adapter option {part!r} is not of the form key=value")
+            if key not in cls.options:
+                valid = ", ".join(cls.options) or "(none)"
+                raise AdapterError(f"adapter {cls.name!r} has no option {key!r}; valid: {valid}")
+            default = cls.options[key]
+            examples = [default] if default is not None else [0]
+            try:
+                result[key] = parse_typed(value, examples, f"{cls.name}:{key}")
+            except WorkloadError as exc:
+                raise AdapterError(str(exc)) from None
+        return result
+
+    @classmethod
+    @abstractmethod
+    def available(cls) -> tuple[bool, str]:
+        """Whether this adapter can run here, and if not, why (one line: what is missing)."""
+
+    @property
+    def device(self) -> str:
+        """The device name stored in each row (e.g. ``cpu``, ``cuda:0``)."""
+        return self.name
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the hardware and runtime, stored once per run in ``context.json``."""
+        return {"name": self.name, "device": self.device, "options": dict(self.config)}
+
+    def supports(self, task: Task) -> tuple[bool, str]:
+        """Whether this adapter can run ``task``; the reason when it cannot."""
+        return True, ""
+
+    @abstractmethod
+    def prepare(self, task: Task) -> Step:
+        """Move, compile and bind everything; return a zero-argument call running the task once."""
+
+    def synchronize(self) -> None:
+        """Wait until all work queued on the device has finished (a no-op on synchronous hosts)."""
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Context entered around every call of a prepared step (e.g. ``torch.inference_mode``)."""
+        yield
+
+    def to_host(self, output: Any) -> Any:
+        """Bring a step's output back to host memory for the correctness check."""
+        return output
+
+    def memory_stats(self) -> dict[str, Any]:
+        """Device memory figures of the last case; empty for adapters without device memory."""
+        return {}
+
+    def reset_memory_stats(self) -> None:
+        """Reset the device's peak-memory counters before a case."""
+
+    def close(self) -> None:
+        """Release the device and anything prepared."""

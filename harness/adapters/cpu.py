@@ -1,0 +1,93 @@
+"""The ``cpu`` adapter: torch eager on the host, with an explicit, recorded thread count."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import platform
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from harness.adapters import Adapter, AdapterError, Step
+from harness.workload import ParamValue, Task
+
+
+def _physical_cores() -> int:
+    try:
+        import psutil
+
+        return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except ImportError:  # psutil is a dependency, but the count must never break a run
+        return os.cpu_count() or 1
+
+
+class CpuAdapter(Adapter):
+    """Runs torch workloads eagerly on the CPU under ``torch.inference_mode``.
+
+    Option ``threads`` (default: torch's own default, one per physical core) sets
+    ``torch.set_num_threads``; the value in force is recorded in every row.
+    """
+
+    name: ClassVar[str] = "cpu"
+    options: ClassVar[dict[str, ParamValue | None]] = {"threads": None}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        import torch
+
+        threads = self.config["threads"]
+        if threads is None:
+            threads = torch.get_num_threads()
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise AdapterError(f"cpu:threads must be a positive integer, got {threads!r}")
+        self._previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        self.config["threads"] = threads
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        # find_spec, not import: `harness list` must not pay torch's import time.
+        if importlib.util.find_spec("torch") is None:
+            return False, "torch is not installed; pip install torch"
+        return True, ""
+
+    def info(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            **super().info(),
+            "processor": platform.processor() or platform.machine(),
+            "physical_cores": _physical_cores(),
+            "logical_cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "torch": torch.__version__,
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),  # type: ignore[no-untyped-call]
+        }
+
+    def prepare(self, task: Task) -> Step:
+        import torch
+
+        fn = task.fn_for(self.name)
+        if isinstance(fn, torch.nn.Module):
+            fn.eval()
+        inputs = task.inputs
+
+        def step() -> Any:
+            return fn(*inputs)
+
+        return step
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        import torch
+
+        # Entered once around a whole sampling loop, so its cost is outside each call.
+        with torch.inference_mode():
+            yield
+
+    def close(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._previous_threads)

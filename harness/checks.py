@@ -1,0 +1,39 @@
+"""Ready-made correctness checks for tasks: compare an adapter's output with a reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.workload import Check
+
+
+def close_to(reference: Callable[[], Any], rtol: float, atol: float) -> Check:
+    """A check that the output tensor matches ``reference()`` elementwise within tolerances.
+
+    ``reference`` is called once, on first use, so building a task stays cheap. The comparison
+    runs in float64 on the host: |out - ref| <= atol + rtol * |ref|, and every value finite.
+    """
+    cache: list[Any] = []
+
+    def check(output: Any) -> None:
+        import torch
+
+        if not cache:
+            cache.append(reference().detach().to("cpu", torch.float64))
+        ref = cache[0]
+        if not isinstance(output, torch.Tensor):
+            raise AssertionError(f"expected a tensor, got {type(output).__name__}")
+        out = output.detach().to("cpu", torch.float64)
+        if out.shape != ref.shape:
+            raise AssertionError(f"shape {tuple(out.shape)} differs from {tuple(ref.shape)}")
+        diff = (out - ref).abs()
+        bad = ~(diff <= atol + rtol * ref.abs())  # NaN compares False, so it counts as bad
+        if bool(bad.any()):
+            worst = float(torch.nan_to_num(diff, nan=float("inf")).max())
+            raise AssertionError(
+                f"{int(bad.sum())} of {out.numel()} values off the reference "
+                f"(max abs diff {worst:.3g}; rtol {rtol:g}, atol {atol:g})"
+            )
+
+    return check

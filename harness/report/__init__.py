@@ -1,0 +1,1 @@
+"""Formatting of results for people: terminal tables now, Markdown and HTML reports later."""

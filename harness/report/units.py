@@ -1,0 +1,45 @@
+"""Human-readable numbers with units (seconds, bytes, rates); NaN prints as a dash."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DASH = "-"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def seconds(value: Any) -> str:
+    """``0.00123`` → ``1.23 ms``."""
+    if _missing(value):
+        return DASH
+    v = float(value)
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} ns"
+
+
+def rate(value: Any, unit: str = "/s") -> str:
+    """``12345.6`` → ``12.3 k/s``."""
+    if _missing(value):
+        return DASH
+    v = float(value)
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {prefix}{unit}"
+    return f"{v:.3g} {unit}"
+
+
+def size(value: Any) -> str:
+    """Bytes in binary units: ``1536`` → ``1.5 KiB``."""
+    if _missing(value):
+        return DASH
+    v = float(value)
+    for scale, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.0f} B"

@@ -1,0 +1,173 @@
+"""Run folders: ``context.json`` written once, ``rows.jsonl`` appended per result; and loading."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA = 1
+CONTEXT_FILE = "context.json"
+ROWS_FILE = "rows.jsonl"
+
+#: Every row carries these columns, in this order; units are in the names (SI).
+COLUMNS: tuple[str, ...] = (
+    "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_options",
+    "device", "status", "message", "correct", "n_samples", "loops", "first_call_s",
+    "warmup_s", "warmup_steady", "sampling_s",
+    "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
+    "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
+    "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",
+    "items", "throughput_items_per_s", "flops", "bytes",
+    "peak_rss_bytes", "peak_rss_source", "peak_device_bytes",
+    "energy_j", "energy_net_j", "idle_power_w", "mean_power_w",
+    "energy_per_item_j", "energy_net_per_item_j", "energy_source",
+    "missing", "started_at", "samples_s",
+)
+
+#: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
+JSON_COLUMNS = ("params", "adapter_options", "missing")
+
+
+class ResultsError(ValueError):
+    """A results path does not exist or does not hold a run."""
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: UTC time to the second plus random bits."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN is not JSON: missing figures are stored as null and read back as NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class RunWriter:
+    """Creates ``<results>/<run_id>/`` and appends rows durably as they are produced."""
+
+    def __init__(self, results_dir: Path, context: dict[str, Any], run_id: str | None = None):
+        self.run_id = run_id or new_run_id()
+        self.path = Path(results_dir) / self.run_id
+        self.path.mkdir(parents=True, exist_ok=False)
+        (self.path / CONTEXT_FILE).write_text(
+            json.dumps(_jsonable({**context, "run_id": self.run_id, "schema": SCHEMA}), indent=2)
+            + "\n",
+            encoding="utf-8",
+        )
+        self._rows = open(self.path / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Write one row and flush it to disk at once, so a crash loses no finished result."""
+        full = {column: row.get(column) for column in COLUMNS}
+        full.update(schema=SCHEMA, run_id=self.run_id)
+        extra = {k: v for k, v in row.items() if k not in full}
+        full.update(extra)
+        self._rows.write(json.dumps(_jsonable(full), allow_nan=False) + "\n")
+        self._rows.flush()
+        os.fsync(self._rows.fileno())
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+def run_folders(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Resolve run folders, results directories (every run inside) or ``rows.jsonl`` files."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file() and path.name == ROWS_FILE:
+            yield path.parent
+        elif (path / ROWS_FILE).is_file():
+            yield path
+        elif path.is_dir():
+            runs = sorted(p.parent for p in path.glob(f"*/{ROWS_FILE}"))
+            if not runs:
+                raise ResultsError(f"{path} holds no run folders (no */{ROWS_FILE})")
+            yield from runs
+        else:
+            raise ResultsError(f"{path} is not a run folder, a results directory or {ROWS_FILE}")
+
+
+def read_rows(run: Path) -> list[dict[str, Any]]:
+    """The rows of one run folder, in the order they were written."""
+    rows = []
+    with open(run / ROWS_FILE, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ResultsError(f"{run / ROWS_FILE}:{number} is not a JSON row") from None
+            if not isinstance(row, dict):
+                raise ResultsError(f"{run / ROWS_FILE}:{number} is not a JSON object")
+            rows.append(row)
+    return rows
+
+
+def read_context(run: Path) -> dict[str, Any]:
+    """The run's ``context.json`` (host, versions, config), or an empty dict when absent."""
+    path = run / CONTEXT_FILE
+    if not path.is_file():
+        return {}
+    context = json.loads(path.read_text(encoding="utf-8"))
+    return context if isinstance(context, dict) else {}
+
+
+def load(*paths: str | Path) -> pd.DataFrame:
+    """Load run folders or results directories into one DataFrame, one row per result.
+
+    Missing figures are NaN. JSON-valued columns (``params``, ``adapter_options``, ``missing``)
+    stay JSON text; each parameter is also expanded into a ``param_<name>`` column.
+    """
+    import pandas as pd
+
+    rows = [row for run in run_folders(paths) for row in read_rows(run)]
+    frame = pd.DataFrame(rows)
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    for column in JSON_COLUMNS:
+        frame[column] = [
+            value if isinstance(value, str) or value is None else json.dumps(value)
+            for value in frame[column]
+        ]
+    numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
+               and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items"]
+    for column in numeric:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    params = [json.loads(p) if p else {} for p in frame["params"]]
+    for name in sorted({k for p in params for k in p}):
+        frame[f"param_{name}"] = [p.get(name) for p in params]
+    return frame
+
+
+def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
+    """Write a run's rows as CSV or Parquet beside it (or at ``dest``); returns the path."""
+    frame = load(run)
+    # Raw samples are a list per row: keep them as JSON text so every format can hold them.
+    frame["samples_s"] = [json.dumps(v) if isinstance(v, list) else None for v in frame.samples_s]
+    if fmt == "csv":
+        dest = dest or run / "rows.csv"
+        frame.to_csv(dest, index=False)
+    elif fmt == "parquet":
+        dest = dest or run / "rows.parquet"
+        frame.to_parquet(dest, index=False)
+    else:
+        raise ResultsError(f"unknown export format {fmt!r}; choose csv or parquet")
+    return dest

@@ -1,0 +1,210 @@
+"""Execute a plan: per adapter and case, time it, check it, collect side metrics, write a row."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from harness import plugins
+from harness.adapters import Adapter, Step
+from harness.collectors import Collector, Figures
+from harness.config import RunConfig
+from harness.plan import AdapterSpec, Plan
+from harness.results import RunWriter
+from harness.stats import summarize
+from harness.timer import Measurement, Timer
+from harness.workload import Case, Skip, Task
+
+NAN = float("nan")
+OnStart = Callable[[Case, AdapterSpec, int, int], None]
+OnRow = Callable[[dict[str, Any], int, int], None]
+
+# Summary field → result column.
+SUMMARY_COLUMNS = {
+    "median": "latency_median_s", "ci_low": "latency_ci_low_s", "ci_high": "latency_ci_high_s",
+    "iqr": "latency_iqr_s", "mean": "latency_mean_s", "std": "latency_std_s",
+    "min": "latency_min_s", "max": "latency_max_s", "p90": "latency_p90_s",
+    "p99": "latency_p99_s", "throughput_items_per_s": "throughput_items_per_s",
+}
+
+
+@dataclass
+class Hooks:
+    """Progress callbacks for the CLI; both optional."""
+
+    on_start: OnStart | None = None
+    on_row: OnRow | None = None
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line naming the exception and where it was raised (the innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
+
+
+def collector_pass(step: Step, adapter: Adapter, collectors: list[Collector], items: int,
+                   clock: Callable[[], float] = time.perf_counter) -> Figures:
+    """Run the case for the collectors' window, apart from timing (polling threads perturb it)."""
+    active = [c for c in collectors if c.available()[0]]
+    window = max((c.min_window_s for c in active), default=0.0)
+    for collector in collectors:
+        collector.start()
+    calls = 0
+    start = clock()
+    while True:
+        step()
+        calls += 1
+        if clock() - start >= window:
+            break
+    adapter.synchronize()
+    merged = Figures()
+    for collector in collectors:
+        figures = collector.stop(calls, items)
+        merged.values.update(figures.values)
+        merged.missing.update(figures.missing)
+    return merged
+
+
+def measured_row(task: Task, measurement: Measurement) -> tuple[dict[str, Any], dict[str, str]]:
+    """Timing columns of a row and the reasons for any empty ones."""
+    summary = summarize(measurement.samples_s, items=task.items)
+    row: dict[str, Any] = {
+        "n_samples": summary.n,
+        "loops": measurement.loops,
+        "first_call_s": measurement.first_call_s,
+        "warmup_s": measurement.warmup_s,
+        "warmup_steady": measurement.steady,
+        "sampling_s": measurement.sampling_s,
+        "p90_low_confidence": summary.p90_low_confidence,
+        "p99_low_confidence": summary.p99_low_confidence,
+        "items": task.items,
+        "flops": NAN if task.flops is None else float(task.flops),
+        "bytes": NAN if task.bytes is None else float(task.bytes),
+        "samples_s": measurement.samples_s,
+    }
+    missing: dict[str, str] = {}
+    for field, column in SUMMARY_COLUMNS.items():
+        row[column] = getattr(summary, field)
+        if field in summary.missing:
+            missing[column] = summary.missing[field]
+    if task.flops is None:
+        missing["flops"] = "the workload defines no FLOP count"
+    if task.bytes is None:
+        missing["bytes"] = "the workload defines no byte count"
+    return row, missing
+
+
+class Runner:
+    """Runs a plan and writes each result as soon as it exists."""
+
+    def __init__(self, config: RunConfig, plan: Plan, writer: RunWriter,
+                 hooks: Hooks | None = None, timer: Timer | None = None):
+        self.config = config
+        self.plan = plan
+        self.writer = writer
+        self.hooks = hooks or Hooks()
+        self.timer = timer or Timer(config.timing)
+        self.collectors: list[Collector] = []
+        if config.collect:
+            self.collectors = [cls() for cls in plugins.collector_classes().values()]
+
+    def run(self, adapters: dict[str, Adapter]) -> list[dict[str, Any]]:
+        """Run every case on every adapter (instances keyed by spec label); return the rows."""
+        for collector in self.collectors:
+            if collector.available()[0]:
+                collector.calibrate()
+        rows = []
+        total = len(self.plan)
+        index = 0
+        for spec in self.plan.adapters:
+            adapter = adapters[spec.label]
+            for case in self.plan.cases:
+                index += 1
+                if self.hooks.on_start:
+                    self.hooks.on_start(case, spec, index, total)
+                row = self.run_case(case, spec, adapter)
+                self.writer.append(row)
+                rows.append(row)
+                if self.hooks.on_row:
+                    self.hooks.on_row(row, index, total)
+        for collector in self.collectors:
+            collector.close()
+        return rows
+
+    def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter) -> dict[str, Any]:
+        """One result row; any failure of the case becomes an error row, never an exception."""
+        row: dict[str, Any] = {
+            "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
+            "params": case.params, "adapter": spec.name, "adapter_options": dict(adapter.config),
+            "device": adapter.device, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "status": "ok", "message": "", "correct": None,
+        }
+        missing: dict[str, str] = {}
+        stage = "build"
+        try:
+            task = case.build()
+            stage = "supports"
+            ok, reason = adapter.supports(task)
+            if not ok:
+                return {**row, "status": "skipped", "message": reason}
+            stage = "prepare"
+            step = adapter.prepare(task)
+            adapter.reset_memory_stats()
+            with adapter.running():
+                stage = "timing"
+                measurement = self.timer.measure(step, adapter.synchronize)
+                stage = "check"
+                timing, missing = measured_row(task, measurement)
+                row.update(timing)
+                row["correct"], row["message"] = self._check(task, adapter, measurement.output)
+                stage = "collectors"
+                if self.collectors:
+                    figures = collector_pass(step, adapter, self.collectors, task.items)
+                    row.update(figures.values)
+                    missing.update(figures.missing)
+            device_memory = adapter.memory_stats()
+        except Skip as exc:
+            return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
+        except (Exception, MemoryError) as exc:
+            return {**row, "status": "error", "correct": None,
+                    "message": f"{stage} failed: {_error_text(exc)}"}
+        row.update(device_memory)
+        if "peak_device_bytes" not in device_memory:
+            missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
+        if not self.collectors:
+            missing.update({c: "collectors were turned off for this run"
+                            for c in ("peak_rss_bytes", "energy_j")})
+        if not measurement.steady:
+            row["message"] = _join(row["message"], "warm-up never settled: figures may drift")
+        if measurement.hit_time_cap:
+            row["message"] = _join(row["message"], "hit the time cap before the minimum samples")
+        row["missing"] = {k: v for k, v in missing.items() if _is_empty(row.get(k))}
+        return row
+
+    @staticmethod
+    def _check(task: Task, adapter: Adapter, output: Any) -> tuple[bool | None, str]:
+        if not adapter.checks_output:
+            return None, ""
+        if task.check is None:
+            return None, "no correctness check defined"
+        try:
+            task.check(adapter.to_host(output))
+        except AssertionError as exc:
+            first = (str(exc).strip().splitlines() or ["output differs from the reference"])[0]
+            return False, f"check failed: {first}"
+        return True, ""
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,151 @@
+"""The timer: first call, loop calibration, warm-up until steady, then sampling (DESIGN §4).
+
+The clock is injected (integer nanoseconds, like ``time.perf_counter_ns``) so that tests can
+drive the whole algorithm with a fake clock and check it exactly.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import TimingOptions
+
+Clock = Callable[[], int]
+NS = 1e-9
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The timing samples of one case on one adapter.
+
+    ``samples_s`` holds seconds per call, one value per sample; each sample timed ``loops``
+    consecutive calls followed by one synchronise, so with ``loops == 1`` they are true
+    per-call latencies.
+    """
+
+    samples_s: list[float]
+    loops: int
+    first_call_s: float
+    target_sample_s: float
+    overhead_s: float
+    warmup_s: float
+    warmup_samples: int
+    steady: bool
+    sampling_s: float
+    #: True when sampling stopped at ``max_time_s`` before reaching ``min_samples``.
+    hit_time_cap: bool
+    output: Any = field(default=None, repr=False, compare=False)
+
+
+def _median_overhead_ns(clock: Clock, sync: Callable[[], None], repeats: int = 31) -> int:
+    """Cost of one clock read plus one synchronise: what every sample pays on top of the work."""
+    costs = []
+    for _ in range(repeats):
+        t0 = clock()
+        sync()
+        costs.append(clock() - t0)
+    return int(statistics.median(costs))
+
+
+class Timer:
+    """Measures a prepared step: ``Timer(options, clock).measure(step, sync)``."""
+
+    def __init__(self, options: TimingOptions | None = None, clock: Clock = time.perf_counter_ns):
+        self.options = options or TimingOptions()
+        self.clock = clock
+
+    def _sample_ns(self, step: Callable[[], Any], sync: Callable[[], None], loops: int) -> int:
+        clock = self.clock
+        t0 = clock()
+        for _ in range(loops):
+            step()
+        sync()  # device work is part of the figure: synchronise inside the clock
+        return clock() - t0
+
+    def calibrate(self, step: Callable[[], Any], sync: Callable[[], None],
+                  target_ns: float) -> int:
+        """Smallest loop count (growing geometrically) whose sample lasts at least ``target_ns``."""
+        loops = 1
+        while loops < self.options.max_loops:
+            elapsed = self._sample_ns(step, sync, loops)
+            if elapsed >= target_ns:
+                break
+            # Aim 20% past the target, but grow at least 2x and at most 10x per try, so one
+            # noisy short sample cannot make the loop count explode.
+            factor = 10.0 if elapsed <= 0 else min(10.0, max(2.0, 1.2 * target_ns / elapsed))
+            loops = min(self.options.max_loops, math.ceil(loops * factor))
+        return loops
+
+    def warm_up(self, step: Callable[[], Any], sync: Callable[[], None],
+                loops: int) -> tuple[bool, int, int]:
+        """Run windows until two successive medians agree; returns (steady, samples, elapsed ns)."""
+        opts = self.options
+        start = self.clock()
+        previous: float | None = None
+        windows = samples = 0
+        while True:
+            window = [self._sample_ns(step, sync, loops) for _ in range(opts.warmup_window)]
+            samples += len(window)
+            windows += 1
+            median = statistics.median(window)
+            if previous is not None and abs(median - previous) <= opts.warmup_tolerance * previous:
+                return True, samples, self.clock() - start
+            # The cap applies only once two windows exist: a slow case still gets its comparison.
+            if windows >= 2 and self.clock() - start >= opts.max_warmup_s / NS:
+                return False, samples, self.clock() - start
+            previous = median
+
+    def sample(self, step: Callable[[], Any], sync: Callable[[], None],
+               loops: int) -> tuple[list[int], int, bool]:
+        """Sample until min time and min count are both reached, or the max time passes."""
+        opts = self.options
+        min_ns, max_ns = opts.min_time_s / NS, opts.max_time_s / NS
+        samples: list[int] = []
+        start = self.clock()
+        while True:
+            samples.append(self._sample_ns(step, sync, loops))
+            elapsed = self.clock() - start
+            enough = elapsed >= min_ns and len(samples) >= opts.min_samples
+            if enough or elapsed >= max_ns:
+                return samples, elapsed, not enough
+
+    def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
+        """Run the full timing procedure on ``step``; nothing else may run meanwhile."""
+        opts = self.options
+        clock = self.clock
+        # 1. One untimed-for-latency call: lazy init, autotuning, compilation. Its time is
+        #    kept as its own figure, never mixed into latency.
+        t0 = clock()
+        output = step()
+        sync()
+        first_call_ns = clock() - t0
+
+        # 2. Calibrate: a sample must dwarf the clock and synchronise overhead.
+        overhead_ns = _median_overhead_ns(clock, sync)
+        target_ns = max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction)
+        loops = self.calibrate(step, sync, target_ns)
+
+        # 3. Warm up until steady; 4. sample. A full collection first keeps an old generation's
+        #    garbage from being collected inside a timed sample.
+        gc.collect()
+        steady, warmup_samples, warmup_ns = self.warm_up(step, sync, loops)
+        raw, sampling_ns, capped = self.sample(step, sync, loops)
+        return Measurement(
+            samples_s=[ns * NS / loops for ns in raw],
+            loops=loops,
+            first_call_s=first_call_ns * NS,
+            target_sample_s=target_ns * NS,
+            overhead_s=overhead_ns * NS,
+            warmup_s=warmup_ns * NS,
+            warmup_samples=warmup_samples,
+            steady=steady,
+            sampling_s=sampling_ns * NS,
+            hit_time_cap=capped,
+            output=output,
+        )

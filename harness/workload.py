@@ -1,0 +1,221 @@
+"""Workloads, tasks and cases: the public API that suites (ours and third parties') build on."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ParamValue = int | float | bool | str
+Params = dict[str, ParamValue]
+Check = Callable[[Any], None]
+
+
+class WorkloadError(ValueError):
+    """A workload's definition or a requested parameter value is not valid."""
+
+
+class Skip(Exception):
+    """Raised by a workload's build function when a case cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a case builds: the callable, its inputs, its work size and a correctness check.
+
+    Attributes:
+        fn: called as ``fn(*inputs)``; a ``torch.nn.Module`` is fine (adapters move it).
+        inputs: positional arguments for ``fn``.
+        items: units of useful work per call (sequences, tokens, lookups) for throughput.
+        flops: analytic floating-point operations per call, or None when not meaningful.
+        bytes: analytic minimum bytes moved per call (inputs, weights, outputs), or None.
+        check: called with the adapter's output (moved to the host); raises AssertionError
+            with a message when the output disagrees with the reference.
+        impls: adapter-specific implementations of ``fn``, keyed by adapter name.
+        meta: free-form facts about the task, stored with the result (e.g. the resolved dtype).
+    """
+
+    fn: Callable[..., Any]
+    inputs: tuple[Any, ...] = ()
+    items: int = 1
+    flops: float | None = None
+    bytes: float | None = None
+    check: Check | None = None
+    impls: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise WorkloadError(f"Task.fn must be callable, got {type(self.fn).__name__}")
+        if not isinstance(self.items, int) or self.items < 1:
+            raise WorkloadError(f"Task.items must be a positive int, got {self.items!r}")
+        if not isinstance(self.inputs, tuple):
+            object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    def fn_for(self, adapter: str) -> Callable[..., Any]:
+        """The implementation an adapter should run: its own if the task has one, else ``fn``."""
+        return self.impls.get(adapter, self.fn)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A workload with one concrete parameter set."""
+
+    suite: str
+    workload: Workload
+    params: Params
+
+    @property
+    def id(self) -> str:
+        inner = ",".join(f"{k}={format_value(v)}" for k, v in self.params.items())
+        return f"{self.suite}/{self.workload.name}[{inner}]"
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=False)
+
+    def build(self) -> Task:
+        task = self.workload.build(**self.params)
+        if not isinstance(task, Task):
+            raise WorkloadError(
+                f"workload {self.workload.name!r} returned {type(task).__name__}, not a Task"
+            )
+        return task
+
+
+def format_value(value: ParamValue) -> str:
+    """How a parameter value appears in a case id (``True`` → ``true``, so ids are stable)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named, parametrised factory of tasks.
+
+    ``params`` maps each parameter to the values of the full grid; unless ``quick`` says
+    otherwise, the first value of each forms the quick preset.
+    """
+
+    name: str
+    build: Callable[..., Task]
+    params: Mapping[str, tuple[ParamValue, ...]]
+    quick: Mapping[str, tuple[ParamValue, ...]]
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    #: string parameters that take any value; other string parameters only take grid values.
+    free: frozenset[str] = frozenset()
+
+    def grid(self, preset: str = "quick",
+             overrides: Mapping[str, Iterable[ParamValue]] | None = None) -> list[Params]:
+        """Expand the preset's grid (``quick`` or ``full``), with ``overrides`` replacing axes."""
+        if preset not in ("quick", "full"):
+            raise WorkloadError(f"unknown preset {preset!r}; choose quick or full")
+        chosen = self.quick if preset == "quick" else self.params
+        axes: dict[str, tuple[ParamValue, ...]] = dict(chosen)
+        for key, values in (overrides or {}).items():
+            if key not in self.params:
+                raise WorkloadError(
+                    f"workload {self.name!r} has no parameter {key!r}; "
+                    f"valid: {', '.join(self.params) or '(none)'}"
+                )
+            axes[key] = tuple(values)
+        keys = list(axes)
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+    def parse_value(self, key: str, text: str) -> ParamValue:
+        """Parse a command-line value for ``key`` as the type of that parameter's grid values."""
+        if key not in self.params:
+            raise WorkloadError(
+                f"workload {self.name!r} has no parameter {key!r}; "
+                f"valid: {', '.join(self.params) or '(none)'}"
+            )
+        value = parse_typed(text, self.params[key], f"{self.name}.{key}")
+        grid = self.params[key]
+        if isinstance(value, str) and key not in self.free and value not in grid:
+            raise WorkloadError(
+                f"{self.name}.{key} takes one of {', '.join(map(str, grid))}, got {value!r}"
+            )
+        return value
+
+
+def parse_typed(text: str, examples: Iterable[ParamValue], what: str) -> ParamValue:
+    """Parse ``text`` as the type shared by ``examples`` (bool, int, float or str)."""
+    kinds = {type(v) for v in examples}
+    text = text.strip()
+    if kinds == {bool}:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise WorkloadError(f"{what} takes true or false, got {text!r}")
+    if kinds == {int}:
+        try:
+            return int(text)
+        except ValueError:
+            raise WorkloadError(f"{what} takes an integer, got {text!r}") from None
+    if kinds <= {int, float}:
+        try:
+            return float(text)
+        except ValueError:
+            raise WorkloadError(f"{what} takes a number, got {text!r}") from None
+    if not text:
+        raise WorkloadError(f"{what} takes a non-empty value")
+    return text
+
+
+def workload(
+    params: Mapping[str, Iterable[ParamValue]] | None = None,
+    *,
+    quick: Mapping[str, Iterable[ParamValue]] | None = None,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    free: Iterable[str] = (),
+) -> Callable[[Callable[..., Task]], Workload]:
+    """Turn a function ``(**params) -> Task`` into a :class:`Workload`.
+
+    ``params`` gives each parameter's full grid; the first values form the quick preset unless
+    ``quick`` lists the quick values for some parameters. A string parameter accepts only the
+    values in its grid unless it is named in ``free`` (e.g. a path).
+
+    Example::
+
+        @workload(params={"n": [1024, 4096]})
+        def vector_add(n: int) -> Task:
+            a, b = torch.rand(n), torch.rand(n)
+            return Task(fn=torch.add, inputs=(a, b), items=n)
+    """
+    grid: dict[str, tuple[ParamValue, ...]] = {}
+    for key, values in (params or {}).items():
+        values = tuple(values)
+        if not values:
+            raise WorkloadError(f"parameter {key!r} has no values")
+        for v in values:
+            if not isinstance(v, int | float | bool | str):
+                raise WorkloadError(
+                    f"parameter {key!r}: values must be int, float, bool or str, got {v!r}"
+                )
+        grid[key] = values
+    quick_axes = {key: values[:1] for key, values in grid.items()}
+    for key, values in (quick or {}).items():
+        if key not in grid:
+            raise WorkloadError(f"quick preset names unknown parameter {key!r}")
+        quick_axes[key] = tuple(values)
+
+    def decorate(fn: Callable[..., Task]) -> Workload:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        return Workload(
+            name=name or fn.__name__,
+            build=fn,
+            params=grid,
+            quick=quick_axes,
+            tags=tuple(tags),
+            description=doc[0] if doc else "",
+            free=frozenset(free),
+        )
+
+    return decorate

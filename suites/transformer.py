@@ -1,0 +1,107 @@
+"""Transformer building blocks: scaled-dot-product attention and the feed-forward block."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from harness import Task, workload
+from harness.checks import close_to
+from suites.data import DTYPES, TOLERANCES, element_size, randn, torch_dtype
+
+if TYPE_CHECKING:
+    import torch
+
+
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        causal: bool) -> torch.Tensor:
+    """Plain attention in float64: softmax(q kᵀ / √d) v, with a lower-triangular mask if causal."""
+    import torch
+
+    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        seq_q, seq_k = scores.shape[-2:]
+        mask = torch.ones(seq_q, seq_k, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+@workload(params={
+    "batch": [1, 8, 32],
+    "heads": [12],
+    "seq": [128, 512, 2048],
+    "head_dim": [64],
+    "dtype": list(DTYPES),
+    "causal": [False, True],
+})
+def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
+              causal: bool) -> Task:
+    """Scaled-dot-product attention (torch SDPA) over batch × heads × seq × head_dim."""
+    import torch.nn.functional as F
+
+    q, k, v = (randn(batch, heads, seq, head_dim, dtype=dtype, seed=s) for s in (1, 2, 3))
+
+    def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    # Two matmuls of 2·S·S·D FLOPs per head (q kᵀ and p v); softmax's O(S²) work is left out,
+    # as is customary. A causal mask leaves S(S+1)/2 of the S² score pairs as useful work.
+    pairs = seq * (seq + 1) / 2 if causal else seq * seq
+    rtol, atol = TOLERANCES[dtype]
+    return Task(
+        fn=sdpa,
+        inputs=(q, k, v),
+        items=batch,
+        flops=4.0 * batch * heads * pairs * head_dim,
+        # Compulsory traffic: read q, k, v once and write the output once.
+        bytes=4.0 * batch * heads * seq * head_dim * element_size(dtype),
+        check=close_to(lambda: attention_reference(q, k, v, causal), rtol, atol),
+        meta={"items_unit": "sequences"},
+    )
+
+
+def ffn_reference(x: torch.Tensor, block: torch.nn.Sequential) -> torch.Tensor:
+    """Linear → GELU (exact, erf form) → Linear, in float64 from the block's own weights."""
+    import torch
+
+    first, _, second = block
+    h = x.to(torch.float64) @ first.weight.to(torch.float64).T + first.bias.to(torch.float64)
+    h = 0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0)))
+    return h @ second.weight.to(torch.float64).T + second.bias.to(torch.float64)
+
+
+@workload(params={
+    "tokens": [128, 512, 2048],
+    "hidden": [768, 1024],
+    "intermediate": [3072, 4096],
+    "dtype": list(DTYPES),
+})
+def ffn(tokens: int, hidden: int, intermediate: int, dtype: str) -> Task:
+    """The transformer feed-forward block: Linear(hidden→intermediate), GELU, Linear(back)."""
+    import torch
+
+    # Module initialisers draw from the global generator: seed it without disturbing the caller.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        block = torch.nn.Sequential(
+            torch.nn.Linear(hidden, intermediate),
+            torch.nn.GELU(),
+            torch.nn.Linear(intermediate, hidden),
+        )
+    block = block.to(torch_dtype(dtype)).eval()
+    x = randn(tokens, hidden, dtype=dtype, seed=5)
+    rtol, atol = TOLERANCES[dtype]
+    size = element_size(dtype)
+    return Task(
+        fn=block,
+        inputs=(x,),
+        items=tokens,
+        # Two matmuls of 2·T·H·I FLOPs; bias adds and GELU (O(T·I)) are left out.
+        flops=4.0 * tokens * hidden * intermediate,
+        # Compulsory traffic: both weight matrices and biases, the input and the output.
+        bytes=float((2 * hidden * intermediate + hidden + intermediate + 2 * tokens * hidden)
+                    * size),
+        check=close_to(lambda: ffn_reference(x, block), rtol, atol),
+        meta={"items_unit": "tokens"},
+    )

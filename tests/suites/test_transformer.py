@@ -1,0 +1,68 @@
+"""The transformer suite: analytic work sizes, references, and checks that catch wrong output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from suites.transformer import attention, attention_reference, ffn
+
+
+def test_attention_flops_and_bytes() -> None:
+    task = attention.build(batch=2, heads=3, seq=16, head_dim=8, dtype="float32", causal=False)
+    assert task.flops == 4 * 2 * 3 * 16 * 16 * 8
+    assert task.bytes == 4 * 2 * 3 * 16 * 8 * 4
+    assert task.items == 2
+    causal = attention.build(batch=2, heads=3, seq=16, head_dim=8, dtype="bfloat16", causal=True)
+    assert causal.flops == 4 * 2 * 3 * (16 * 17 / 2) * 8
+    assert causal.bytes == 4 * 2 * 3 * 16 * 8 * 2
+
+
+def test_attention_reference_agrees_with_torch_on_a_causal_case() -> None:
+    q, k, v = (torch.randn(1, 2, 5, 4, dtype=torch.float64) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(attention_reference(q, k, v, causal=True), expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_attention_check_passes_on_its_output_and_fails_on_a_perturbed_one(dtype: str) -> None:
+    task = attention.build(batch=1, heads=2, seq=32, head_dim=16, dtype=dtype, causal=True)
+    assert task.check is not None
+    out = task.fn(*task.inputs)
+    task.check(out)
+    with pytest.raises(AssertionError, match="values off the reference"):
+        task.check(out + 0.1)
+
+
+def test_attention_check_rejects_wrong_shape_and_nan() -> None:
+    task = attention.build(batch=1, heads=2, seq=8, head_dim=4, dtype="float32", causal=False)
+    assert task.check is not None
+    out = task.fn(*task.inputs)
+    with pytest.raises(AssertionError, match="shape"):
+        task.check(out[:, :1])
+    out[0, 0, 0, 0] = float("nan")
+    with pytest.raises(AssertionError, match="1 of"):
+        task.check(out)
+
+
+def test_ffn_sizes_and_check() -> None:
+    task = ffn.build(tokens=4, hidden=8, intermediate=32, dtype="float32")
+    assert task.flops == 4 * 4 * 8 * 32
+    assert task.bytes == (2 * 8 * 32 + 8 + 32 + 2 * 4 * 8) * 4
+    assert task.items == 4
+    assert task.check is not None
+    out = task.fn(*task.inputs)
+    task.check(out)
+    with pytest.raises(AssertionError):
+        task.check(out * 1.01)
+
+
+def test_ffn_weights_are_seeded_and_leave_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = ffn.build(tokens=2, hidden=4, intermediate=8, dtype="float32")
+    after = torch.rand(1)
+    b = ffn.build(tokens=2, hidden=4, intermediate=8, dtype="float32")
+    assert torch.equal(before, after)
+    assert torch.equal(a.fn[0].weight, b.fn[0].weight)

@@ -1,0 +1,161 @@
+"""The command line in a subprocess, as a user runs it: list, run with null, errors, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import harness
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--min-time", "0.02", "--min-samples", "5"]
+
+
+def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def only_run(results: Path) -> Path:
+    runs = [p for p in results.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_list_adapters_says_why_not() -> None:
+    result = cli("list", "adapters")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert lines["cpu"].split()[1] == "yes"
+    assert lines["null"].split()[1] == "yes"
+
+
+def test_list_does_not_import_torch() -> None:
+    code = "import sys, harness.cli; harness.cli.main(['list', 'adapters']); " \
+           "print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_import_harness_imports_no_torch() -> None:
+    code = "import sys, harness; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == "False False"
+
+
+def test_run_with_null_writes_a_loadable_run(tmp_path: Path) -> None:
+    result = cli("run", "-s", "transformer", "-a", "null", "--out", tmp_path, *FAST)
+    assert result.returncode == 0, result.stderr
+    run = only_run(tmp_path)
+    assert f"run folder: {run}" in result.stdout
+    assert "transformer/attention[batch=1" in result.stdout  # the table
+    frame = harness.load(run)
+    assert set(frame.workload) == {"attention", "ffn"}
+    assert (frame.status == "ok").all()
+    assert (frame.adapter == "null").all()
+    # A null call costs nanoseconds: many loops per sample, and a median far below 1 µs.
+    assert (frame.loops > 100).all()
+    assert (frame.latency_median_s < 1e-6).all()
+    assert (frame.n_samples >= 5).all()
+    context = json.loads((run / "context.json").read_text())
+    assert context["command"][1:3] == ["run", "-s"]
+    assert context["adapters"]["null"]["name"] == "null"
+
+
+def test_third_party_suite_from_a_file(tmp_path: Path) -> None:
+    suite = tmp_path / "mysuite.py"
+    suite.write_text(textwrap.dedent("""
+        from harness import Task, workload
+
+        def add(a, b):
+            return a + b
+
+        def must_be_five(out):
+            assert out == 5, f"got {out}"
+
+        @workload(params={"a": [2, 3], "b": [3]})
+        def adder(a, b):
+            '''Adds two numbers.'''
+            return Task(fn=add, inputs=(a, b), check=must_be_five)
+    """))
+    result = cli("run", "-s", suite, "-a", "cpu:threads=1", "--full", "--out", tmp_path / "r",
+                 "--no-collect", *FAST)
+    # a=3 gives 6: a failed check is reported and makes the exit status 1.
+    assert result.returncode == 1, result.stderr
+    frame = harness.load(tmp_path / "r").set_index("case_id")
+    assert frame.loc["mysuite/adder[a=2,b=3]", "correct"] == True  # noqa: E712
+    assert frame.loc["mysuite/adder[a=3,b=3]", "correct"] == False  # noqa: E712
+    assert "check failed: got 6" in frame.loc["mysuite/adder[a=3,b=3]", "message"]
+    assert (frame.adapter_options == '{"threads": 1}').all()
+
+
+def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    suite = tmp_path / "crashy.py"
+    suite.write_text(textwrap.dedent("""
+        from harness import Task, workload
+
+        def boom():
+            raise RuntimeError("kaboom")
+
+        def fine():
+            return 1
+
+        @workload()
+        def crash():
+            return Task(fn=boom)
+
+        @workload()
+        def works():
+            return Task(fn=fine)
+    """))
+    result = cli("run", "-s", suite, "-a", "cpu", "--out", tmp_path / "r", "--no-collect", *FAST)
+    assert result.returncode == 1
+    frame = harness.load(tmp_path / "r").set_index("workload")
+    assert frame.loc["crash", "status"] == "error"
+    assert "RuntimeError: kaboom" in frame.loc["crash", "message"]
+    assert frame.loc["works", "status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "-a", "gpu9"], "unknown adapter 'gpu9'; valid: cpu, null"),
+        (["run", "-s", "nope"], "unknown suite 'nope'; valid: transformer"),
+        (["run", "-w", "convolution"], "unknown workload 'convolution'; valid: attention, ffn"),
+        (["run", "-p", "seq=abc"], "attention.seq takes an integer, got 'abc'"),
+        (["run", "-p", "flavour=1"], "no selected workload has parameter 'flavour'"),
+        (["run", "-p", "seq"], "-p/--param takes key=value"),
+        (["run", "-a", "cpu:threads=0"], "cpu:threads must be a positive integer"),
+        (["run", "-a", "cpu:cores=2"], "adapter 'cpu' has no option 'cores'; valid: threads"),
+        (["run", "--min-time", "soon"], "invalid float value"),
+        (["run", "--plan", "absent.toml"], "cannot read plan"),
+        (["list", "things"], "invalid choice: 'things'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "required"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("harness: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_export_csv(tmp_path: Path) -> None:
+    assert cli("run", "-w", "ffn", "-a", "null", "--out", tmp_path, *FAST).returncode == 0
+    run = only_run(tmp_path)
+    result = cli("export", run, "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == run / "rows.csv"
+    assert "latency_median_s" in (run / "rows.csv").read_text().splitlines()[0]

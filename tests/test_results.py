@@ -1,0 +1,114 @@
+"""Run folders: rows written durably, loaded back into a DataFrame with NaN for missing figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import harness
+from harness.results import (
+    COLUMNS,
+    ROWS_FILE,
+    ResultsError,
+    RunWriter,
+    export,
+    new_run_id,
+    read_context,
+)
+
+
+def row(case: str, median: float | None, **extra: object) -> dict[str, object]:
+    return {
+        "suite": "demo", "workload": "w", "case_id": case, "params": {"n": 1, "kind": "a"},
+        "adapter": "cpu", "status": "ok", "latency_median_s": median, "samples_s": [1e-3, 2e-3],
+        "energy_j": float("nan"), "energy_source": "unavailable: no RAPL",
+        "missing": {"energy_j": "no RAPL"}, **extra,
+    }
+
+
+def write_run(results: Path, rows: list[dict[str, object]]) -> Path:
+    writer = RunWriter(results, {"host": "test"})
+    for r in rows:
+        writer.append(r)
+    writer.close()
+    return writer.path
+
+
+def test_round_trip_keeps_values_and_turns_missing_into_nan(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [row("a", 1.5e-3), row("b", None, correct=False)])
+    frame = harness.load(run)
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert frame.case_id.tolist() == ["a", "b"]
+    assert frame.latency_median_s[0] == pytest.approx(1.5e-3)
+    assert math.isnan(frame.latency_median_s[1])
+    assert math.isnan(frame.energy_j[0])
+    assert frame.energy_source[0] == "unavailable: no RAPL"
+    assert json.loads(frame.missing[0]) == {"energy_j": "no RAPL"}
+    assert frame.samples_s[0] == [1e-3, 2e-3]
+    assert frame.param_n.tolist() == [1, 1]
+    assert (frame.schema == 1).all()
+    assert (frame.run_id == run.name).all()
+
+
+def test_rows_hit_the_disk_before_close(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {})
+    writer.append(row("a", 1e-3))
+    # Not closed: a crash now must still leave the row readable.
+    assert len(harness.load(writer.path)) == 1
+    writer.close()
+
+
+def test_nan_is_stored_as_null_never_as_invalid_json(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [row("a", float("nan"))])
+    stored = json.loads((run / ROWS_FILE).read_text().splitlines()[0])
+    assert stored["latency_median_s"] is None
+    assert stored["energy_j"] is None
+
+
+def test_context_is_written_once_with_run_id(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [])
+    context = read_context(run)
+    assert context["host"] == "test"
+    assert context["run_id"] == run.name
+
+
+def test_results_directory_loads_every_run(tmp_path: Path) -> None:
+    write_run(tmp_path, [row("a", 1e-3)])
+    write_run(tmp_path, [row("b", 2e-3), row("c", 3e-3)])
+    frame = harness.load(tmp_path)
+    assert sorted(frame.case_id) == ["a", "b", "c"]
+    assert frame.run_id.nunique() == 2
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export(tmp_path: Path, fmt: str) -> None:
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    path = export(run, fmt)
+    back = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    assert back.case_id.tolist() == ["a"]
+    assert back.latency_median_s[0] == pytest.approx(1e-3)
+    assert json.loads(back.samples_s[0]) == [1e-3, 2e-3]
+
+
+def test_unknown_paths_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="not a run folder"):
+        harness.load(tmp_path / "absent")
+    with pytest.raises(ResultsError, match="holds no run folders"):
+        harness.load(tmp_path)
+
+
+def test_corrupt_row_names_the_line(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    with open(run / ROWS_FILE, "a") as fh:
+        fh.write("{not json\n")
+    with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not a JSON row"):
+        harness.load(run)
+
+
+def test_run_ids_sort_by_time_and_differ() -> None:
+    assert new_run_id() != new_run_id()
+    assert len(new_run_id().split("-")) == 3
