@@ -37,3 +37,35 @@ def close_to(reference: Callable[[], Any], rtol: float, atol: float) -> Check:
             )
 
     return check
+
+
+def relative_error(reference: Callable[[], Any], tol: float,
+                   select: Callable[[Any], Any] | None = None) -> Check:
+    """A check that ‖out − ref‖₂ / ‖ref‖₂ ≤ ``tol`` (in float64 on the host), all values finite.
+
+    Suited to deep models in reduced precision, where a few elements drift past any elementwise
+    bound while the output as a whole is right. ``select`` picks the compared part of both
+    tensors (e.g. unpadded positions); ``reference`` is called once, on first use.
+    """
+    cache: list[Any] = []
+
+    def check(output: Any) -> None:
+        import torch
+
+        if not cache:
+            ref = reference().detach().to("cpu", torch.float64)
+            cache.append(select(ref) if select else ref)
+        ref = cache[0]
+        if not isinstance(output, torch.Tensor):
+            raise AssertionError(f"expected a tensor, got {type(output).__name__}")
+        out = output.detach().to("cpu", torch.float64)
+        out = select(out) if select else out
+        if out.shape != ref.shape:
+            raise AssertionError(f"shape {tuple(out.shape)} differs from {tuple(ref.shape)}")
+        if not bool(torch.isfinite(out).all()):
+            raise AssertionError(f"{int((~torch.isfinite(out)).sum())} values are not finite")
+        error = float(torch.linalg.vector_norm(out - ref) / torch.linalg.vector_norm(ref))
+        if not error <= tol:
+            raise AssertionError(f"relative error {error:.3g} exceeds {tol:g}")
+
+    return check

@@ -95,6 +95,8 @@ def select_cases(config: RunConfig) -> list[Case]:
                 for key, values in config.params.items() if key in wl.params
             }
             grid = wl.grid(config.preset, overrides)
+            for params in grid:
+                wl.check_params(params)
         except WorkloadError as exc:
             raise PlanError(str(exc)) from None
         cases.extend(Case(suite=suite.name, workload=wl, params=p) for p in grid)

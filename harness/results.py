@@ -27,14 +27,17 @@ COLUMNS: tuple[str, ...] = (
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
     "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",
     "items", "throughput_items_per_s", "flops", "bytes",
+    "achieved_flops_per_s", "achieved_bytes_per_s", "arithmetic_intensity",
+    "peak_flops_per_s", "peak_bytes_per_s", "peak_fraction", "roofline_bound", "peak_source",
+    "footprint_bytes",
     "peak_rss_bytes", "peak_rss_source", "peak_device_bytes",
     "energy_j", "energy_net_j", "idle_power_w", "mean_power_w",
     "energy_per_item_j", "energy_net_per_item_j", "energy_source",
-    "missing", "started_at", "samples_s",
+    "meta", "missing", "started_at", "samples_s",
 )
 
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
-JSON_COLUMNS = ("params", "adapter_options", "missing")
+JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
 
 
 class ResultsError(ValueError):
@@ -78,7 +81,7 @@ class RunWriter:
         full.update(schema=SCHEMA, run_id=self.run_id)
         extra = {k: v for k, v in row.items() if k not in full}
         full.update(extra)
-        self._rows.write(json.dumps(_jsonable(full), allow_nan=False) + "\n")
+        self._rows.write(json.dumps(_jsonable(full), allow_nan=False, default=str) + "\n")
         self._rows.flush()
         os.fsync(self._rows.fileno())
 
@@ -148,7 +151,8 @@ def load(*paths: str | Path) -> pd.DataFrame:
             for value in frame[column]
         ]
     numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
-               and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items"]
+               and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items",
+                                        "arithmetic_intensity", "peak_fraction"]
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     params = [json.loads(p) if p else {} for p in frame["params"]]

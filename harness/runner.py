@@ -16,6 +16,7 @@ from harness.collectors import Collector, Figures
 from harness.config import RunConfig
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
+from harness.roofline import NoPeaks, Peaks, row_figures
 from harness.stats import summarize
 from harness.timer import Measurement, Timer
 from harness.workload import Case, Skip, Task
@@ -112,6 +113,8 @@ class Runner:
         self.hooks = hooks or Hooks()
         self.timer = timer or Timer(config.timing)
         self.collectors: list[Collector] = []
+        #: (adapter label, dtype) → its peaks, or the reason there are none; measured once.
+        self._peaks: dict[tuple[str, str], Peaks | str] = {}
         if config.collect:
             self.collectors = [cls() for cls in plugins.collector_classes().values()]
 
@@ -137,6 +140,18 @@ class Runner:
         for collector in self.collectors:
             collector.close()
         return rows
+
+    def peaks(self, spec: AdapterSpec, adapter: Adapter, dtype: str) -> Peaks | str:
+        """The adapter's peaks for ``dtype``, calibrated on first use; else the reason why not."""
+        key = (spec.label, dtype)
+        if key not in self._peaks:
+            try:
+                self._peaks[key] = adapter.peaks(dtype)
+            except NoPeaks as exc:
+                self._peaks[key] = str(exc)
+            except Exception as exc:  # a failed calibration empties the figures, not the run
+                self._peaks[key] = f"peak calibration failed: {_error_text(exc)}"
+        return self._peaks[key]
 
     def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter) -> dict[str, Any]:
         """One result row; any failure of the case becomes an error row, never an exception."""
@@ -176,6 +191,17 @@ class Runner:
             return {**row, "status": "error", "correct": None,
                     "message": f"{stage} failed: {_error_text(exc)}"}
         row.update(device_memory)
+        peaks = self.peaks(spec, adapter, str(task.meta.get("dtype", "float32")))
+        roofline, roofline_missing = row_figures(
+            task.flops, task.bytes, row["latency_median_s"],
+            peaks if isinstance(peaks, Peaks) else None,
+            peaks if isinstance(peaks, str) else "")
+        row.update(roofline)
+        missing.update(roofline_missing)
+        row["footprint_bytes"] = task.meta.get("footprint_bytes", NAN)
+        if "footprint_bytes" not in task.meta:
+            missing["footprint_bytes"] = "the workload reports no data-structure footprint"
+        row["meta"] = dict(task.meta)
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
         if not self.collectors:

@@ -108,6 +108,15 @@ class Workload:
     description: str = ""
     #: string parameters that take any value; other string parameters only take grid values.
     free: frozenset[str] = frozenset()
+    #: parameter → a function raising WorkloadError for a value that cannot work (checked
+    #: before the run starts, so bad input is a clear error rather than a failed case).
+    validate: Mapping[str, Callable[[Any], None]] = field(default_factory=dict)
+
+    def check_params(self, params: Params) -> None:
+        """Run the parameter validators on one case's values."""
+        for key, validator in self.validate.items():
+            if key in params:
+                validator(params[key])
 
     def grid(self, preset: str = "quick",
              overrides: Mapping[str, Iterable[ParamValue]] | None = None) -> list[Params]:
@@ -175,12 +184,14 @@ def workload(
     name: str | None = None,
     tags: Iterable[str] = (),
     free: Iterable[str] = (),
+    validate: Mapping[str, Callable[[Any], None]] | None = None,
 ) -> Callable[[Callable[..., Task]], Workload]:
     """Turn a function ``(**params) -> Task`` into a :class:`Workload`.
 
     ``params`` gives each parameter's full grid; the first values form the quick preset unless
     ``quick`` lists the quick values for some parameters. A string parameter accepts only the
-    values in its grid unless it is named in ``free`` (e.g. a path).
+    values in its grid unless it is named in ``free`` (e.g. a path). ``validate`` maps a
+    parameter to a function that raises :class:`WorkloadError` for a value that cannot work.
 
     Example::
 
@@ -216,6 +227,7 @@ def workload(
             tags=tuple(tags),
             description=doc[0] if doc else "",
             free=frozenset(free),
+            validate=dict(validate or {}),
         )
 
     return decorate

@@ -8,6 +8,9 @@ if TYPE_CHECKING:
     import torch
 
 DTYPES = ("float32", "bfloat16", "float16")
+#: eager: run as written; compile: the adapter compiles it first (torch.compile on torch
+#: adapters); compile time lands in first_call_s, never in latency.
+ENGINES = ("eager", "compile")
 
 #: (rtol, atol) for comparing against a float64 reference; half precisions keep ~3 digits.
 TOLERANCES = {"float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2), "float16": (5e-3, 5e-3)}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from harness import Task, workload
+from harness import Skip, Task, workload
 from harness.checks import close_to
-from suites.data import DTYPES, TOLERANCES, element_size, randn, torch_dtype
+from suites.data import DTYPES, ENGINES, TOLERANCES, element_size, randn, torch_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +29,57 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return torch.softmax(scores, dim=-1) @ v
 
 
+def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   causal: bool) -> torch.Tensor:
+    """Unfused attention in the inputs' dtype: matmul, softmax, matmul (S×S scores in memory)."""
+    import torch
+
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    if causal:
+        seq_q, seq_k = scores.shape[-2:]
+        mask = torch.ones(seq_q, seq_k, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+#: attention ``impl`` → the SDPA back end it pins (None: plain math, or SDPA's own choice).
+SDPA_BACKENDS = {
+    "sdpa": None, "sdpa_flash": "FLASH_ATTENTION", "sdpa_efficient": "EFFICIENT_ATTENTION",
+    "sdpa_math": "MATH", "sdpa_cudnn": "CUDNN_ATTENTION",
+}
+ATTENTION_IMPLS = ("sdpa", "math", *[name for name in SDPA_BACKENDS if name != "sdpa"])
+
+
+def attention_fn(impl: str, causal: bool) -> Callable[..., torch.Tensor]:
+    """The callable for one attention implementation; an absent SDPA back end becomes a Skip."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if impl == "math":
+        return functools.partial(math_attention, causal=causal)
+    backend = SDPA_BACKENDS[impl]
+
+    def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    if backend is None:
+        return sdpa
+    pinned = [getattr(SDPBackend, backend)]
+
+    def pinned_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # Entering the context costs about a microsecond per call; it is part of the figure.
+        try:
+            with sdpa_kernel(pinned):
+                return sdpa(q, k, v)
+        except RuntimeError as exc:
+            if "No viable backend" in str(exc) or "No available kernel" in str(exc):
+                raise Skip(f"SDPA {backend} back end has no kernel for {q.dtype} on "
+                           f"{q.device.type}") from None
+            raise
+
+    return pinned_sdpa
+
+
 @workload(params={
     "batch": [1, 8, 32],
     "heads": [12],
@@ -34,30 +87,28 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     "head_dim": [64],
     "dtype": list(DTYPES),
     "causal": [False, True],
-})
+    "impl": list(ATTENTION_IMPLS),
+    "engine": list(ENGINES),
+}, quick={"impl": ["sdpa", "math"]})
 def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
-              causal: bool) -> Task:
-    """Scaled-dot-product attention (torch SDPA) over batch × heads × seq × head_dim."""
-    import torch.nn.functional as F
-
+              causal: bool, impl: str, engine: str) -> Task:
+    """Scaled-dot-product attention over batch × heads × seq × head_dim: SDPA (fused) vs math."""
     q, k, v = (randn(batch, heads, seq, head_dim, dtype=dtype, seed=s) for s in (1, 2, 3))
-
-    def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
     # Two matmuls of 2·S·S·D FLOPs per head (q kᵀ and p v); softmax's O(S²) work is left out,
     # as is customary. A causal mask leaves S(S+1)/2 of the S² score pairs as useful work.
     pairs = seq * (seq + 1) / 2 if causal else seq * seq
     rtol, atol = TOLERANCES[dtype]
     return Task(
-        fn=sdpa,
+        fn=attention_fn(impl, causal),
         inputs=(q, k, v),
         items=batch,
         flops=4.0 * batch * heads * pairs * head_dim,
-        # Compulsory traffic: read q, k, v once and write the output once.
+        # Compulsory traffic: read q, k, v once and write the output once. The math version
+        # also writes and reads the S×S scores; that extra traffic is what fusion saves.
         bytes=4.0 * batch * heads * seq * head_dim * element_size(dtype),
         check=close_to(lambda: attention_reference(q, k, v, causal), rtol, atol),
-        meta={"items_unit": "sequences"},
+        meta={"items_unit": "sequences", "dtype": dtype, "engine": engine},
     )
 
 
@@ -76,8 +127,9 @@ def ffn_reference(x: torch.Tensor, block: torch.nn.Sequential) -> torch.Tensor:
     "hidden": [768, 1024],
     "intermediate": [3072, 4096],
     "dtype": list(DTYPES),
+    "engine": list(ENGINES),
 })
-def ffn(tokens: int, hidden: int, intermediate: int, dtype: str) -> Task:
+def ffn(tokens: int, hidden: int, intermediate: int, dtype: str, engine: str) -> Task:
     """The transformer feed-forward block: Linear(hidden→intermediate), GELU, Linear(back)."""
     import torch
 
@@ -103,5 +155,9 @@ def ffn(tokens: int, hidden: int, intermediate: int, dtype: str) -> Task:
         bytes=float((2 * hidden * intermediate + hidden + intermediate + 2 * tokens * hidden)
                     * size),
         check=close_to(lambda: ffn_reference(x, block), rtol, atol),
-        meta={"items_unit": "tokens"},
+        meta={"items_unit": "tokens", "dtype": dtype, "engine": engine},
     )
+
+
+# BERT lives in its own module (it is the largest workload) but belongs to this suite.
+from suites.bert import bert  # noqa: E402, F401

@@ -53,7 +53,8 @@ def test_import_harness_imports_no_torch() -> None:
 
 
 def test_run_with_null_writes_a_loadable_run(tmp_path: Path) -> None:
-    result = cli("run", "-s", "transformer", "-a", "null", "--out", tmp_path, *FAST)
+    result = cli("run", "-s", "transformer", "-w", "attention", "-w", "ffn", "-a", "null",
+                 "--out", tmp_path, *FAST)
     assert result.returncode == 0, result.stderr
     run = only_run(tmp_path)
     assert f"run folder: {run}" in result.stdout
@@ -62,6 +63,8 @@ def test_run_with_null_writes_a_loadable_run(tmp_path: Path) -> None:
     assert set(frame.workload) == {"attention", "ffn"}
     assert (frame.status == "ok").all()
     assert (frame.adapter == "null").all()
+    assert frame.peak_fraction.isna().all()  # no hardware behind null: no roofline, with reason
+    assert all("null adapter runs no hardware" in m for m in frame.missing)
     # A null call costs nanoseconds: many loops per sample, and a median far below 1 µs.
     assert (frame.loops > 100).all()
     assert (frame.latency_median_s < 1e-6).all()
@@ -130,7 +133,8 @@ def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -
     [
         (["run", "-a", "gpu9"], "unknown adapter 'gpu9'; valid: cpu, null"),
         (["run", "-s", "nope"], "unknown suite 'nope'; valid: transformer"),
-        (["run", "-w", "convolution"], "unknown workload 'convolution'; valid: attention, ffn"),
+        (["run", "-w", "conv"], "unknown workload 'conv'; valid: attention, ffn, bert"),
+        (["run", "-w", "bert", "-p", "model_path=/nonexistent"], "is not a folder"),
         (["run", "-p", "seq=abc"], "attention.seq takes an integer, got 'abc'"),
         (["run", "-p", "flavour=1"], "no selected workload has parameter 'flavour'"),
         (["run", "-p", "seq"], "-p/--param takes key=value"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.workload import ParamValue, Task, WorkloadError, parse_typed
+
+if TYPE_CHECKING:
+    from harness.roofline import Peaks
 
 Step = Callable[[], Any]
 
@@ -98,6 +101,16 @@ class Adapter(ABC):
 
     def reset_memory_stats(self) -> None:
         """Reset the device's peak-memory counters before a case."""
+
+    def peaks(self, dtype: str) -> Peaks:
+        """Peak FLOP/s and bytes/s for ``dtype``, measured through this adapter by default.
+
+        Adapters that know their device may return datasheet figures instead (with that source);
+        adapters without hardware raise :class:`harness.roofline.NoPeaks` with the reason.
+        """
+        from harness.roofline import measure_peaks
+
+        return measure_peaks(self, dtype)
 
     def close(self) -> None:
         """Release the device and anything prepared."""

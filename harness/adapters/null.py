@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from harness.adapters import Adapter, Step
+from harness.roofline import NoPeaks, Peaks
 from harness.workload import Task
 
 
@@ -24,6 +25,9 @@ class NullAdapter(Adapter):
 
     def prepare(self, task: Task) -> Step:
         return _nothing
+
+    def peaks(self, dtype: str) -> Peaks:
+        raise NoPeaks("the null adapter runs no hardware: it has no peak to compare with")
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "purpose": "harness overhead"}

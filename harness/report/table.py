@@ -25,8 +25,8 @@ def _check(row: dict[str, Any]) -> str:
 def render(rows: Iterable[dict[str, Any]]) -> str:
     """A fixed-width table: one line per result, errors and skips with their message."""
     rows = list(rows)
-    header = ("case", "adapter", "status", "median", "95% CI", "p99", "throughput", "peak RSS",
-              "check")
+    header = ("case", "adapter", "status", "median", "95% CI", "p99", "throughput", "% peak",
+              "peak RSS", "check")
     lines: list[Sequence[str]] = [header]
     notes = []
     for row in rows:
@@ -38,10 +38,11 @@ def render(rows: Iterable[dict[str, Any]]) -> str:
                 units.seconds(row.get("latency_p99_s")) + ("*" if row.get("p99_low_confidence")
                                                            else ""),
                 units.rate(row.get("throughput_items_per_s"), "items/s"),
+                units.percent(row.get("peak_fraction")),
                 units.size(row.get("peak_rss_bytes")), _check(row),
             ))
         else:
-            lines.append((row["case_id"], row["adapter"], status) + (units.DASH,) * 6)
+            lines.append((row["case_id"], row["adapter"], status) + (units.DASH,) * 7)
         if row.get("message"):
             notes.append(f"  {row['case_id']} on {row['adapter']}: {row['message']}")
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -43,3 +43,10 @@ def size(value: Any) -> str:
         if abs(v) >= scale:
             return f"{v / scale:.3g} {unit}"
     return f"{v:.0f} B"
+
+
+def percent(fraction: Any) -> str:
+    """``0.4567`` → ``45.7%``."""
+    if _missing(fraction):
+        return DASH
+    return f"{float(fraction) * 100:.3g}%"

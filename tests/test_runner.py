@@ -1,0 +1,115 @@
+"""The runner with fake adapters: rows for ok, skipped and failed cases, peaks measured once."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness import Skip, Task, workload
+from harness.adapters import Adapter, Step
+from harness.config import RunConfig, TimingOptions
+from harness.plan import AdapterSpec, Plan
+from harness.results import RunWriter
+from harness.roofline import Peaks
+from harness.runner import Runner
+from harness.workload import Case
+
+FAST = TimingOptions(min_time_s=0.005, min_samples=3, max_time_s=0.5, max_warmup_s=0.05)
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+class FakeAdapter(Adapter):
+    name: ClassVar[str] = "fake"
+    peak_calls: ClassVar[list[str]] = []
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, ""
+
+    def supports(self, task: Task) -> tuple[bool, str]:
+        if task.meta.get("needs") == "gpu":
+            return False, "fake has no gpu"
+        return True, ""
+
+    def prepare(self, task: Task) -> Step:
+        fn, inputs = task.fn, task.inputs
+        return lambda: fn(*inputs)
+
+    def peaks(self, dtype: str) -> Peaks:
+        self.peak_calls.append(dtype)
+        return Peaks(flops_per_s=1e12, bytes_per_s=1e11, source=f"fake {dtype}")
+
+
+def must_be(expected: int) -> Any:
+    def check(out: int) -> None:
+        assert out == expected, f"got {out}, expected {expected}"
+    return check
+
+
+@workload(params={"x": [2, 3], "dtype": ["float32", "bfloat16"]})
+def doubler(x: int, dtype: str) -> Task:
+    return Task(fn=double, inputs=(x,), items=4, flops=8.0, bytes=16.0, check=must_be(4),
+                meta={"dtype": dtype, "footprint_bytes": 123})
+
+
+@workload(params={"mode": ["build", "skip", "unsupported", "run"]})
+def troubled(mode: str) -> Task:
+    if mode == "build":
+        raise ValueError("cannot build")
+    if mode == "skip":
+        raise Skip("not on this machine")
+
+    def explode() -> None:
+        raise RuntimeError("exploded")
+
+    return Task(fn=explode, meta={"needs": "gpu"} if mode == "unsupported" else {})
+
+
+def run(tmp_path: Path, cases: list[Case]) -> list[dict[str, Any]]:
+    config = RunConfig(timing=FAST, collect=False, out=tmp_path)
+    plan = Plan(cases=cases, adapters=[AdapterSpec("fake")])
+    writer = RunWriter(tmp_path, {})
+    rows = Runner(config, plan, writer).run({"fake": FakeAdapter()})
+    writer.close()
+    stored = [json.loads(line) for line in (writer.path / "rows.jsonl").read_text().splitlines()]
+    assert [r["case_id"] for r in stored] == [r["case_id"] for r in rows]
+    return rows
+
+
+def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
+    FakeAdapter.peak_calls.clear()
+    cases = [Case("demo", doubler, p) for p in doubler.grid("full")]
+    rows = run(tmp_path, cases)
+    by_id = {r["case_id"]: r for r in rows}
+    ok = by_id["demo/doubler[x=2,dtype=float32]"]
+    assert ok["status"] == "ok" and ok["correct"] is True
+    assert ok["n_samples"] >= 3 and ok["latency_median_s"] > 0
+    assert ok["throughput_items_per_s"] == 4 / ok["latency_median_s"]
+    assert ok["peak_source"] == "fake float32"
+    assert ok["peak_fraction"] == max(8.0 / ok["latency_median_s"] / 1e12,
+                                      16.0 / ok["latency_median_s"] / 1e11)
+    assert ok["footprint_bytes"] == 123
+    assert "collectors were turned off" in ok["missing"]["peak_rss_bytes"]
+    wrong = by_id["demo/doubler[x=3,dtype=float32]"]
+    assert wrong["correct"] is False and wrong["message"] == "check failed: got 6, expected 4"
+    # Peaks are calibrated once per dtype, not once per case.
+    assert sorted(FakeAdapter.peak_calls) == ["bfloat16", "float32"]
+
+
+def test_failures_become_rows_and_the_run_goes_on(tmp_path: Path) -> None:
+    rows = run(tmp_path, [Case("demo", troubled, p) for p in troubled.grid("full")])
+    by_mode = {r["params"]["mode"]: r for r in rows}
+    assert by_mode["build"]["status"] == "error"
+    assert by_mode["build"]["message"].startswith("build failed: ValueError: cannot build")
+    assert (by_mode["skip"]["status"], by_mode["skip"]["message"]) == (
+        "skipped", "not on this machine")
+    assert (by_mode["unsupported"]["status"], by_mode["unsupported"]["message"]) == (
+        "skipped", "fake has no gpu")
+    assert by_mode["run"]["status"] == "error"
+    assert by_mode["run"]["message"].startswith("timing failed: RuntimeError: exploded")
+    assert math.isnan(by_mode["run"].get("latency_median_s", math.nan))
