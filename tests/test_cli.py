@@ -58,7 +58,7 @@ def test_run_with_null_writes_a_loadable_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     run = only_run(tmp_path)
     assert f"run folder: {run}" in result.stdout
-    assert "transformer/attention[batch=1" in result.stdout  # the table
+    assert "transformer/attention  batch=1 heads=12" in result.stdout  # the table's heading
     frame = harness.load(run)
     assert set(frame.workload) == {"attention", "ffn"}
     assert (frame.status == "ok").all()

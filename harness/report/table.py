@@ -1,4 +1,8 @@
-"""The plain-text results table printed at the end of ``harness run``."""
+"""The plain-text results table printed at the end of ``harness run``.
+
+Rows are grouped by workload: parameters shared by every row of a group go on the group's
+heading, and only the parameters that vary get a column, so the table stays readable.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.report import units
+from harness.workload import format_value
+
+FIGURES = ("median", "95% CI", "p99", "throughput", "% peak", "peak RSS", "check")
 
 
 def _ci(row: dict[str, Any]) -> str:
-    low, high, median = row.get("latency_ci_low_s"), row.get("latency_ci_high_s"), row.get(
-        "latency_median_s")
-    if units._missing(low) or units._missing(high) or units._missing(median) or not median:
+    low, high = row.get("latency_ci_low_s"), row.get("latency_ci_high_s")
+    median = row.get("latency_median_s")
+    if units.missing(low) or units.missing(high) or units.missing(median) or not median:
         return units.DASH
     # The interval as ± percent of the median reads faster than two more times.
     half = max(median - low, high - median) / median * 100
@@ -19,43 +26,57 @@ def _ci(row: dict[str, Any]) -> str:
 
 
 def _check(row: dict[str, Any]) -> str:
-    return {True: "pass", False: "FAIL"}.get(row.get("correct"), units.DASH)  # type: ignore[arg-type]
+    correct = row.get("correct")
+    return "pass" if correct is True else "FAIL" if correct is False else units.DASH
 
 
-def render(rows: Iterable[dict[str, Any]]) -> str:
-    """A fixed-width table: one line per result, errors and skips with their message."""
-    rows = list(rows)
-    header = ("case", "adapter", "status", "median", "95% CI", "p99", "throughput", "% peak",
-              "peak RSS", "check")
-    lines: list[Sequence[str]] = [header]
-    notes = []
-    for row in rows:
-        status = row.get("status", "")
-        if status == "ok":
-            lines.append((
-                row["case_id"], row["adapter"], status,
-                units.seconds(row.get("latency_median_s")), _ci(row),
-                units.seconds(row.get("latency_p99_s")) + ("*" if row.get("p99_low_confidence")
-                                                           else ""),
-                units.rate(row.get("throughput_items_per_s"), "items/s"),
-                units.percent(row.get("peak_fraction")),
-                units.size(row.get("peak_rss_bytes")), _check(row),
-            ))
-        else:
-            lines.append((row["case_id"], row["adapter"], status) + (units.DASH,) * 7)
-        if row.get("message"):
-            notes.append(f"  {row['case_id']} on {row['adapter']}: {row['message']}")
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+def _figures(row: dict[str, Any]) -> tuple[str, ...]:
+    if row.get("status") != "ok":
+        return (row.get("status", ""),) + (units.DASH,) * (len(FIGURES) - 1)
+    p99 = units.seconds(row.get("latency_p99_s")) + ("*" if row.get("p99_low_confidence") else "")
+    return (units.seconds(row.get("latency_median_s")), _ci(row), p99,
+            units.rate(row.get("throughput_items_per_s"),
+                       f"{(row.get('meta') or {}).get('items_unit', 'items')}/s"),
+            units.percent(row.get("peak_fraction")), units.size(row.get("peak_rss_bytes")),
+            _check(row))
+
+
+def _grid(lines: list[Sequence[str]]) -> list[str]:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
         out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def render(rows: Iterable[dict[str, Any]]) -> str:
+    """Fixed-width tables, one per workload; errors and skips are listed with their message."""
+    rows = list(rows)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['suite']}/{row['workload']}", []).append(row)
+    out: list[str] = []
+    for name, group in groups.items():
+        keys = list(dict.fromkeys(k for row in group for k in row.get("params", {})))
+        varying = [k for k in keys
+                   if len({format_value(row["params"].get(k, "")) for row in group}) > 1]
+        fixed = " ".join(f"{k}={format_value(group[0]['params'][k])}" for k in keys
+                         if k not in varying and group[0]["params"].get(k, "") != "")
+        out.append(f"{name}  {fixed}".rstrip())
+        header = (*varying, "adapter", *FIGURES)
+        lines: list[Sequence[str]] = [header]
+        for row in group:
+            params = tuple(format_value(row["params"].get(k, "")) for k in varying)
+            lines.append((*params, row["adapter"], *_figures(row)))
+        out.extend("  " + line for line in _grid(lines))
+        out.append("")
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")
+    notes = [f"  {row['case_id']} on {row['adapter']}: {row['message']}"
+             for row in rows if row.get("message")]
     if notes:
-        out.append("")
-        out.append("notes:")
-        out.extend(notes)
-    return "\n".join(out)
+        out.extend(["notes:", *notes])
+    return "\n".join(out).rstrip()

@@ -8,13 +8,14 @@ from typing import Any
 DASH = "-"
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """True for None and NaN: a figure that was not measured."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def seconds(value: Any) -> str:
     """``0.00123`` → ``1.23 ms``."""
-    if _missing(value):
+    if missing(value):
         return DASH
     v = float(value)
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
@@ -25,7 +26,7 @@ def seconds(value: Any) -> str:
 
 def rate(value: Any, unit: str = "/s") -> str:
     """``12345.6`` → ``12.3 k/s``."""
-    if _missing(value):
+    if missing(value):
         return DASH
     v = float(value)
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -36,7 +37,7 @@ def rate(value: Any, unit: str = "/s") -> str:
 
 def size(value: Any) -> str:
     """Bytes in binary units: ``1536`` → ``1.5 KiB``."""
-    if _missing(value):
+    if missing(value):
         return DASH
     v = float(value)
     for scale, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
@@ -47,6 +48,6 @@ def size(value: Any) -> str:
 
 def percent(fraction: Any) -> str:
     """``0.4567`` → ``45.7%``."""
-    if _missing(fraction):
+    if missing(fraction):
         return DASH
     return f"{float(fraction) * 100:.3g}%"
