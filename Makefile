@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/harness run $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness suites tests
+	$(BIN)/ruff check harness suites tests benchmarks
 	$(BIN)/mypy
 
 test: lint

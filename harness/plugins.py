@@ -26,7 +26,6 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "harness.collectors": {
         "memory": "harness.collectors.memory:PeakRssCollector",
-        "energy": "harness.collectors.energy:RaplCollector",
     },
     "harness.suites": {
         "transformer": "suites.transformer",

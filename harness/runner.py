@@ -120,23 +120,26 @@ class Runner:
 
     def run(self, adapters: dict[str, Adapter]) -> list[dict[str, Any]]:
         """Run every case on every adapter (instances keyed by spec label); return the rows."""
-        for collector in self.collectors:
-            if collector.available()[0]:
-                collector.calibrate()
+        _calibrate(self.collectors)
         rows = []
         total = len(self.plan)
         index = 0
         for spec in self.plan.adapters:
             adapter = adapters[spec.label]
+            # The adapter's own counters (device energy) measure alongside the host collectors.
+            own = adapter.collectors() if self.config.collect else []
+            _calibrate(own)
             for case in self.plan.cases:
                 index += 1
                 if self.hooks.on_start:
                     self.hooks.on_start(case, spec, index, total)
-                row = self.run_case(case, spec, adapter)
+                row = self.run_case(case, spec, adapter, [*self.collectors, *own])
                 self.writer.append(row)
                 rows.append(row)
                 if self.hooks.on_row:
                     self.hooks.on_row(row, index, total)
+            for collector in own:
+                collector.close()
         for collector in self.collectors:
             collector.close()
         return rows
@@ -153,8 +156,10 @@ class Runner:
                 self._peaks[key] = f"peak calibration failed: {_error_text(exc)}"
         return self._peaks[key]
 
-    def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter) -> dict[str, Any]:
+    def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter,
+                 collectors: list[Collector] | None = None) -> dict[str, Any]:
         """One result row; any failure of the case becomes an error row, never an exception."""
+        collectors = self.collectors if collectors is None else collectors
         row: dict[str, Any] = {
             "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
             "params": case.params, "adapter": spec.name, "adapter_options": dict(adapter.config),
@@ -180,8 +185,8 @@ class Runner:
                 row.update(timing)
                 row["correct"], row["message"] = self._check(task, adapter, measurement.output)
                 stage = "collectors"
-                if self.collectors:
-                    figures = collector_pass(step, adapter, self.collectors, task.items)
+                if collectors:
+                    figures = collector_pass(step, adapter, collectors, task.items)
                     row.update(figures.values)
                     missing.update(figures.missing)
             device_memory = adapter.memory_stats()
@@ -204,9 +209,13 @@ class Runner:
         row["meta"] = dict(task.meta)
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
-        if not self.collectors:
+        if not self.config.collect:
             missing.update({c: "collectors were turned off for this run"
                             for c in ("peak_rss_bytes", "energy_j")})
+        elif "energy_source" not in row:
+            reason = f"the {spec.name} adapter has no energy counter"
+            row["energy_source"] = f"unavailable: {reason}"
+            missing["energy_j"] = reason
         if not measurement.steady:
             row["message"] = _join(row["message"], "warm-up never settled: figures may drift")
         if measurement.hit_time_cap:
@@ -226,6 +235,12 @@ class Runner:
             first = (str(exc).strip().splitlines() or ["output differs from the reference"])[0]
             return False, f"check failed: {first}"
         return True, ""
+
+
+def _calibrate(collectors: list[Collector]) -> None:
+    for collector in collectors:
+        if collector.available()[0]:
+            collector.calibrate()
 
 
 def _join(first: str, second: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from harness import Skip, Task, workload
 from harness.adapters import Adapter, Step
+from harness.collectors import Collector, Figures
 from harness.config import RunConfig, TimingOptions
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
@@ -113,3 +114,50 @@ def test_failures_become_rows_and_the_run_goes_on(tmp_path: Path) -> None:
     assert by_mode["run"]["status"] == "error"
     assert by_mode["run"]["message"].startswith("timing failed: RuntimeError: exploded")
     assert math.isnan(by_mode["run"].get("latency_median_s", math.nan))
+
+
+class MeteredAdapter(FakeAdapter):
+    name: ClassVar[str] = "metered"
+
+    def collectors(self) -> list[Collector]:
+        return [FakeEnergy()]
+
+
+class FakeEnergy(Collector):
+    name: ClassVar[str] = "fake-energy"
+    calibrated: ClassVar[list[bool]] = []
+
+    def calibrate(self) -> None:
+        self.calibrated.append(True)
+
+    def start(self) -> None:
+        return None
+
+    def stop(self, calls: int, items_per_call: int) -> Figures:
+        return Figures(values={"energy_j": 2.0, "energy_source": "fake-counter",
+                               "energy_per_item_j": 2.0 / (calls * items_per_call)})
+
+
+def collected_row(tmp_path: Path, adapter: Adapter, label: str) -> dict[str, Any]:
+    config = RunConfig(timing=FAST, collect=True, out=tmp_path)
+    case = Case("demo", doubler, doubler.grid("quick")[0])
+    writer = RunWriter(tmp_path, {})
+    (row,) = Runner(config, Plan([case], [AdapterSpec(label)]), writer).run({label: adapter})
+    writer.close()
+    return row
+
+
+def test_the_adapters_own_energy_counter_fills_the_energy_columns(tmp_path: Path) -> None:
+    FakeEnergy.calibrated.clear()
+    row = collected_row(tmp_path, MeteredAdapter(), "metered")
+    assert FakeEnergy.calibrated == [True]  # idle baseline once per run and adapter
+    assert row["energy_j"] == 2.0 and row["energy_source"] == "fake-counter"
+    assert row["peak_rss_bytes"] > 10 * 2**20  # the host collector ran in the same pass
+    assert row["peak_rss_source"] == "psutil-sampled-10ms"
+
+
+def test_an_adapter_without_energy_counter_says_so(tmp_path: Path) -> None:
+    row = collected_row(tmp_path, FakeAdapter(), "fake")
+    assert row["energy_source"] == "unavailable: the fake adapter has no energy counter"
+    assert row["missing"]["energy_j"] == "the fake adapter has no energy counter"
+    assert "energy_j" not in row or math.isnan(row["energy_j"])

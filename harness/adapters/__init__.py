@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from harness.workload import ParamValue, Task, WorkloadError, parse_typed
 
 if TYPE_CHECKING:
+    from harness.collectors import Collector
     from harness.roofline import Peaks
 
 Step = Callable[[], Any]
@@ -101,6 +102,15 @@ class Adapter(ABC):
 
     def reset_memory_stats(self) -> None:
         """Reset the device's peak-memory counters before a case."""
+
+    def collectors(self) -> list[Collector]:
+        """Counters of this adapter's own device (energy), run in the collector pass.
+
+        Host-wide collectors (peak RSS, third-party ones) come from entry points; these are the
+        ones only the adapter can know, e.g. RAPL for ``cpu`` or NVML for a GPU. Adapters
+        without an energy counter return none, and rows say so.
+        """
+        return []
 
     def peaks(self, dtype: str) -> Peaks:
         """Peak FLOP/s and bytes/s for ``dtype``, measured through this adapter by default.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step
+from harness.collectors import Collector
 from harness.workload import ParamValue, Task
 
 
@@ -69,6 +70,12 @@ class CpuAdapter(Adapter):
             "torch": torch.__version__,
             "mkldnn": bool(torch.backends.mkldnn.is_available()),  # type: ignore[no-untyped-call]
         }
+
+    def collectors(self) -> list[Collector]:
+        from harness.collectors.energy import RaplCollector
+
+        # The CPU package energy counter: this adapter's device is the host's processor.
+        return [RaplCollector()]
 
     def supports(self, task: Task) -> tuple[bool, str]:
         engine = task.meta.get("engine", "eager")
