@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, dict[str, str]] = {
     "harness.adapters": {
         "cpu": "harness.adapters.cpu:CpuAdapter",
+        "cuda": "harness.adapters.cuda:CudaAdapter",
         "null": "harness.adapters.null:NullAdapter",
     },
     "harness.collectors": {
         "memory": "harness.collectors.memory:PeakRssCollector",
     },
     "harness.suites": {
+        "lookup": "suites.lookup",
         "transformer": "suites.transformer",
     },
 }

@@ -30,9 +30,12 @@ COLUMNS: tuple[str, ...] = (
     "achieved_flops_per_s", "achieved_bytes_per_s", "arithmetic_intensity",
     "peak_flops_per_s", "peak_bytes_per_s", "peak_fraction", "roofline_bound", "peak_source",
     "footprint_bytes",
-    "peak_rss_bytes", "peak_rss_source", "peak_device_bytes",
+    "peak_rss_bytes", "peak_rss_source", "peak_device_bytes", "peak_device_reserved_bytes",
+    "device_memory_used_bytes", "compile_s",
     "energy_j", "energy_net_j", "idle_power_w", "mean_power_w",
     "energy_per_item_j", "energy_net_per_item_j", "energy_source",
+    "sm_clock_start_mhz", "sm_clock_end_mhz", "temperature_start_c", "temperature_end_c",
+    "throttle_reasons",
     "meta", "missing", "started_at", "samples_s",
 )
 

@@ -175,13 +175,18 @@ class Runner:
             if not ok:
                 return {**row, "status": "skipped", "message": reason}
             stage = "prepare"
+            adapter.compile_s, adapter.compile_missing = None, Adapter.compile_missing
             step = adapter.prepare(task)
+            row["compile_s"] = NAN if adapter.compile_s is None else adapter.compile_s
+            if adapter.compile_s is None:
+                missing["compile_s"] = adapter.compile_missing
             adapter.reset_memory_stats()
             with adapter.running():
                 stage = "timing"
                 measurement = self.timer.measure(step, adapter.synchronize)
                 stage = "check"
-                timing, missing = measured_row(task, measurement)
+                timing, timing_missing = measured_row(task, measurement)
+                missing.update(timing_missing)
                 row.update(timing)
                 row["correct"], row["message"] = self._check(task, adapter, measurement.output)
                 stage = "collectors"

@@ -108,7 +108,7 @@ def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
         # also writes and reads the S×S scores; that extra traffic is what fusion saves.
         bytes=4.0 * batch * heads * seq * head_dim * element_size(dtype),
         check=close_to(lambda: attention_reference(q, k, v, causal), rtol, atol),
-        meta={"items_unit": "sequences", "dtype": dtype, "engine": engine},
+        meta={"items_unit": "sequences", "dtype": dtype, "engine": engine, "impl": impl},
     )
 
 

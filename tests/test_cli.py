@@ -131,9 +131,10 @@ def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "-a", "gpu9"], "unknown adapter 'gpu9'; valid: cpu, null"),
-        (["run", "-s", "nope"], "unknown suite 'nope'; valid: transformer"),
-        (["run", "-w", "conv"], "unknown workload 'conv'; valid: attention, ffn, bert"),
+        (["run", "-a", "gpu9"], "unknown adapter 'gpu9'; valid: cpu, "),
+        (["run", "-s", "nope"], "unknown suite 'nope'; valid: lookup, transformer"),
+        (["run", "-w", "conv"],
+         "unknown workload 'conv'; valid: hash_lookup, btree_lookup, attention, ffn, bert"),
         (["run", "-w", "bert", "-p", "model_path=/nonexistent"], "is not a folder"),
         (["run", "-p", "seq=abc"], "attention.seq takes an integer, got 'abc'"),
         (["run", "-p", "flavour=1"], "no selected workload has parameter 'flavour'"),

@@ -161,3 +161,20 @@ def test_an_adapter_without_energy_counter_says_so(tmp_path: Path) -> None:
     assert row["energy_source"] == "unavailable: the fake adapter has no energy counter"
     assert row["missing"]["energy_j"] == "the fake adapter has no energy counter"
     assert "energy_j" not in row or math.isnan(row["energy_j"])
+
+
+class CompilingAdapter(FakeAdapter):
+    name: ClassVar[str] = "compiling"
+
+    def prepare(self, task: Task) -> Step:
+        self.compile_s = 1.5  # as if lowering and compiling took 1.5 s
+        return super().prepare(task)
+
+
+def test_compile_time_is_its_own_column_or_says_why_not(tmp_path: Path) -> None:
+    compiled = collected_row(tmp_path / "a", CompilingAdapter(), "compiling")
+    assert compiled["compile_s"] == 1.5
+    assert "compile_s" not in compiled["missing"]
+    plain = collected_row(tmp_path / "b", FakeAdapter(), "fake")
+    assert math.isnan(plain["compile_s"])
+    assert plain["missing"]["compile_s"] == "this adapter compiles nothing ahead of time"

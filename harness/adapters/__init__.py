@@ -33,6 +33,11 @@ class Adapter(ABC):
     options: ClassVar[Mapping[str, ParamValue | None]] = {}
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
+    #: Seconds the last :meth:`prepare` spent compiling ahead of time (stored as ``compile_s``),
+    #: or None, with :attr:`compile_missing` saying why. Adapters that compile in ``prepare``
+    #: set both; the runner resets them before each case.
+    compile_s: float | None = None
+    compile_missing: str = "this adapter compiles nothing ahead of time"
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.options)

@@ -15,6 +15,35 @@ class Figures:
     #: column name → why that figure is empty (NaN) in this row.
     missing: dict[str, str] = field(default_factory=dict)
 
+    def put(self, column: str, value: Any, reason: str) -> None:
+        """Store ``value``, or NaN with ``reason`` when it is None (never 0: a 0 would read as
+        a measured zero)."""
+        self.values[column] = float("nan") if value is None else value
+        if value is None:
+            self.missing[column] = reason
+
+    def put_energy(self, energy_j: float, window_s: float, items: int,
+                   idle_power_w: float | None, idle_reason: str) -> None:
+        """The energy columns of one window: gross, net of idle power, mean power, per item.
+
+        Shared by every energy collector so that all sources compute the figures alike.
+        ``idle_reason`` says why ``idle_power_w`` is None, when it is.
+        """
+        no_window = f"the window lasted {window_s} s"
+        no_items = f"{items} items ran in the window"
+        # The net figure can come out slightly negative for light work: idle power fluctuates.
+        idle = idle_power_w
+        net_j = None if idle is None or window_s <= 0 else energy_j - idle * window_s
+        net_reason = idle_reason if idle_power_w is None else no_window
+        self.put("energy_j", energy_j, "")
+        self.put("idle_power_w", idle_power_w, idle_reason)
+        self.put("energy_net_j", net_j, net_reason)
+        self.put("mean_power_w", energy_j / window_s if window_s > 0 else None, no_window)
+        self.put("energy_per_item_j", energy_j / items if items > 0 else None, no_items)
+        self.put("energy_net_per_item_j",
+                 net_j / items if net_j is not None and items > 0 else None,
+                 net_reason if net_j is None else no_items)
+
 
 class Collector(ABC):
     """Measures one side metric while a case runs in the collector pass (never during timing).

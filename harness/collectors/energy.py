@@ -225,28 +225,7 @@ class RaplCollector(Collector):
             values={"energy_source": "rapl:" + "+".join(d.name for d in start.domains)}
         )
 
-        def put(column: str, value: float | None, reason: str) -> None:
-            # Missing is NaN with a reason, never 0: a 0 would read as "used no energy".
-            figures.values[column] = float("nan") if value is None else value
-            if value is None:
-                figures.missing[column] = reason
-
-        no_window = f"the window lasted {window_s} s"
-        no_items = f"{items} items ran in the window"
-        idle = self._idle_power_w
-        # The net figure can come out slightly negative for light work: idle power fluctuates.
-        net_j = None if idle is None or window_s <= 0 else energy_j - idle * window_s
-        net_reason = self._idle_reason if idle is None else no_window
-        put("energy_j", energy_j, "")
-        put("idle_power_w", idle, self._idle_reason)
-        put("energy_net_j", net_j, net_reason)
-        put("mean_power_w", energy_j / window_s if window_s > 0 else None, no_window)
-        put("energy_per_item_j", energy_j / items if items > 0 else None, no_items)
-        put(
-            "energy_net_per_item_j",
-            net_j / items if net_j is not None and items > 0 else None,
-            net_reason if net_j is None else no_items,
-        )
+        figures.put_energy(energy_j, window_s, items, self._idle_power_w, self._idle_reason)
         return figures
 
 

@@ -1,0 +1,451 @@
+"""The ``cuda`` adapter: torch on an NVIDIA GPU, optionally compiled and replayed as CUDA graphs."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import gc
+import importlib.util
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness import nvml
+from harness.adapters import Adapter, AdapterError, Step
+from harness.workload import ParamValue, Task
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.collectors import Collector
+    from harness.roofline import Peaks
+
+#: Where CUDA builds of torch come from (CUDA 12.8 wheels); this project's own .venv holds a
+#: CPU-only build, which the adapter reports as the reason it is unavailable.
+CUDA_INDEX_URL = "https://download.pytorch.org/whl/cu128"
+#: eager: as written; compile: torch.compile (Inductor, Triton kernels on the GPU).
+ENGINES = ("eager", "compile")
+#: Calls on a side stream before capturing a graph: the CUDA-graphs notes in torch's docs ask for
+#: a few, so that lazy initialisation, autotuning and compilation happen outside the capture.
+GRAPH_WARMUP_CALLS = 3
+HOST_ONLY_REASON = "runs Python objects on the host; not a GPU workload"
+
+
+# --- availability, without importing torch where the build already says no ------------------
+
+
+@dataclass(frozen=True)
+class TorchBuild:
+    """What the installed torch was built for, read from ``torch/version.py``."""
+
+    version: str
+    cuda: str | None
+    hip: str | None
+
+
+_VERSION_LINE = re.compile(r"^(__version__|cuda|hip)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def torch_build() -> TorchBuild | None:
+    """The installed torch's build, or None when torch is not installed.
+
+    Reads ``torch/version.py`` as text, because importing torch takes seconds and ``harness
+    list`` must stay fast on a CPU-only install; imports torch only if that file is unreadable.
+    """
+    spec = importlib.util.find_spec("torch")
+    if spec is None:
+        return None
+    fields: dict[str, Any] = {}
+    try:
+        folder = next(iter(spec.submodule_search_locations or ()))
+        text = (Path(folder) / "version.py").read_text()
+        for key, value in _VERSION_LINE.findall(text):
+            fields[key] = ast.literal_eval(value)
+    except (StopIteration, OSError, ValueError, SyntaxError):
+        fields = {}
+    if "__version__" in fields and "cuda" in fields:
+        return TorchBuild(str(fields["__version__"]), fields["cuda"], fields.get("hip"))
+    import torch
+
+    return TorchBuild(torch.__version__, torch.version.cuda,
+                      getattr(torch.version, "hip", None))
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# --- moving data: pure helpers, testable on the CPU ---------------------------------------
+
+
+def to_device(obj: Any, device: Any) -> Any:
+    """``obj`` with every tensor moved to ``device``, through tuples, lists and dicts.
+
+    Returns new containers and leaves ``obj`` alone; non-tensor leaves are kept as they are.
+    """
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple):
+        items = [to_device(item, device) for item in obj]
+        # A named tuple is rebuilt from fields; a plain tuple (or subclass) from an iterable.
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    if isinstance(obj, list):
+        return [to_device(item, device) for item in obj]
+    if isinstance(obj, Mapping):
+        moved = {key: to_device(value, device) for key, value in obj.items()}
+        if type(obj) is dict:
+            return moved
+        try:  # keep the mapping's own type (OrderedDict, a model's output class) where it can
+            rebuilt: Any = type(obj)(moved)  # type: ignore[call-arg]
+        except Exception:
+            return moved
+        return rebuilt
+    return obj
+
+
+def place(fn: Any, inputs: tuple[Any, ...], device: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``fn`` and ``inputs`` on ``device``, leaving the task's originals where they are.
+
+    ``nn.Module.to`` moves parameters in place, and a task's correctness check may still use
+    its module on the host (the ffn reference reads the block's weights), so a module is
+    deep-copied first. Other callables are used as they are.
+    """
+    import torch
+
+    if isinstance(fn, torch.nn.Module):
+        fn = copy.deepcopy(fn).to(device).eval()
+    return fn, tuple(to_device(inputs, device))
+
+
+# --- datasheet peaks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Datasheet:
+    """One GPU's peaks from NVIDIA's datasheet: dense (no 2:4 sparsity) FLOP/s by dtype, and
+    memory bandwidth. ``pattern`` matches torch's device name without ``NVIDIA``/``Tesla``."""
+
+    pattern: str
+    sheet: str
+    flops_per_s: Mapping[str, float]
+    bytes_per_s: float
+
+
+# Figures from each product's NVIDIA datasheet. Datasheets print tensor-core figures "with
+# sparsity"; the dense figures here are half of those. float32 is the non-tensor FP32 rate (torch
+# does not use TF32 for float32 matmuls unless asked); tf32 applies when it is asked.
+_HOPPER = {"float32": 67e12, "tf32": 494.5e12, "bfloat16": 989.5e12, "float16": 989.5e12}
+_A100 = {"float32": 19.5e12, "tf32": 156e12, "bfloat16": 312e12, "float16": 312e12}
+DATASHEETS: tuple[Datasheet, ...] = (
+    Datasheet(r"H100 (80GB HBM3|SXM5?( 80GB)?)", "NVIDIA H100 SXM", _HOPPER, 3.35e12),
+    Datasheet(r"H100 PCIe", "NVIDIA H100 PCIe",
+              {"float32": 51e12, "tf32": 378e12, "bfloat16": 756.5e12, "float16": 756.5e12},
+              2.0e12),
+    # The H200 NVL is power-limited below these figures; it falls through to measurement.
+    Datasheet(r"H200( SXM5?)?( 141GB)?( HBM3e)?", "NVIDIA H200 SXM", _HOPPER, 4.8e12),
+    Datasheet(r"A100-SXM4-80GB", "NVIDIA A100 80GB SXM", _A100, 2.039e12),
+    Datasheet(r"A100-SXM4-40GB", "NVIDIA A100 40GB SXM", _A100, 1.555e12),
+    Datasheet(r"A100 80GB PCIe", "NVIDIA A100 80GB PCIe", _A100, 1.935e12),
+    Datasheet(r"A100-PCIE-40GB", "NVIDIA A100 40GB PCIe", _A100, 1.555e12),
+    Datasheet(r"L4", "NVIDIA L4",
+              {"float32": 30.3e12, "tf32": 60e12, "bfloat16": 121e12, "float16": 121e12}, 300e9),
+    # Exactly "A10": AWS's A10G is a different board with its own figures.
+    Datasheet(r"A10", "NVIDIA A10",
+              {"float32": 31.2e12, "tf32": 62.5e12, "bfloat16": 125e12, "float16": 125e12},
+              600e9),
+    # Turing: no bfloat16 or TF32 units, and no sparsity; fp16 is the "mixed precision" figure.
+    Datasheet(r"T4", "NVIDIA T4", {"float32": 8.1e12, "float16": 65e12}, 320e9),
+)
+_PREFIX = re.compile(r"^(NVIDIA|Tesla)\s+", re.IGNORECASE)
+
+
+def datasheet_for(device_name: str) -> Datasheet | None:
+    """The datasheet entry for torch's device name (e.g. ``NVIDIA H200``), if there is one."""
+    name = device_name.strip()
+    while _PREFIX.match(name):
+        name = _PREFIX.sub("", name, count=1)
+    for sheet in DATASHEETS:
+        if re.fullmatch(sheet.pattern, name, re.IGNORECASE):
+            return sheet
+    return None
+
+
+def datasheet_peaks(device_name: str, dtype: str, *, tf32: bool = False) -> Peaks | None:
+    """Datasheet peaks of ``device_name`` for ``dtype``; None for unknown devices or dtypes.
+
+    ``tf32``: float32 matmuls run on TF32 tensor cores (``torch.set_float32_matmul_precision``
+    ``"high"`` or ``"medium"``), so the TF32 figure is the float32 ceiling.
+    """
+    from harness.roofline import Peaks
+
+    sheet = datasheet_for(device_name)
+    key = "tf32" if dtype == "float32" and tf32 else dtype
+    if sheet is None or key not in sheet.flops_per_s:
+        return None
+    kind = "FP32 (non-tensor)" if key == "float32" else f"dense {key}"
+    return Peaks(flops_per_s=sheet.flops_per_s[key], bytes_per_s=sheet.bytes_per_s,
+                 source=f"datasheet: {sheet.sheet}, {kind}; memory "
+                        f"{sheet.bytes_per_s / 1e12:g} TB/s")
+
+
+# --- the adapter ----------------------------------------------------------------------------
+
+
+class CudaAdapter(Adapter):
+    """Runs torch workloads on one NVIDIA GPU under ``torch.inference_mode``.
+
+    Options: ``device`` (the CUDA index, as in ``cuda:device=1``) and ``graphs`` (capture each
+    step in a CUDA graph and replay it, which removes per-kernel launch cost). The timer
+    synchronises the device inside the clock through :meth:`synchronize` (DESIGN §4.5).
+
+    With ``graphs``, warm-up and capture happen in :meth:`prepare`; compilation under
+    ``engine=compile`` then lands there as well, not in ``first_call_s``.
+    """
+
+    name: ClassVar[str] = "cuda"
+    options: ClassVar[dict[str, ParamValue | None]] = {"device": 0, "graphs": False}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        index = self.config["device"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise AdapterError(f"cuda:device must be a non-negative integer, got {index!r}")
+        if not isinstance(self.config["graphs"], bool):
+            raise AdapterError(f"cuda:graphs must be true or false, got {self.config['graphs']!r}")
+        self.index: int = index
+        import torch
+
+        # Only checked where CUDA works, so the adapter can be built (and tested) without a GPU.
+        if torch.cuda.is_available() and index >= torch.cuda.device_count():
+            raise AdapterError(f"cuda:device={index} does not exist: "
+                               f"{torch.cuda.device_count()} GPU(s) visible")
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        build = torch_build()
+        if build is None:
+            return False, ("torch is not installed; install a CUDA build: "
+                           f"pip install torch --index-url {CUDA_INDEX_URL}")
+        if build.cuda is None:
+            install = (f"pip install torch=={build.version.split('+')[0]} "
+                       f"--index-url {CUDA_INDEX_URL}")
+            if build.hip:
+                return False, (f"torch {build.version} is a ROCm build (torch.version.hip is "
+                               f"{build.hip}), not a CUDA one; install a CUDA build: {install}")
+            return False, (f"torch {build.version} is a CPU-only build (torch.version.cuda is "
+                           f"None); install a CUDA build: {install}")
+        import torch
+
+        # A driver too old for this build, or a broken one, shows only as a warning.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            count = torch.cuda.device_count()
+            usable = count > 0 and torch.cuda.is_available()
+        note = _first_line(str(caught[0].message)) if caught else ""
+        if count == 0:
+            parts = ["no NVIDIA GPU visible (torch.cuda.device_count() == 0)"]
+            if "CUDA_VISIBLE_DEVICES" in os.environ:
+                parts.append(f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}")
+            if note:
+                parts.append(note)
+            else:
+                ok, why = nvml.probe()
+                if not ok:
+                    parts.append(why)
+            return False, "; ".join(parts)
+        if not usable:
+            return False, f"CUDA is unusable here: {note or 'torch.cuda.is_available() is False'}"
+        return True, ""
+
+    @property
+    def device(self) -> str:
+        return f"cuda:{self.index}"
+
+    def _torch_device(self) -> torch.device:
+        import torch
+
+        return torch.device("cuda", self.index)
+
+    def _uuid(self) -> str | None:
+        """The GPU's UUID spelled as NVML does (``GPU-…``): one name for it in CUDA and NVML."""
+        import torch
+
+        uuid = str(getattr(torch.cuda.get_device_properties(self.index), "uuid", "") or "")
+        if not uuid:
+            return None
+        return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+
+    def info(self) -> dict[str, Any]:
+        import torch
+
+        props = torch.cuda.get_device_properties(self.index)
+        facts: dict[str, Any] = {
+            **super().info(),
+            "gpu": props.name,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "total_memory_bytes": int(props.total_memory),
+            "multiprocessors": int(props.multi_processor_count),
+            "uuid": self._uuid(),
+            "torch": torch.__version__,
+            "cuda_runtime": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+        facts.update(_nvml_facts(self._uuid(), self.index))
+        return facts
+
+    def supports(self, task: Task) -> tuple[bool, str]:
+        if task.meta.get("host_only"):
+            return False, HOST_ONLY_REASON
+        engine = task.meta.get("engine", "eager")
+        if engine not in ENGINES:
+            return False, f"the cuda adapter has no engine {engine!r}; it runs {', '.join(ENGINES)}"
+        if task.meta.get("dtype") == "bfloat16":
+            import torch
+
+            # Pre-Ampere GPUs only emulate bfloat16: slow, and some kernels refuse it.
+            if torch.cuda.is_available():
+                major, minor = torch.cuda.get_device_capability(self.index)
+                if major < 8:
+                    return False, (f"bfloat16 needs compute capability 8.0 or newer; "
+                                   f"{self.device} is {major}.{minor}")
+        return True, ""
+
+    def prepare(self, task: Task) -> Step:
+        import torch
+
+        fn, inputs = place(task.fn_for(self.name), task.inputs, self._torch_device())
+        if task.meta.get("engine") == "compile":
+            # Compilation happens lazily in the first call (first_call_s), never in latency.
+            fn = torch.compile(fn)
+            self.compile_missing = ("torch.compile compiles in the first call (see first_call_s)"
+                                    if not self.config["graphs"] else
+                                    "torch.compile compiles during graph capture in prepare")
+        if self.config["graphs"]:
+            return self._capture(fn, inputs)
+
+        def step() -> Any:
+            return fn(*inputs)
+
+        return step
+
+    def _capture(self, fn: Any, inputs: tuple[Any, ...]) -> Step:
+        """Warm ``fn`` up on a side stream, capture one call in a CUDA graph, return a replay."""
+        import torch
+
+        device = self._torch_device()
+        with torch.cuda.device(device), torch.inference_mode():
+            # Warm-up on a side stream, as torch's CUDA-graphs docs require: lazy init and
+            # autotuning must not happen inside the capture, and the capture stream must not be
+            # the legacy default stream.
+            side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_CALLS):
+                    fn(*inputs)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                output = fn(*inputs)
+        # The graph reads the captured input tensors and overwrites `output` on each replay.
+
+        def step() -> Any:
+            graph.replay()
+            return output
+
+        return step
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize(self.index)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        import torch
+
+        # Entered once around a whole sampling loop: its cost is outside each call. The device
+        # context makes this GPU current, which graph replay and new allocations rely on.
+        with torch.cuda.device(self.index), torch.inference_mode():
+            yield
+
+    def to_host(self, output: Any) -> Any:
+        return to_device(output, "cpu")
+
+    def reset_memory_stats(self) -> None:
+        import torch
+
+        # The previous case's tensors are garbage by now: return their cached blocks to the
+        # driver, so that the reserved peak is this case's alone.
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(self.index)
+
+    def memory_stats(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "peak_device_bytes": int(torch.cuda.max_memory_allocated(self.index)),
+            "peak_device_reserved_bytes": int(torch.cuda.max_memory_reserved(self.index)),
+        }
+
+    def collectors(self) -> list[Collector]:
+        from harness.collectors.nvml_energy import NvmlEnergyCollector
+
+        return [NvmlEnergyCollector(self.index, uuid=self._uuid())]
+
+    def peaks(self, dtype: str) -> Peaks:
+        import torch
+
+        from harness.roofline import measure_peaks
+
+        tf32 = torch.get_float32_matmul_precision() != "highest"
+        found = datasheet_peaks(torch.cuda.get_device_name(self.index), dtype, tf32=tf32)
+        return found if found is not None else measure_peaks(self, dtype)
+
+    def close(self) -> None:
+        import torch
+
+        if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+            torch.cuda.synchronize(self.index)
+            torch.cuda.empty_cache()
+
+
+def _nvml_facts(uuid: str | None, index: int) -> dict[str, Any]:
+    """Driver, CUDA driver version and power limit from NVML; a reason for each one missing."""
+    facts: dict[str, Any] = {}
+    try:
+        session = nvml.Nvml.open()
+    except nvml.NvmlError as exc:
+        return {"nvml": f"unavailable: {exc.reason}"}
+    with session:
+        handle: nvml.Handle = None
+        with contextlib.suppress(nvml.NvmlError):
+            handle = session.handle(uuid) if uuid else session.handle(index)
+        if handle is None:
+            # Index fallback only where it cannot pick the wrong GPU (NVML and CUDA may number
+            # several devices differently).
+            with contextlib.suppress(nvml.NvmlError):
+                handle = session.handle(index) if session.device_count() == 1 else None
+        queries: dict[str, Any] = {
+            "driver": session.driver_version,
+            "cuda_driver": session.cuda_driver_version,
+        }
+        if handle is not None:
+            queries["power_limit_w"] = lambda: session.power_limit_w(handle)
+            queries["nvml_name"] = lambda: session.name(handle)
+        for key, query in queries.items():
+            try:
+                facts[key] = query()
+            except nvml.NvmlError as exc:
+                facts[key] = None
+                facts[f"{key}_missing"] = exc.reason
+    return facts
