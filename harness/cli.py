@@ -57,6 +57,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per case")
     run.add_argument("--max-time", type=float, metavar="S", help="maximum sampling time per case")
     run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
+    run.add_argument("--reference", metavar="ADAPTER",
+                     help="with several adapters, show speedups over this one (default: cpu)")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
 
@@ -148,6 +150,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             adapters[spec.label] = cls(**spec.options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    names = [spec.name for spec in plan.adapters]
+    if args.reference is not None and args.reference not in names:
+        raise UsageError(f"--reference {args.reference!r} is not among the run's adapters: "
+                         f"{', '.join(dict.fromkeys(names))}")
     context = environment.collect()
     context["config"] = {
         "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
@@ -169,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for adapter in adapters.values():
             adapter.close()
     progress.finish()
-    print(render(rows))
+    print(render(rows, reference=args.reference or "cpu"))
     print(f"\nrun folder: {writer.path}")
     failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
     return 1 if failed else 0

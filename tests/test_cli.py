@@ -136,6 +136,8 @@ def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -
         (["run", "-w", "conv"],
          "unknown workload 'conv'; valid: hash_lookup, btree_lookup, attention, ffn, bert"),
         (["run", "-w", "bert", "-p", "model_path=/nonexistent"], "is not a folder"),
+        (["run", "-a", "null", "--reference", "tpu"],
+         "--reference 'tpu' is not among the run's adapters: null"),
         (["run", "-p", "seq=abc"], "attention.seq takes an integer, got 'abc'"),
         (["run", "-p", "flavour=1"], "no selected workload has parameter 'flavour'"),
         (["run", "-p", "seq"], "-p/--param takes key=value"),
@@ -164,3 +166,17 @@ def test_export_csv(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == run / "rows.csv"
     assert "latency_median_s" in (run / "rows.csv").read_text().splitlines()[0]
+
+
+def test_several_adapters_print_one_table_with_speedups(tmp_path: Path) -> None:
+    result = cli("run", "-w", "ffn", "-a", "cpu:threads=1", "-a", "null", "--no-collect",
+                 "--reference", "null", "--out", tmp_path, *FAST)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.splitlines()
+    header = next(line for line in table if "adapter" in line)
+    assert header.split()[:3] == ["adapter", "median", "vs"] and "vs null" in header
+    cpu = next(line for line in table if line.split()[:1] == ["cpu"])
+    null = next(line for line in table if line.split()[:1] == ["null"])
+    assert null.split()[3] == "1×"
+    assert float(cpu.split()[3].rstrip("×")) < 1  # real work is slower than an empty call
+    assert cpu.split()[-1] == "pass"

@@ -1,7 +1,9 @@
 """The plain-text results table printed at the end of ``harness run``.
 
 Rows are grouped by workload: parameters shared by every row of a group go on the group's
-heading, and only the parameters that vary get a column, so the table stays readable.
+heading, and only the parameters that vary get a column, so the table stays readable. When a run
+covers several adapters, each row also shows its speedup over the reference adapter on the same
+case (reference median / row median: above 1 is faster), so adapters compare side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def _figures(row: dict[str, Any]) -> tuple[str, ...]:
             _check(row))
 
 
+def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
+    """``2.31×`` over the reference row of the same case; a dash when either has no median."""
+    if reference is None or row.get("status") != "ok" or reference.get("status") != "ok":
+        return units.DASH
+    mine, theirs = row.get("latency_median_s"), reference.get("latency_median_s")
+    if units.missing(mine) or units.missing(theirs) or not mine:
+        return units.DASH
+    return f"{theirs / mine:.3g}×"
+
+
 def _grid(lines: list[Sequence[str]]) -> list[str]:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
@@ -51,9 +63,16 @@ def _grid(lines: list[Sequence[str]]) -> list[str]:
     return out
 
 
-def render(rows: Iterable[dict[str, Any]]) -> str:
-    """Fixed-width tables, one per workload; errors and skips are listed with their message."""
+def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str:
+    """Fixed-width tables, one per workload; errors and skips are listed with their message.
+
+    With rows from more than one adapter and ``reference`` among them, a ``vs <reference>``
+    column gives each row's speedup over the reference adapter's row of the same case.
+    """
     rows = list(rows)
+    adapters = {row["adapter"] for row in rows}
+    compare = reference if len(adapters) > 1 and reference in adapters else None
+    baseline = {row["case_id"]: row for row in rows if row["adapter"] == compare}
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(f"{row['suite']}/{row['workload']}", []).append(row)
@@ -65,11 +84,15 @@ def render(rows: Iterable[dict[str, Any]]) -> str:
         fixed = " ".join(f"{k}={format_value(group[0]['params'][k])}" for k in keys
                          if k not in varying and group[0]["params"].get(k, "") != "")
         out.append(f"{name}  {fixed}".rstrip())
-        header = (*varying, "adapter", *FIGURES)
+        speedup: tuple[str, ...] = (f"vs {compare}",) if compare else ()
+        header = (*varying, "adapter", *FIGURES[:1], *speedup, *FIGURES[1:])
         lines: list[Sequence[str]] = [header]
         for row in group:
             params = tuple(format_value(row["params"].get(k, "")) for k in varying)
-            lines.append((*params, row["adapter"], *_figures(row)))
+            figures = _figures(row)
+            if compare:
+                figures = (figures[0], _speedup(row, baseline.get(row["case_id"])), *figures[1:])
+            lines.append((*params, row["adapter"], *figures))
         out.extend("  " + line for line in _grid(lines))
         out.append("")
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):

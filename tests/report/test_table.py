@@ -33,3 +33,24 @@ def test_error_rows_show_status_and_dashes() -> None:
     text = render([row("a", None, status="error", message="timing failed: boom")])
     assert text.splitlines()[3].split() == ["cpu", "error", "-", "-", "-", "-", "-", "-"]
     assert "timing failed: boom" in text
+
+
+def test_several_adapters_show_speedup_over_the_reference_on_the_same_case() -> None:
+    rows = [row("a", 4e-3), row("b", 1e-3),
+            row("a", 1e-3, adapter="xla-cpu"), row("b", 2e-3, adapter="xla-cpu", correct=False),
+            row("a", None, adapter="onnxruntime", status="skipped", message="no kernel")]
+    lines = render(rows).splitlines()
+    assert lines[1].split()[:4] == ["impl", "adapter", "median", "vs"]
+    cells = {(line.split()[0], line.split()[1]): line.split() for line in lines[3:8]}
+    assert cells[("a", "cpu")][4] == "1×"
+    assert cells[("a", "xla-cpu")][4] == "4×"  # 4 ms on cpu / 1 ms here
+    assert cells[("b", "xla-cpu")][4] == "0.5×"
+    assert cells[("b", "xla-cpu")][-1] == "FAIL"  # correctness stays beside the speedup
+    assert cells[("a", "onnxruntime")][2:] == ["skipped", *["-"] * 7]
+
+
+def test_the_reference_can_be_changed_and_a_single_adapter_has_no_speedup() -> None:
+    rows = [row("a", 4e-3), row("a", 1e-3, adapter="xla-cpu")]
+    assert "vs xla-cpu" in render(rows, reference="xla-cpu").splitlines()[1]
+    assert "vs " not in render([row("a", 4e-3)])
+    assert "vs " not in render(rows, reference="tpu")  # not in the run: no column
