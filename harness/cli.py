@@ -1,4 +1,4 @@
-"""The ``harness`` command: list, run and export."""
+"""The ``harness`` command: list, run, compare, baseline and export."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import plugins
 from harness.config import ConfigError, RunConfig, TimingOptions, load_plan
 from harness.workload import format_value
+
+if TYPE_CHECKING:
+    from harness.adapters import Adapter
+    from harness.plan import Plan
+    from harness.results import RunWriter
 
 EXIT_USAGE = 2
 
@@ -29,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Benchmark and profile ML inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{list,run,export}")
+                                metavar="{list,run,compare,baseline,export}")
 
     ls = sub.add_parser("list", help="list suites, workloads or adapters")
     ls.add_argument("what", nargs="?", choices=("suites", "workloads", "adapters"),
@@ -57,16 +62,63 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per case")
     run.add_argument("--max-time", type=float, metavar="S", help="maximum sampling time per case")
     run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
+    run.add_argument("--repeat", type=int, metavar="N",
+                     help="run every case N times, each repetition in a fresh process, so that "
+                          "comparisons can see the noise between processes")
+    # A worker of --repeat: append to the parent's run folder as repetition K. Not for users.
+    run.add_argument("--into", type=Path, help=argparse.SUPPRESS)
+    run.add_argument("--repetition", type=int, default=0, help=argparse.SUPPRESS)
     run.add_argument("--reference", metavar="ADAPTER",
                      help="with several adapters, show speedups over this one (default: cpu)")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
+
+    cmp = sub.add_parser("compare", help="compare a candidate run with a baseline, case by case")
+    cmp.add_argument("baseline", help="a run folder, a results directory, or a baseline name "
+                                      "(results/baselines/NAME)")
+    cmp.add_argument("candidate", help="a run folder or a results directory")
+    cmp.add_argument("--threshold", type=_fraction, default=0.05, metavar="PCT",
+                     help="smallest slowdown that counts, e.g. 5%% or 0.05 (default 5%%)")
+    cmp.add_argument("--alpha", type=float, default=0.01,
+                     help="false-discovery rate across cases (default 0.01)")
+    cmp.add_argument("--memory-threshold", type=_fraction, metavar="PCT",
+                     help="flag a peak-memory growth beyond this as a regression")
+    cmp.add_argument("--energy-threshold", type=_fraction, metavar="PCT",
+                     help="flag an energy-per-item growth beyond this as a regression")
+    cmp.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="also write the comparison as Markdown (CI summary, PR comment)")
+    cmp.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                     help="where baseline names are looked up (default: results/)")
+
+    base = sub.add_parser("baseline", help="save a run as a named baseline, or list baselines")
+    base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser,
+                                   metavar="{save,list}")
+    save = base_sub.add_parser("save", help="copy a run to results/baselines/NAME")
+    save.add_argument("run", type=Path, help="a run folder")
+    save.add_argument("name", help="letters, digits, '.', '_' or '-'")
+    save.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+    save.add_argument("--force", action="store_true", help="replace an existing baseline")
+    listing = base_sub.add_parser("list", help="the saved baselines")
+    listing.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
 
     export = sub.add_parser("export", help="write a run's rows as CSV or Parquet")
     export.add_argument("run", type=Path, help="a run folder")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("-o", "--output", type=Path, help="destination file (default: in the run)")
     return parser
+
+
+def _fraction(text: str) -> float:
+    """``5%`` or ``0.05`` → 0.05."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 5% or 0.05, "
+                                         f"got {text!r}") from None
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0% to 1000%, got {text!r}")
+    return value
 
 
 def _parse_params(items: list[str]) -> dict[str, tuple[str, ...]]:
@@ -97,6 +149,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
         kwargs["out"] = args.out
     if args.no_collect:
         kwargs["collect"] = False
+    if args.repeat is not None:
+        kwargs["repeat"] = args.repeat
+    kwargs["repetition"] = args.repetition
     timing = kwargs.get("timing", TimingOptions())
     overrides = {"min_time_s": args.min_time, "max_time_s": args.max_time,
                  "min_samples": args.min_samples}
@@ -136,32 +191,65 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import environment
     from harness.plan import make_plan
-    from harness.progress import Progress
     from harness.report.table import render
-    from harness.results import RunWriter
-    from harness.runner import Hooks, Runner
+    from harness.results import RunWriter, read_rows
 
     config = _config(args)
     plan = make_plan(config)
+    names = [spec.name for spec in plan.adapters]
+    if args.reference is not None and args.reference not in names:
+        raise UsageError(f"--reference {args.reference!r} is not among the run's adapters: "
+                         f"{', '.join(dict.fromkeys(names))}")
+    if args.into is not None:  # a worker of --repeat: the parent prints the table
+        writer = RunWriter.reopen(args.into)
+        _run_plan(config, plan, _adapters(plan), writer)
+        return 0
+    adapters = _adapters(plan)
+    context = environment.collect()
+    context["config"] = {
+        "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
+        "params": config.params, "adapters": [s.label for s in plan.adapters],
+        "timing": config.timing.__dict__, "collect": config.collect, "repeat": config.repeat,
+    }
+    context["adapters"] = {label: a.info() for label, a in adapters.items()}
+    writer = RunWriter(config.out, context)
+    if config.repeat == 1:
+        rows = _run_plan(config, plan, adapters, writer)
+        if rows is None:
+            return 130
+    else:
+        for adapter in adapters.values():  # the parent stays idle while its workers measure
+            adapter.close()
+        writer.close()
+        status = _repeat(args, config.repeat, writer.path)
+        if status:
+            return status
+        rows = read_rows(writer.path)
+    print(render(rows, reference=args.reference or "cpu"))
+    print(f"\nrun folder: {writer.path}")
+    failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
+    return 1 if failed else 0
+
+
+def _adapters(plan: Plan) -> dict[str, Adapter]:
     adapters = {}
     try:
         for spec in plan.adapters:
             cls = plugins.adapter_class(spec.name)
             adapters[spec.label] = cls(**spec.options)
     except ValueError as exc:
+        for adapter in adapters.values():
+            adapter.close()
         raise UsageError(str(exc)) from None
-    names = [spec.name for spec in plan.adapters]
-    if args.reference is not None and args.reference not in names:
-        raise UsageError(f"--reference {args.reference!r} is not among the run's adapters: "
-                         f"{', '.join(dict.fromkeys(names))}")
-    context = environment.collect()
-    context["config"] = {
-        "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
-        "params": config.params, "adapters": [s.label for s in plan.adapters],
-        "timing": config.timing.__dict__, "collect": config.collect,
-    }
-    context["adapters"] = {label: a.info() for label, a in adapters.items()}
-    writer = RunWriter(config.out, context)
+    return adapters
+
+
+def _run_plan(config: RunConfig, plan: Plan, adapters: dict[str, Adapter],
+              writer: RunWriter) -> list[dict[str, Any]] | None:
+    """Run in this process; the rows, or None when interrupted (rows so far are on disk)."""
+    from harness.progress import Progress
+    from harness.runner import Hooks, Runner
+
     progress = Progress(len(plan), sys.stderr)
     runner = Runner(config, plan, writer, Hooks(progress.start, progress.done))
     try:
@@ -169,16 +257,86 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         progress.finish()
         print(f"interrupted; rows finished so far are in {writer.path}", file=sys.stderr)
-        return 130
+        return None
     finally:
         writer.close()
         for adapter in adapters.values():
             adapter.close()
     progress.finish()
-    print(render(rows, reference=args.reference or "cpu"))
-    print(f"\nrun folder: {writer.path}")
-    failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
-    return 1 if failed else 0
+    return rows
+
+
+def _repeat(args: argparse.Namespace, repeat: int, run: Path) -> int:
+    """Run the same command ``repeat`` times in fresh processes, appending to ``run``.
+
+    Each repetition runs every case once, in order, so slow drifts of the machine spread over
+    all cases alike; the parent only waits (it must not compete with the measuring worker).
+    """
+    import subprocess
+
+    argv = _without_repeat(args.argv)
+    for k in range(repeat):
+        print(f"repetition {k + 1}/{repeat}", file=sys.stderr)
+        command = [sys.executable, "-m", "harness", *argv, "--into", str(run),
+                   "--repetition", str(k)]
+        try:
+            done = subprocess.run(command, check=False)  # no shell: argv is passed as is
+        except KeyboardInterrupt:
+            print(f"interrupted; rows finished so far are in {run}", file=sys.stderr)
+            return 130
+        if done.returncode not in (0, 1):
+            print(f"harness: error: repetition {k + 1} exited with status {done.returncode}; "
+                  f"rows finished so far are in {run}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _without_repeat(argv: Sequence[str]) -> list[str]:
+    """The command line minus ``--repeat N`` (and its ``--repeat=N`` spelling)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--repeat":
+            skip = True
+        elif not arg.startswith("--repeat="):
+            out.append(arg)
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness import baselines
+    from harness.compare import Options, compare
+    from harness.report.comparison import render_markdown, render_text
+    from harness.results import read_rows, run_folders
+
+    try:
+        options = Options(threshold=args.threshold, alpha=args.alpha,
+                          memory_threshold=args.memory_threshold,
+                          energy_threshold=args.energy_threshold)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    baseline = baselines.resolve(args.baseline, args.results)
+    rows = [[row for run in run_folders([path]) for row in read_rows(run)]
+            for path in (baseline, Path(args.candidate))]
+    report = compare(rows[0], rows[1], options)
+    print(render_text(report))
+    if args.markdown:
+        title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
+        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+    return 1 if report.regressions else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness import baselines
+
+    if args.action == "save":
+        print(baselines.save(args.run, args.name, args.results, replace=args.force))
+    else:
+        for name, path in baselines.names(args.results).items():
+            print(f"{name:<20} {path}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -196,8 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = _build_parser()
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
-        handler = {"list": cmd_list, "run": cmd_run, "export": cmd_export}[args.command]
+        args.argv = argv
+        handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare,
+                   "baseline": cmd_baseline, "export": cmd_export}[args.command]
         return handler(args)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -69,9 +69,18 @@ class RunConfig:
     timing: TimingOptions = field(default_factory=TimingOptions)
     #: run collectors (memory, energy) in a pass after timing.
     collect: bool = True
+    #: how many times each case runs, each time in a fresh process (``--repeat``).
+    repeat: int = 1
+    #: which repetition this process runs (set for the worker processes of ``--repeat``).
+    repetition: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ConfigError(f"--repeat must be a positive integer, got {self.repeat!r}")
 
 
-PLAN_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect"}
+PLAN_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
+             "repeat"}
 
 
 def _str_list(plan: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -125,6 +134,11 @@ def load_plan(path: Path) -> dict[str, Any]:
         if not isinstance(plan["collect"], bool):
             raise ConfigError("plan key 'collect' must be true or false")
         kwargs["collect"] = plan["collect"]
+    if "repeat" in plan:
+        repeat = plan["repeat"]
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 1000:
+            raise ConfigError("plan key 'repeat' must be an integer from 1 to 1000")
+        kwargs["repeat"] = repeat
     if "params" in plan:
         kwargs["params"] = _plan_params(plan["params"])
     if "timing" in plan:

@@ -21,7 +21,7 @@ ROWS_FILE = "rows.jsonl"
 #: Every row carries these columns, in this order; units are in the names (SI).
 COLUMNS: tuple[str, ...] = (
     "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_options",
-    "device", "status", "message", "correct", "n_samples", "loops", "first_call_s",
+    "device", "repetition", "status", "message", "correct", "n_samples", "loops", "first_call_s",
     "warmup_s", "warmup_steady", "sampling_s",
     "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
@@ -77,6 +77,17 @@ class RunWriter:
             encoding="utf-8",
         )
         self._rows = open(self.path / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    @classmethod
+    def reopen(cls, run: Path) -> RunWriter:
+        """Append to an existing run folder (a repetition's worker, or a resumed run)."""
+        run = Path(run)
+        if not (run / CONTEXT_FILE).is_file():
+            raise ResultsError(f"{run} is not a run folder (no {CONTEXT_FILE})")
+        writer = cls.__new__(cls)
+        writer.run_id, writer.path = run.name, run
+        writer._rows = open(run / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        return writer
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one row and flush it to disk at once, so a crash loses no finished result."""
@@ -156,6 +167,7 @@ def load(*paths: str | Path) -> pd.DataFrame:
     numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
                and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items",
                                         "arithmetic_intensity", "peak_fraction"]
+    numeric.append("repetition")
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     params = [json.loads(p) if p else {} for p in frame["params"]]

@@ -163,7 +163,8 @@ class Runner:
         row: dict[str, Any] = {
             "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
             "params": case.params, "adapter": spec.name, "adapter_options": dict(adapter.config),
-            "device": adapter.device, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "device": adapter.device, "repetition": self.config.repetition,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "ok", "message": "", "correct": None,
         }
         missing: dict[str, str] = {}

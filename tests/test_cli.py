@@ -180,3 +180,57 @@ def test_several_adapters_print_one_table_with_speedups(tmp_path: Path) -> None:
     assert null.split()[3] == "1×"
     assert float(cpu.split()[3].rstrip("×")) < 1  # real work is slower than an empty call
     assert cpu.split()[-1] == "pass"
+
+
+def synthetic_run(results: Path, scale: dict[str, float], seed: int) -> Path:
+    """A run folder of three repetitions per case, samples around 1 ms × scale."""
+    import numpy as np
+
+    from harness.results import RunWriter
+
+    rng = np.random.default_rng(seed)
+    writer = RunWriter(results, {"host": "test"})
+    for case, factor in scale.items():
+        for rep in range(3):
+            samples = (1e-3 * factor * np.exp(rng.normal(0, 0.02, 40))).tolist()
+            writer.append({"suite": "s", "workload": "w", "case_id": case, "adapter": "cpu",
+                           "status": "ok", "repetition": rep, "samples_s": samples})
+    writer.close()
+    return writer.path
+
+
+def test_compare_exits_1_only_for_a_confirmed_regression(tmp_path: Path) -> None:
+    cases = {"s/w[n=1]": 1.0, "s/w[n=<script>]": 1.0}
+    base = synthetic_run(tmp_path, cases, seed=1)
+    same = synthetic_run(tmp_path, cases, seed=2)
+    slower = synthetic_run(tmp_path, {**cases, "s/w[n=1]": 1.15}, seed=3)
+    assert cli("baseline", "save", base, "main", "--results", tmp_path).returncode == 0
+    result = cli("compare", "main", same, "--results", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("no confirmed regression")
+    md = tmp_path / "summary.md"
+    result = cli("compare", "main", slower, "--results", tmp_path, "--markdown", md)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("s/w[n=1]"))
+    assert line.split()[2] == "slower"
+    summary = md.read_text()
+    assert "**1 confirmed regression" in summary and "🔴 slower" in summary
+    assert "<script>" not in summary and "&lt;script&gt;" in summary
+
+
+def test_compare_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, {"s/w": 1.0}, seed=1)
+    for args in (("compare", "nope", run, "--results", tmp_path),
+                 ("compare", run, run, "--threshold", "abc"),
+                 ("baseline", "save", run, "../up", "--results", tmp_path)):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, args
+
+
+def test_repeat_runs_each_repetition_in_its_own_process(tmp_path: Path) -> None:
+    result = cli("run", "-w", "ffn", "-a", "null", "--repeat", "2", "--out", tmp_path, *FAST)
+    assert result.returncode == 0, result.stderr
+    frame = harness.load(only_run(tmp_path))
+    assert sorted(frame.repetition) == [0, 1]
+    assert "rep" in next(x for x in result.stdout.splitlines() if "adapter" in x).split()

@@ -43,6 +43,10 @@ def _figures(row: dict[str, Any]) -> tuple[str, ...]:
             _check(row))
 
 
+def _key(row: dict[str, Any]) -> tuple[str, int]:
+    return row["case_id"], row.get("repetition") or 0
+
+
 def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
     """``2.31×`` over the reference row of the same case; a dash when either has no median."""
     if reference is None or row.get("status") != "ok" or reference.get("status") != "ok":
@@ -53,7 +57,8 @@ def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
     return f"{theirs / mine:.3g}×"
 
 
-def _grid(lines: list[Sequence[str]]) -> list[str]:
+def grid(lines: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, the first line a header underlined by dashes."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
@@ -72,7 +77,9 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
     rows = list(rows)
     adapters = {row["adapter"] for row in rows}
     compare = reference if len(adapters) > 1 and reference in adapters else None
-    baseline = {row["case_id"]: row for row in rows if row["adapter"] == compare}
+    baseline = {_key(row): row for row in rows if row["adapter"] == compare}
+    # Rows of a --repeat run: one per repetition, told apart by a `rep` column.
+    repeated = len({row.get("repetition") or 0 for row in rows}) > 1
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(f"{row['suite']}/{row['workload']}", []).append(row)
@@ -85,20 +92,25 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
                          if k not in varying and group[0]["params"].get(k, "") != "")
         out.append(f"{name}  {fixed}".rstrip())
         speedup: tuple[str, ...] = (f"vs {compare}",) if compare else ()
-        header = (*varying, "adapter", *FIGURES[:1], *speedup, *FIGURES[1:])
+        rep: tuple[str, ...] = ("rep",) if repeated else ()
+        header = (*varying, *rep, "adapter", *FIGURES[:1], *speedup, *FIGURES[1:])
         lines: list[Sequence[str]] = [header]
         for row in group:
             params = tuple(format_value(row["params"].get(k, "")) for k in varying)
+            if repeated:
+                params = (*params, str(row.get("repetition") or 0))
             figures = _figures(row)
             if compare:
-                figures = (figures[0], _speedup(row, baseline.get(row["case_id"])), *figures[1:])
+                figures = (figures[0], _speedup(row, baseline.get(_key(row))), *figures[1:])
             lines.append((*params, row["adapter"], *figures))
-        out.extend("  " + line for line in _grid(lines))
+        out.extend("  " + line for line in grid(lines))
         out.append("")
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")
-    notes = [f"  {row['case_id']} on {row['adapter']}: {row['message']}"
+    notes = [f"  {row['case_id']} on {row['adapter']}"
+             + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
+             + f": {row['message']}"
              for row in rows if row.get("message")]
     if notes:
         out.extend(["notes:", *notes])

@@ -1,0 +1,107 @@
+"""``harness compare`` output: a terminal table and Markdown for CI summaries and PR comments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from harness.compare import Comparison, Report
+from harness.report import units
+from harness.report.table import grid
+
+#: how each verdict reads in Markdown (a glyph helps a long PR comment be scanned).
+MARKS = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same",
+         "inconclusive": "inconclusive", "missing": "⚪ missing"}
+
+
+def _change(ratio: float) -> str:
+    if not math.isfinite(ratio):
+        return units.DASH
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _interval(c: Comparison) -> str:
+    if not (math.isfinite(c.ratio_low) and math.isfinite(c.ratio_high)):
+        return units.DASH
+    return f"{_change(c.ratio_low)} … {_change(c.ratio_high)}"
+
+
+def _cells(c: Comparison, marked: bool = False) -> tuple[str, ...]:
+    other = "; ".join(c.other_regressions)
+    detail = c.note or other or (f"needed ±{c.delta * 100:.1f}%" if math.isfinite(c.delta) else "")
+    verdict = MARKS[c.verdict] if marked else c.verdict
+    return (c.case_id, c.adapter, verdict, units.seconds(c.baseline_median_s),
+            units.seconds(c.candidate_median_s), _change(c.ratio), _interval(c),
+            f"{c.repetitions[0]}/{c.repetitions[1]}" if c.verdict != "missing" else units.DASH,
+            detail)
+
+
+HEADER = ("case", "adapter", "verdict", "baseline", "candidate", "change", "95% interval",
+          "reps", "note")
+
+
+def _summary(report: Report) -> str:
+    counts = report.counts()
+    parts = [f"{n} {verdict}" for verdict, n in counts.items() if n]
+    regressions = len(report.regressions)
+    head = (f"{regressions} confirmed regression{'s' if regressions != 1 else ''}"
+            if regressions else "no confirmed regression")
+    return f"{head} ({', '.join(parts) or 'nothing compared'})"
+
+
+def _geomeans(report: Report) -> list[tuple[str, str, str, str]]:
+    return [(suite, adapter, _change(mean), str(n))
+            for (suite, adapter), (mean, n) in report.geomeans.items()]
+
+
+def render_text(report: Report) -> str:
+    """Fixed-width table, geometric means per suite, and a one-line summary at the end."""
+    lines = [HEADER, *(_cells(c) for c in report.comparisons)]
+    out = grid(lines)
+    if report.geomeans:
+        out += ["", "geometric mean of the time ratio per suite:"]
+        out += ["  " + line for line in grid([("suite", "adapter", "change", "cases"),
+                                               *_geomeans(report)])]
+    o = report.options
+    out += ["", f"threshold {o.threshold * 100:g}% (or the baseline's between-process noise, "
+                f"whichever is larger), false-discovery rate {o.alpha:g}",
+            _summary(report)]
+    return "\n".join(out)
+
+
+def _md(text: str) -> str:
+    """A Markdown table cell: HTML-escaped (GitHub renders inline HTML), pipes and newlines
+    neutralised, so a workload or parameter name cannot break the table or inject markup."""
+    import html
+
+    return html.escape(text).replace("|", "&#124;").replace("\n", " ").replace("`", "&#96;")
+
+
+def render_markdown(report: Report, title: str = "Benchmark comparison") -> str:
+    """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
+    out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
+    flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]
+    same = [c for c in report.comparisons if c not in flagged]
+    if flagged:
+        out += _md_table(HEADER, [_cells(c, True) for c in flagged])
+    else:
+        out.append("Every case: same.")
+    if same:
+        out += ["", f"<details><summary>{len(same)} cases unchanged</summary>", ""]
+        out += _md_table(HEADER, [_cells(c, True) for c in same])
+        out += ["", "</details>"]
+    if report.geomeans:
+        out += ["", "Geometric mean of the time ratio per suite:", ""]
+        out += _md_table(("suite", "adapter", "change", "cases"), _geomeans(report))
+    o = report.options
+    out += ["", f"A case is `slower` when a one-sided Mann–Whitney test is significant after "
+                f"Benjamini–Hochberg (FDR {o.alpha:g}) *and* the 95% bound on the time ratio "
+                f"exceeds {o.threshold * 100:g}% and the baseline's between-process noise."]
+    return "\n".join(out) + "\n"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_md(h) for h in header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+    return lines
