@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Benchmark and profile ML inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{list,run,compare,baseline,export}")
+                                metavar="{list,run,compare,baseline,import,history,export}")
 
     ls = sub.add_parser("list", help="list suites, workloads or adapters")
     ls.add_argument("what", nargs="?", choices=("suites", "workloads", "adapters"),
@@ -100,6 +100,20 @@ def _build_parser() -> argparse.ArgumentParser:
     save.add_argument("--force", action="store_true", help="replace an existing baseline")
     listing = base_sub.add_parser("list", help="the saved baselines")
     listing.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+
+    imp = sub.add_parser("import", help="store another tool's results as a run")
+    imp.add_argument("format", choices=("pytest-benchmark",), help="the file's format")
+    imp.add_argument("file", type=Path, help="a pytest-benchmark JSON file")
+    imp.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                     help="results directory (default: results/)")
+    imp.add_argument("--reference", metavar="ADAPTER", help=argparse.SUPPRESS)
+
+    hist = sub.add_parser("history", help="many runs as one table, oldest first")
+    hist.add_argument("dirs", nargs="*", type=Path, default=[Path("results")],
+                      help="results directories or run folders (default: results/)")
+    hist.add_argument("-c", "--case", metavar="TEXT", help="only cases whose id contains TEXT")
+    hist.add_argument("-o", "--output", type=Path, metavar="FILE.csv|.parquet",
+                      help="also write every row of the history as CSV or Parquet")
 
     export = sub.add_parser("export", help="write a run's rows as CSV or Parquet")
     export.add_argument("run", type=Path, help="a run folder")
@@ -339,6 +353,43 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from harness.importers import import_pytest_benchmark
+    from harness.report.table import render
+    from harness.results import read_rows
+
+    run = import_pytest_benchmark(args.file, args.out)
+    print(render(read_rows(run)))
+    print(f"\nrun folder: {run}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.history import history, trend
+    from harness.report import units
+    from harness.report.table import grid
+
+    frame = history(args.dirs)
+    if args.case:
+        frame = frame[frame["case_id"].str.contains(args.case, regex=False)]
+    if args.output:
+        suffix = args.output.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise UsageError(f"--output must end in .csv or .parquet, got {args.output}")
+        out = frame.assign(samples_s=[str(v) for v in frame["samples_s"]])
+        out.to_csv(args.output, index=False) if suffix == ".csv" else out.to_parquet(args.output)
+    lines = [("started", "git", "case", "adapter", "median", "change")]
+    for row in trend(frame).itertuples():
+        started = row.run_started_at
+        change = row.change
+        lines.append((str(started)[:19] if started == started else units.DASH,
+                      str(row.git_sha or units.DASH)[:12], row.case_id, row.adapter,
+                      units.seconds(row.latency_median_s),
+                      units.DASH if change != change else f"{change * 100:+.1f}%"))
+    print("\n".join(grid(lines)))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.results import export
 
@@ -358,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         args.argv = argv
         handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare,
-                   "baseline": cmd_baseline, "export": cmd_export}[args.command]
+                   "baseline": cmd_baseline, "import": cmd_import, "history": cmd_history,
+                   "export": cmd_export}[args.command]
         return handler(args)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

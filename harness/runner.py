@@ -17,7 +17,7 @@ from harness.config import RunConfig
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import NoPeaks, Peaks, row_figures
-from harness.stats import summarize
+from harness.stats import summarize, summary_columns
 from harness.timer import Measurement, Timer
 from harness.workload import Case, Skip, Task
 
@@ -26,12 +26,6 @@ OnStart = Callable[[Case, AdapterSpec, int, int], None]
 OnRow = Callable[[dict[str, Any], int, int], None]
 
 # Summary field → result column.
-SUMMARY_COLUMNS = {
-    "median": "latency_median_s", "ci_low": "latency_ci_low_s", "ci_high": "latency_ci_high_s",
-    "iqr": "latency_iqr_s", "mean": "latency_mean_s", "std": "latency_std_s",
-    "min": "latency_min_s", "max": "latency_max_s", "p90": "latency_p90_s",
-    "p99": "latency_p99_s", "throughput_items_per_s": "throughput_items_per_s",
-}
 
 
 @dataclass
@@ -77,24 +71,18 @@ def measured_row(task: Task, measurement: Measurement) -> tuple[dict[str, Any], 
     """Timing columns of a row and the reasons for any empty ones."""
     summary = summarize(measurement.samples_s, items=task.items)
     row: dict[str, Any] = {
-        "n_samples": summary.n,
         "loops": measurement.loops,
         "first_call_s": measurement.first_call_s,
         "warmup_s": measurement.warmup_s,
         "warmup_steady": measurement.steady,
         "sampling_s": measurement.sampling_s,
-        "p90_low_confidence": summary.p90_low_confidence,
-        "p99_low_confidence": summary.p99_low_confidence,
         "items": task.items,
         "flops": NAN if task.flops is None else float(task.flops),
         "bytes": NAN if task.bytes is None else float(task.bytes),
         "samples_s": measurement.samples_s,
     }
-    missing: dict[str, str] = {}
-    for field, column in SUMMARY_COLUMNS.items():
-        row[column] = getattr(summary, field)
-        if field in summary.missing:
-            missing[column] = summary.missing[field]
+    values, missing = summary_columns(summary)
+    row.update(values)
     if task.flops is None:
         missing["flops"] = "the workload defines no FLOP count"
     if task.bytes is None:

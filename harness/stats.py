@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -335,3 +336,24 @@ def summarize(
         throughput_items_per_s=throughput,
         missing=missing,
     )
+
+
+#: Summary field → result column.
+SUMMARY_COLUMNS = {
+    "median": "latency_median_s", "ci_low": "latency_ci_low_s", "ci_high": "latency_ci_high_s",
+    "iqr": "latency_iqr_s", "mean": "latency_mean_s", "std": "latency_std_s",
+    "min": "latency_min_s", "max": "latency_max_s", "p90": "latency_p90_s",
+    "p99": "latency_p99_s", "throughput_items_per_s": "throughput_items_per_s",
+}
+
+
+def summary_columns(summary: Summary) -> tuple[dict[str, Any], dict[str, str]]:
+    """A summary as result columns (with the n and tail-confidence flags), and the reason for
+    each empty one."""
+    values: dict[str, Any] = {column: getattr(summary, field)
+                              for field, column in SUMMARY_COLUMNS.items()}
+    values.update(n_samples=summary.n, p90_low_confidence=summary.p90_low_confidence,
+                  p99_low_confidence=summary.p99_low_confidence)
+    missing = {SUMMARY_COLUMNS[f]: why for f, why in summary.missing.items()
+               if f in SUMMARY_COLUMNS}
+    return values, missing
