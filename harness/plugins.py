@@ -23,7 +23,11 @@ BUILTIN: dict[str, dict[str, str]] = {
     "harness.adapters": {
         "cpu": "harness.adapters.cpu:CpuAdapter",
         "cuda": "harness.adapters.cuda:CudaAdapter",
+        "fpga": "harness.adapters.onnx:FpgaAdapter",
         "null": "harness.adapters.null:NullAdapter",
+        "onnxruntime": "harness.adapters.onnx:OnnxRuntimeAdapter",
+        "tpu": "harness.adapters.xla:TpuAdapter",
+        "xla-cpu": "harness.adapters.xla:XlaCpuAdapter",
     },
     "harness.collectors": {
         "memory": "harness.collectors.memory:PeakRssCollector",

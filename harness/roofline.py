@@ -75,6 +75,36 @@ def measure_peaks(adapter: Adapter, dtype: str) -> Peaks:
     )
 
 
+_HOST_PEAKS: dict[str, Peaks] = {}
+
+
+def host_peaks(dtype: str) -> Peaks:
+    """The host CPU's peaks measured through torch (the ``cpu`` adapter), once per process."""
+    if dtype not in _HOST_PEAKS:
+        from harness.adapters.cpu import CpuAdapter
+
+        adapter = CpuAdapter()
+        try:
+            _HOST_PEAKS[dtype] = measure_peaks(adapter, dtype)
+        finally:
+            adapter.close()
+    return _HOST_PEAKS[dtype]
+
+
+def best_of(*measured: Peaks) -> Peaks:
+    """The highest FLOP/s and bytes/s among calibrations of the same hardware.
+
+    The roof belongs to the hardware, not to a runtime: where another runtime on the same chip
+    (torch's BLAS against XLA's or ONNX Runtime's) reaches more, that is what this chip can do,
+    and a runtime that falls short of it should show as below the roof, not as "100%".
+    """
+    flops = max(measured, key=lambda p: p.flops_per_s)
+    nbytes = max(measured, key=lambda p: p.bytes_per_s)
+    return Peaks(flops_per_s=flops.flops_per_s, bytes_per_s=nbytes.bytes_per_s,
+                 source=f"best of {len(measured)} calibrations on this hardware: FLOP/s from "
+                        f"[{flops.source}], bytes/s from [{nbytes.source}]")
+
+
 def row_figures(flops: float | None, nbytes: float | None, median_s: float,
                 peaks: Peaks | None, reason: str = "") -> tuple[dict[str, Any], dict[str, str]]:
     """Achieved rates, arithmetic intensity and the fraction of the roofline bound for one row.

@@ -200,7 +200,7 @@ class Runner:
         row["footprint_bytes"] = task.meta.get("footprint_bytes", NAN)
         if "footprint_bytes" not in task.meta:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
-        row["meta"] = dict(task.meta)
+        row["meta"] = {**task.meta, **adapter.case_meta()}
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
         if not self.config.collect:

@@ -68,3 +68,14 @@ def test_measured_peaks_through_the_cpu_adapter(monkeypatch: pytest.MonkeyPatch)
     assert 1e8 < peaks.flops_per_s < 1e12
     assert 1e8 < peaks.bytes_per_s < 1e12
     assert peaks.source.startswith("measured: matmul 256x256 float32, copy 16 MiB")
+
+
+def test_best_of_takes_each_roof_from_the_calibration_that_reached_it() -> None:
+    from harness.roofline import best_of
+
+    a = Peaks(flops_per_s=3e11, bytes_per_s=2e10, source="torch")
+    b = Peaks(flops_per_s=2e11, bytes_per_s=2.5e10, source="xla")
+    best = best_of(a, b)
+    assert (best.flops_per_s, best.bytes_per_s) == (3e11, 2.5e10)
+    assert best.source == ("best of 2 calibrations on this hardware: FLOP/s from [torch], "
+                           "bytes/s from [xla]")

@@ -16,6 +16,27 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 
+#: attention ``impl`` values that pin one of torch's own SDPA kernels (suites.transformer): only
+#: torch adapters have those kernels to pin.
+PINNED_SDPA = frozenset({"sdpa_flash", "sdpa_efficient", "sdpa_math", "sdpa_cudnn"})
+
+
+def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
+    """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
+    Python implementations, torch's own compile engine, and pinned SDPA kernels; each refusal
+    explained by the adapter's own words (``engine`` may use ``{engine}``, ``pinned``
+    ``{impl}``)."""
+    if task.meta.get("host_only"):
+        return False, host_only
+    chosen = task.meta.get("engine", "eager")
+    if chosen != "eager":
+        return False, engine.format(engine=repr(chosen))
+    impl = task.meta.get("impl")
+    if impl in PINNED_SDPA:
+        return False, pinned.format(impl=repr(impl))
+    return True, ""
+
+
 class AdapterError(ValueError):
     """An adapter was given options it does not accept."""
 
@@ -100,6 +121,11 @@ class Adapter(ABC):
     def to_host(self, output: Any) -> Any:
         """Bring a step's output back to host memory for the correctness check."""
         return output
+
+    def case_meta(self) -> dict[str, Any]:
+        """Facts the adapter learnt about the last prepared case (e.g. where each node ran),
+        merged into the row's ``meta``; empty by default."""
+        return {}
 
     def memory_stats(self) -> dict[str, Any]:
         """Device memory figures of the last case; empty for adapters without device memory."""

@@ -85,6 +85,10 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
         groups.setdefault(f"{row['suite']}/{row['workload']}", []).append(row)
     out: list[str] = []
     for name, group in groups.items():
+        # Each case's rows together (adapters, then repetitions, side by side), cases in the
+        # order they first ran.
+        first = {row["case_id"]: i for i, row in reversed(list(enumerate(group)))}
+        group = sorted(group, key=lambda row: first[row["case_id"]])
         keys = list(dict.fromkeys(k for row in group for k in row.get("params", {})))
         varying = [k for k in keys
                    if len({format_value(row["params"].get(k, "")) for row in group}) > 1]

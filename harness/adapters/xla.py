@@ -1,0 +1,580 @@
+"""The ``xla-cpu`` and ``tpu`` adapters: torch workloads compiled and run by JAX/XLA via torchax.
+
+Both run the task's unmodified torch callable: ``torchax.extract_jax`` turns it into a pure JAX
+function of (weights, inputs), ``jax.jit(...).lower(...).compile()`` compiles it ahead of time for
+one device (timed apart as ``compile_s``), and each step calls the compiled executable. The two
+differ only in the JAX platform: ``cpu`` (XLA's CPU back end; runs in CI) or ``tpu`` (a Cloud TPU
+VM with ``jax[tpu]``). DESIGN §7 has the facts these choices rest on.
+
+Process-wide state, kept to this module:
+
+- Importing torchax changes torch's globals: it turns off the ``nn.MultiheadAttention`` fast
+  path, adds entries to ``torch._decomp``'s global decomposition table (when its environment is
+  built) and sets an environment variable for the TPU runtime's telemetry. :func:`load_torchax`
+  undoes those right after the import, so the ``cpu`` adapter in the same process runs as it
+  would alone; the fast path is turned off again only while torchax traces (its reason: the
+  fast-path kernels have no JAX lowering). Two changes cannot be undone: the ``privateuse1``
+  back end is renamed ``jax`` (torchax tensors report ``jax:0`` as their device, so tracing
+  needs the name) and ``torch.jax`` is registered as its device module. Together they make
+  ``torch.accelerator`` report an available "jax" accelerator, on which ``torch.compile`` fails;
+  so ``torch.jax`` reports no device except while torchax traces (see :func:`load_torchax`).
+- JAX defaults to 32-bit types; the lookup workloads need int64 keys (a 32-bit trace fails on
+  their hash constants, or silently truncates the keys). 64-bit mode is entered as a scoped JAX
+  config (``jax.enable_x64``) around conversion, tracing and the timed calls, never set for the
+  whole process. Float32 work stays float32 in it: only scalar constants appear as f64 in the
+  lowered program, converted once to f32 (the tests check the compiled program has no f64).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.adapters import Adapter, AdapterError, Step, graph_support
+from harness.workload import ParamValue, Task
+
+if TYPE_CHECKING:
+    from harness.collectors import Collector
+    from harness.roofline import Peaks
+
+XLA_INSTALL = "pip install 'inference-harness[xla]'"
+TPU_INSTALL = "on a Cloud TPU VM: pip install 'inference-harness[tpu]'"
+HOST_ONLY_REASON = "runs Python objects on the host; there is nothing for XLA to compile"
+#: ``jax.default_matmul_precision`` values accepted by the ``matmul_precision`` option.
+MATMUL_PRECISIONS = ("default", "high", "highest")
+#: environment variables torchax sets at import for the TPU runtime (uptime telemetry).
+TORCHAX_ENV = ("ENABLE_RUNTIME_UPTIME_TELEMETRY",)
+
+
+# --- torchax, imported without leaking its global state -------------------------------------
+
+
+@contextlib.contextmanager
+def _preserved_torch_state() -> Iterator[None]:
+    """Restore what importing torchax changes in torch, os.environ and jax.config on exit."""
+    import jax
+    import torch
+    import torch._decomp
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    tables = {name: dict(table)
+              for name, table in torch._decomp.global_decomposition_table.items()}
+    environ = {name: os.environ.get(name) for name in TORCHAX_ENV}
+    pjrt_options = getattr(jax.config, "jax_pjrt_client_create_options", None)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        for name, table in torch._decomp.global_decomposition_table.items():
+            # The same dict objects, emptied and refilled: torch modules hold references.
+            table.clear()
+            table.update(tables.get(name, {}))
+        for name, value in environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if getattr(jax.config, "jax_pjrt_client_create_options", None) != pjrt_options:
+            jax.config.update(  # type: ignore[no-untyped-call]
+                "jax_pjrt_client_create_options", pjrt_options)
+
+
+@functools.cache
+def load_torchax() -> ModuleType:
+    """Import torchax and build its environment, then undo its changes to torch's globals.
+
+    jax is imported first, outside the guard: the environment variables jax sets for itself
+    (``TF_CPP_MIN_LOG_LEVEL``, ``TPU_SKIP_MDS_QUERY``) are its own and read later by its back ends.
+    torchax keeps private copies of the decompositions it registers, so clearing them from
+    torch's global table does not affect its tracing.
+    """
+    import jax  # noqa: F401
+
+    with _preserved_torch_state():
+        import torchax  # type: ignore[import-untyped]
+
+        torchax.default_env()  # builds the op tables; imports torchax.decompositions
+    # The device module torchax registers as ``torch.jax`` says a device is available, which
+    # makes torch.accelerator report "jax" as a usable accelerator to the whole process, and
+    # torch.compile (the cpu adapter's engine=compile) then fails asking it for a stream
+    # ("PyTorch is not linked with support for jax devices"). Outside torchax's own tracing
+    # it answers "none"; :func:`_tracing` restores torchax's answers for the trace.
+    device_module = torchax.device_module
+    _TORCHAX_DEVICE[:] = [device_module.is_available, device_module.device_count]
+    device_module.is_available, device_module.device_count = _no_device, _no_devices
+    module: ModuleType = torchax
+    return module
+
+
+#: torchax's own ``torch.jax.is_available`` and ``device_count``, once torchax is loaded.
+_TORCHAX_DEVICE: list[Any] = []
+
+
+def _no_device() -> bool:
+    return False
+
+
+def _no_devices() -> int:
+    return 0
+
+
+@contextlib.contextmanager
+def _tracing() -> Iterator[None]:
+    """torch as torchax configures it, only while torchax traces: the MHA fast path off (torchax
+    turns it off globally) and ``torch.jax`` reporting torchax's device."""
+    import torch
+
+    torchax = load_torchax()
+    device_module = torchax.device_module
+    outside = device_module.is_available, device_module.device_count
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    device_module.is_available, device_module.device_count = _TORCHAX_DEVICE
+    try:
+        yield
+    finally:
+        device_module.is_available, device_module.device_count = outside
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
+@functools.cache
+def _bound_class() -> type:
+    import torch
+
+    class Bound(torch.nn.Module):
+        """``fn`` as a module whose arguments are the task's tensors; other inputs are fixed.
+
+        ``extract_jax`` takes modules only (attention's ``fn`` is a plain function or a
+        ``functools.partial``). Non-tensor inputs (the hash table's shift and mask, the
+        Eytzinger depth) are Python constants baked into the trace, as they are in torch
+        eager. A module ``fn`` becomes a submodule, so its weights are extracted with it.
+        """
+
+        def __init__(self, fn: Any, inputs: tuple[Any, ...]):
+            super().__init__()
+            self.fn = fn
+            self.template = [None if isinstance(x, torch.Tensor) else x for x in inputs]
+
+        def forward(self, *tensors: torch.Tensor) -> Any:
+            given = iter(tensors)
+            return self.fn(*[next(given) if x is None else x for x in self.template])
+
+    return Bound
+
+
+def _wait(tree: Any) -> Any:
+    """``jax.block_until_ready`` (untyped in jax's stubs): wait until every array is computed."""
+    import jax
+
+    return jax.block_until_ready(tree)  # type: ignore[no-untyped-call]
+
+
+# --- moving data ----------------------------------------------------------------------------
+
+
+def _array_to_torch(array: Any) -> Any:
+    """One jax array as a CPU torch tensor, bit for bit (bfloat16 and float8 included)."""
+    import numpy as np
+    import torch
+
+    host = np.array(array)  # a writable copy on the host (torch warns on read-only arrays)
+    try:
+        return torch.from_numpy(host)
+    except TypeError:
+        # ml_dtypes (bfloat16, float8_*) are unknown to torch.from_numpy: reinterpret the bits
+        # as an unsigned integer of the same width, then view them as torch's dtype of that name.
+        torch_dtype = getattr(torch, host.dtype.name, None)
+        unsigned = {1: np.uint8, 2: np.uint16}.get(host.dtype.itemsize)
+        if not isinstance(torch_dtype, torch.dtype) or unsigned is None:
+            raise
+        return torch.from_numpy(host.view(unsigned)).view(torch_dtype)
+
+
+def to_torch(obj: Any) -> Any:
+    """``obj`` with every jax array (or torchax tensor, or numpy array) as a CPU torch tensor,
+    through tuples, lists and dicts; other leaves are kept as they are."""
+    import jax
+    import numpy as np
+    import torch
+
+    if isinstance(obj, jax.Array | np.ndarray):
+        return _array_to_torch(obj)
+    if isinstance(obj, torch.Tensor):
+        inner = getattr(obj, "_elem", None)  # a torchax tensor wraps its jax array
+        return _array_to_torch(inner) if isinstance(inner, jax.Array) else obj.detach().cpu()
+    if isinstance(obj, tuple):
+        items = [to_torch(item) for item in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    if isinstance(obj, list):
+        return [to_torch(item) for item in obj]
+    if isinstance(obj, Mapping):
+        return {key: to_torch(value) for key, value in obj.items()}
+    return obj
+
+
+# --- TPU datasheets -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TpuSheet:
+    """One TPU generation's per-chip peaks from Google Cloud's system-architecture pages.
+
+    A JAX device is one chip on these generations (v4 and v5p present their two TensorCores as
+    one "megacore" device), so per-chip figures are per-device figures.
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    bf16_flops_per_s: float
+    bytes_per_s: float
+
+
+TPU_SHEETS: tuple[TpuSheet, ...] = (
+    TpuSheet("Cloud TPU v4", ("TPU v4",), 275e12, 1.2e12),
+    TpuSheet("Cloud TPU v5e", ("TPU v5e", "TPU v5 lite"), 197e12, 819e9),
+    TpuSheet("Cloud TPU v5p", ("TPU v5p", "TPU v5"), 459e12, 2.76e12),
+    TpuSheet("Cloud TPU v6e (Trillium)", ("TPU v6e", "TPU v6 lite"), 918e12, 1.64e12),
+)
+
+
+def tpu_datasheet_peaks(device_kind: str, dtype: str) -> Peaks | None:
+    """Datasheet peaks for a JAX ``device_kind`` (e.g. ``TPU v5 lite``); None for an unknown
+    kind or a dtype other than bfloat16 (the only dtype the datasheets give a matmul rate for)."""
+    from harness.roofline import Peaks
+
+    if dtype != "bfloat16":
+        return None
+    for sheet in TPU_SHEETS:
+        if device_kind.strip() in sheet.kinds:
+            return Peaks(flops_per_s=sheet.bf16_flops_per_s, bytes_per_s=sheet.bytes_per_s,
+                         source=f"datasheet: {sheet.name}, dense bfloat16; HBM "
+                                f"{sheet.bytes_per_s / 1e12:g} TB/s")
+    return None
+
+
+# --- the adapters ---------------------------------------------------------------------------
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+class XlaAdapter(Adapter):
+    """Runs torch workloads through torchax on one JAX device of :attr:`platform`.
+
+    Options: ``device`` (the index into ``jax.devices(platform)``) and ``matmul_precision``
+    (``jax.default_matmul_precision`` while tracing; ``highest`` by default, so float32 matmuls
+    are float32 on a TPU too, whose ``default`` is a single bfloat16 pass).
+    """
+
+    platform: ClassVar[str]
+    install: ClassVar[str] = XLA_INSTALL
+    options: ClassVar[dict[str, ParamValue | None]] = {"device": 0,
+                                                        "matmul_precision": "highest"}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        index = self.config["device"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise AdapterError(f"{self.name}:device must be a non-negative integer, "
+                               f"got {index!r}")
+        precision = self.config["matmul_precision"]
+        if precision not in MATMUL_PRECISIONS:
+            raise AdapterError(f"{self.name}:matmul_precision must be one of "
+                               f"{', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
+        self.index: int = index
+        self._last: Any = None
+        self._resolved: Any = None
+        self._warm = False
+        # Fail now on a bad index where the platform is present; where it is not (a TpuAdapter
+        # built on a machine without a TPU, as in tests) the error waits for first use.
+        with contextlib.suppress(RuntimeError):
+            self._jax_device()
+
+    @classmethod
+    def _missing(cls) -> str | None:
+        """What is not installed, as a one-line reason, or None (find_spec: no imports)."""
+        for module in ("jax", "jaxlib", "torchax"):
+            if not _installed(module):
+                return f"{module} is not installed; {cls.install}"
+        return None
+
+    @property
+    def device(self) -> str:
+        return f"{self.platform}:{self.index}"
+
+    def _jax_device(self) -> Any:
+        """The JAX device this adapter runs on (RuntimeError when the platform is absent)."""
+        if self._resolved is None:
+            import jax
+
+            devices = jax.devices(self.platform)
+            if self.index >= len(devices):
+                hint = (" (XLA_FLAGS=--xla_force_host_platform_device_count=N makes N)"
+                        if self.platform == "cpu" else "")
+                raise AdapterError(f"{self.name}:device={self.index} does not exist: "
+                                   f"{len(devices)} {self.platform} device(s) visible{hint}")
+            self._resolved = devices[self.index]
+        return self._resolved
+
+    @contextlib.contextmanager
+    def _jax_config(self) -> Iterator[None]:
+        """64-bit types, this adapter's device and matmul precision, scoped to the block."""
+        import jax
+
+        with (jax.enable_x64(True), jax.default_device(self._jax_device()),
+              jax.default_matmul_precision(self.config["matmul_precision"])):
+            yield
+
+    def info(self) -> dict[str, Any]:
+        import jax
+
+        device = self._jax_device()
+        return {
+            **super().info(),
+            "platform": self.platform,
+            "device_kind": device.device_kind,
+            "device_count": len(jax.devices(self.platform)),
+            "jax": jax.__version__,
+            "jaxlib": _version("jaxlib"),
+            "torchax": _version("torchax"),
+            "matmul_precision": self.config["matmul_precision"],
+            "x64": "scoped: jax.enable_x64 around tracing and timed calls",
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        }
+
+    def supports(self, task: Task) -> tuple[bool, str]:
+        return graph_support(
+            task, HOST_ONLY_REASON,
+            engine=f"engine {{engine}} is a torch engine; the {self.name} adapter always "
+                   "compiles through XLA (run engine=eager)",
+            pinned="impl {impl} pins one of torch's own SDPA kernels, which XLA does not have; "
+                   "XLA lowers impl=sdpa and impl=math itself")
+
+    def _compile(self, fn: Any, inputs: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+        """(compiled executable, weights, args) for ``fn(*inputs)`` on this adapter's device;
+        sets :attr:`compile_s` to the seconds spent tracing, lowering and compiling."""
+        import jax
+        import torch
+
+        torchax = load_torchax()
+        if isinstance(fn, torch.nn.Module):
+            fn.eval()
+        module = _bound_class()(fn, inputs)
+        tensors = tuple(x for x in inputs if isinstance(x, torch.Tensor))
+        device = self._jax_device()
+        with self._jax_config(), _tracing():
+            # Moving data is not compilation: weights and inputs go to the device first.
+            with warnings.catch_warnings():
+                # extract_jax finds weights by getattr over dir(module), which reads every
+                # property of the model and sets off its deprecation warnings: not the user's.
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                weights, jax_fn = torchax.extract_jax(module)
+            weights = jax.device_put(weights, device)
+            args = jax.device_put(torchax.default_env().t2j_copy(tensors), device)
+            _wait((weights, args))
+            # Tracing through torchax, lowering to StableHLO and XLA's compilation: compile_s.
+            start = time.perf_counter()
+            compiled = jax.jit(jax_fn).lower(weights, args).compile()
+            self.compile_s = time.perf_counter() - start
+        return compiled, weights, args
+
+    def _warm_up(self) -> None:
+        """Compile a tiny module once, untimed, before the first case.
+
+        The first trace through torchax pays one-time costs that belong to no workload: torch
+        imports ``torch._dynamo`` on torchax's first dispatch (its ops pass through
+        ``torch._dynamo.disable``), and XLA starts its compiler. Measured here: 1.6 s of the
+        first case's 1.7 s "compile" on XLA:CPU, against 0.1 s for the same module afterwards.
+        """
+        if self._warm:
+            return
+        import torch
+
+        layer = torch.nn.Linear(4, 4)
+        self._compile(torch.nn.Sequential(layer, torch.nn.GELU()), (torch.ones(2, 4),))
+        self._warm = True
+
+    def prepare(self, task: Task) -> Step:
+        self._warm_up()
+        compiled, weights, args = self._compile(task.fn_for(self.name), task.inputs)
+
+        # The step waits for its own result (block_until_ready) rather than leaving that to
+        # synchronize() after a loop of calls: each timed call is then a complete request
+        # (dispatch, run, result ready) on any platform, whatever its queueing, and no queue
+        # of outputs builds up during the collector pass. Waiting on a finished result costs
+        # about a microsecond. synchronize() still waits on the last output, for any caller
+        # that did not go through a step.
+        def step() -> Any:
+            out = compiled(weights, args)
+            _wait(out)
+            self._last = out
+            return out
+
+        return step
+
+    def synchronize(self) -> None:
+        if self._last is not None:
+            _wait(self._last)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        # Entered once around a whole sampling loop: the scoped 64-bit mode (and device) of the
+        # trace stay in force for the calls and the check, at no per-call cost.
+        with self._jax_config():
+            yield
+
+    def to_host(self, output: Any) -> Any:
+        return to_torch(output)
+
+    def memory_stats(self) -> dict[str, Any]:
+        """Peak device memory where the platform counts it (TPU: since the process started,
+        as JAX cannot reset it); XLA's CPU client keeps no counters, so ``{}`` there."""
+        stats = self._jax_device().memory_stats() or {}
+        figures: dict[str, Any] = {}
+        if "peak_bytes_in_use" in stats:
+            figures["peak_device_bytes"] = int(stats["peak_bytes_in_use"])
+        if "peak_bytes_reserved" in stats:
+            figures["peak_device_reserved_bytes"] = int(stats["peak_bytes_reserved"])
+        return figures
+
+    def reset_memory_stats(self) -> None:
+        """Nothing to reset: JAX exposes no call to reset a device's peak-memory counter."""
+
+    def collectors(self) -> list[Collector]:
+        """None: XLA's CPU client has no energy counter of its own (the host's RAPL belongs to
+        the ``cpu`` adapter), and TPUs expose no public energy or power counter to a VM."""
+        return []
+
+    def peaks(self, dtype: str) -> Peaks:
+        """Measured through XLA on this device: :mod:`harness.roofline`'s square matmul through
+        torchax, and a copy into a donated buffer.
+
+        Not :func:`harness.roofline.measure_peaks` as it stands: its copy, ``dst.copy_(src)``,
+        becomes an XLA program returning a fresh 128 MiB buffer per call, and on XLA:CPU a fresh
+        buffer of that size is new pages from the OS each time: 3.4 GB/s measured here, where
+        torch's copy into an existing buffer gets 23 GB/s. Donating the destination makes XLA
+        write into the same buffer on every call (22 GB/s): the memory roof, not page faults.
+        """
+        import jax
+        import jax.numpy as jnp
+        import torch
+
+        from harness.roofline import (
+            CALIBRATION_TIMING,
+            COPY_BYTES,
+            GEMM_N,
+            Peaks,
+            _best_rate,
+        )
+        from harness.timer import Timer
+
+        n = GEMM_N.get(dtype, 1024)
+        generator = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(n, n, generator=generator).to(getattr(torch, dtype))
+                for _ in range(2))
+        flops = 2.0 * n**3
+        flops_per_s = _best_rate(self, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
+
+        with self._jax_config():
+            device = self._jax_device()
+            src = jax.device_put(jnp.ones(COPY_BYTES // 4, jnp.float32), device)
+            buffer = [jax.device_put(jnp.zeros(COPY_BYTES // 4, jnp.float32), device)]
+            copy = jax.jit(lambda s, d: d.at[:].set(s), donate_argnums=1).lower(
+                src, buffer[0]).compile()
+
+            def step() -> Any:
+                buffer[0] = copy(src, buffer[0])  # the donated buffer comes back as the output
+                _wait(buffer[0])
+                return buffer[0]
+
+            measurement = Timer(CALIBRATION_TIMING).measure(step, self.synchronize)
+        moved = 2.0 * COPY_BYTES  # read the source, write the destination
+        return Peaks(
+            flops_per_s=flops_per_s,
+            bytes_per_s=moved / min(measurement.samples_s),
+            source=f"measured through XLA: matmul {n}x{n} {dtype} (torchax), copy "
+                   f"{COPY_BYTES // 2**20} MiB float32 into a donated buffer; best sample",
+        )
+
+    def close(self) -> None:
+        self._last = None
+
+
+class XlaCpuAdapter(XlaAdapter):
+    """torch workloads through torchax on XLA's CPU back end: the whole TPU path, testable in CI.
+
+    Peaks are measured through the adapter (a matmul and a copy compiled by XLA; see
+    :meth:`XlaAdapter.peaks`) and through torch on the same CPU; the roof is the better of the
+    two, since it belongs to the chip, not to the runtime.
+    """
+
+    name: ClassVar[str] = "xla-cpu"
+    platform: ClassVar[str] = "cpu"
+
+    def peaks(self, dtype: str) -> Peaks:
+        from harness.roofline import best_of, host_peaks
+
+        return best_of(super().peaks(dtype), host_peaks(dtype))
+
+    @property
+    def device(self) -> str:
+        return f"xla:cpu:{self.index}"
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        missing = cls._missing()
+        return (False, missing) if missing else (True, "")
+
+
+class TpuAdapter(XlaAdapter):
+    """torch workloads through torchax on one Cloud TPU chip.
+
+    Peaks: Google's datasheet figures for bfloat16 on known generations; measured otherwise.
+    """
+
+    name: ClassVar[str] = "tpu"
+    platform: ClassVar[str] = "tpu"
+    install: ClassVar[str] = TPU_INSTALL
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        missing = cls._missing()
+        if missing:
+            return False, missing
+        # Without libtpu jax has no TPU runtime to load: say so without importing jax.
+        if not _installed("libtpu") and "TPU_LIBRARY_PATH" not in os.environ:
+            return False, f"libtpu is not installed (jax has no TPU runtime); {TPU_INSTALL}"
+        import jax
+
+        try:
+            count = len(jax.devices("tpu"))
+            error = ""
+        except RuntimeError as exc:
+            count, error = 0, (str(exc).strip().splitlines() or [""])[0]
+        if count == 0:
+            backends = ", ".join(sorted({d.platform for d in jax.devices()}))
+            return False, (f"no TPU device: jax.devices('tpu') found none (backends here: "
+                           f"{backends})" + (f": {error}" if error else ""))
+        return True, ""
+
+    def peaks(self, dtype: str) -> Peaks:
+        found = tpu_datasheet_peaks(self._jax_device().device_kind, dtype)
+        return found if found is not None else super().peaks(dtype)
