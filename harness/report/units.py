@@ -13,6 +13,11 @@ def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _num(v: float) -> str:
+    """Three significant digits, never in scientific notation (1020 MiB, not 1.02e+03 MiB)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def seconds(value: Any) -> str:
     """``0.00123`` → ``1.23 ms``."""
     if missing(value):
@@ -20,8 +25,8 @@ def seconds(value: Any) -> str:
     v = float(value)
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if abs(v) >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{v / 1e-9:.3g} ns"
+            return f"{_num(v / scale)} {unit}"
+    return f"{_num(v / 1e-9)} ns"
 
 
 def rate(value: Any, unit: str = "/s") -> str:
@@ -31,8 +36,8 @@ def rate(value: Any, unit: str = "/s") -> str:
     v = float(value)
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(v) >= scale:
-            return f"{v / scale:.3g} {prefix}{unit}"
-    return f"{v:.3g} {unit}"
+            return f"{_num(v / scale)} {prefix}{unit}"
+    return f"{_num(v)} {unit}"
 
 
 def size(value: Any) -> str:
@@ -42,7 +47,7 @@ def size(value: Any) -> str:
     v = float(value)
     for scale, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if abs(v) >= scale:
-            return f"{v / scale:.3g} {unit}"
+            return f"{_num(v / scale)} {unit}"
     return f"{v:.0f} B"
 
 
