@@ -449,3 +449,17 @@ def test_the_export_is_quiet(ort_adapter: Any, capfd: pytest.CaptureFixture[str]
 def test_partial_functions_export(ort_adapter: Any) -> None:
     task = Task(fn=functools.partial(_scale, factor=0.5), inputs=(torch.ones(2),))
     assert run_once(ort_adapter, task).tolist() == pytest.approx([math.tanh(1) / 2] * 2)
+
+
+def test_cpu_provider_roof_is_the_best_of_ort_and_torch_on_this_cpu(
+        ort_adapter: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.roofline as roofline
+    from harness.roofline import Peaks
+
+    ort = Peaks(flops_per_s=1.9e11, bytes_per_s=2.6e10, source="ort")
+    torch_cpu = Peaks(flops_per_s=3.2e11, bytes_per_s=2.2e10, source="torch")
+    monkeypatch.setattr(roofline, "measure_peaks", lambda adapter, dtype: ort)
+    monkeypatch.setattr(roofline, "host_peaks", lambda dtype: torch_cpu)
+    peaks = ort_adapter.peaks("float32")
+    assert (peaks.flops_per_s, peaks.bytes_per_s) == (3.2e11, 2.6e10)
+    assert "FLOP/s from [torch], bytes/s from [ort]" in peaks.source
