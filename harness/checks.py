@@ -69,3 +69,51 @@ def relative_error(reference: Callable[[], Any], tol: float,
             raise AssertionError(f"relative error {error:.3g} exceeds {tol:g}")
 
     return check
+
+
+def vary(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The same inputs, changed so that any honest computation gives a different answer:
+    floating tensors shifted and scaled, integer tensors and lists rolled by one position,
+    booleans flipped. None when nothing could be changed (no tensors or lists).
+
+    Used to catch a workload or adapter that returns a cached or constant answer: if the
+    output does not move when every input moved, the timing measured no real work.
+    """
+    import torch
+
+    changed = False
+    out: list[Any] = []
+    for item in inputs:
+        if isinstance(item, torch.Tensor) and item.numel() > 0:
+            changed = True
+            if item.dtype.is_floating_point or item.dtype.is_complex:
+                out.append(item * 1.5 + 0.25)
+            elif item.dtype == torch.bool:
+                out.append(~item)
+            else:
+                out.append(item.flatten().roll(1).reshape(item.shape) + (item.numel() == 1))
+        elif isinstance(item, list) and len(item) > 1:
+            changed = True
+            out.append(item[1:] + item[:1])
+        else:
+            out.append(item)
+    return tuple(out) if changed else None
+
+
+def same_output(a: Any, b: Any) -> bool:
+    """True when two outputs (tensors, arrays, numbers or nests of them) are exactly equal."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.cpu(), b.cpu()))
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_output(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_output(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except Exception:  # an object without a meaningful equality: cannot tell
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,18 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeat", type=int, metavar="N",
                      help="run every case N times, each repetition in a fresh process, so that "
                           "comparisons can see the noise between processes")
+    isolate = run.add_mutually_exclusive_group()
+    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=True,
+                         help="run each case in its own worker process (the default): a crash, "
+                              "hang or memory exhaustion becomes an error row")
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
+                         help="run every case in this process (faster start, no protection)")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="with isolation, kill a case after S seconds (default 600)")
+    run.add_argument("--max-memory", type=_size, metavar="SIZE",
+                     help="with isolation, cap each worker's memory, e.g. 8G or 512M")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="run only the cases missing from this run folder, with its settings")
     # A worker of --repeat: append to the parent's run folder as repetition K. Not for users.
     run.add_argument("--into", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--repetition", type=int, default=0, help=argparse.SUPPRESS)
@@ -120,6 +133,20 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("-o", "--output", type=Path, help="destination file (default: in the run)")
     return parser
+
+
+def _size(text: str) -> int:
+    """``8G``, ``512M``, ``1.5GiB`` or a byte count → bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size such as 8G or 512M, got {text!r}")
+    scale = 1024 ** " KMGT".index(match.group(2).upper() or " ")
+    value = int(float(match.group(1)) * scale)
+    if value < 64 * 2**20:
+        raise argparse.ArgumentTypeError(f"a worker needs at least 64M, got {text!r}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -202,43 +229,98 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+SELECTION_FLAGS = ("suite", "workload", "adapter", "param", "plan", "preset", "repeat",
+                   "min_time", "max_time", "min_samples", "no_collect")
+
+
+def _resumed(args: argparse.Namespace) -> tuple[RunConfig, Path]:
+    """The configuration stored in the run folder being resumed."""
+    from harness.results import ResultsError, read_context
+
+    given = [f"--{f.replace('_', '-')}" for f in SELECTION_FLAGS if getattr(args, f)]
+    if given:
+        raise UsageError(f"--resume takes the selection from the run folder; drop {given[0]}")
+    run = Path(args.resume)
+    if not (run / "context.json").is_file():
+        raise UsageError(f"--resume {run}: not a run folder (no context.json)")
+    stored = read_context(run).get("config")
+    if not isinstance(stored, dict):
+        raise UsageError(f"--resume {run}: its context.json records no run configuration")
+    try:
+        config = RunConfig(
+            suites=tuple(stored.get("suites") or ()),
+            workloads=tuple(stored.get("workloads") or ()),
+            adapters=tuple(stored.get("adapters") or ()),
+            params={k: tuple(v) for k, v in (stored.get("params") or {}).items()},
+            preset=stored.get("preset", "quick"), out=run.parent,
+            timing=TimingOptions(**(stored.get("timing") or {})),
+            collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)))
+    except (TypeError, ValueError, ResultsError) as exc:
+        raise UsageError(f"--resume {run}: its stored configuration is not valid: {exc}") from None
+    return config, run
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from harness.isolation import Limits
+
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    return Limits(timeout_s=args.timeout or Limits.timeout_s, max_memory_bytes=args.max_memory)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import environment
     from harness.plan import make_plan
     from harness.report.table import render
     from harness.results import RunWriter, read_rows
+    from harness.runner import row_key
 
-    config = _config(args)
+    if args.resume is not None:
+        config, resumed = _resumed(args)
+    else:
+        config, resumed = _config(args), None
     plan = make_plan(config)
     names = [spec.name for spec in plan.adapters]
     if args.reference is not None and args.reference not in names:
         raise UsageError(f"--reference {args.reference!r} is not among the run's adapters: "
                          f"{', '.join(dict.fromkeys(names))}")
-    if args.into is not None:  # a worker of --repeat: the parent prints the table
+    limits = _limits(args)
+    if args.into is not None:  # a worker of --repeat without isolation: the parent prints
         writer = RunWriter.reopen(args.into)
-        _run_plan(config, plan, _adapters(plan), writer)
+        done = {row_key(row) for row in read_rows(args.into)}
+        _run_plan(config, plan, writer, done, args.isolate, limits)
         return 0
-    adapters = _adapters(plan)
-    context = environment.collect()
-    context["config"] = {
-        "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
-        "params": config.params, "adapters": [s.label for s in plan.adapters],
-        "timing": config.timing.__dict__, "collect": config.collect, "repeat": config.repeat,
-    }
-    context["adapters"] = {label: a.info() for label, a in adapters.items()}
-    writer = RunWriter(config.out, context)
-    if config.repeat == 1:
-        rows = _run_plan(config, plan, adapters, writer)
-        if rows is None:
-            return 130
+    if resumed is not None:
+        writer = RunWriter.reopen(resumed)
     else:
-        for adapter in adapters.values():  # the parent stays idle while its workers measure
+        adapters = _adapters(plan)
+        context = environment.collect()
+        context["config"] = {
+            "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
+            "params": config.params, "adapters": [s.label for s in plan.adapters],
+            "timing": config.timing.__dict__, "collect": config.collect,
+            "repeat": config.repeat, "isolate": args.isolate,
+        }
+        context["adapters"] = {label: a.info() for label, a in adapters.items()}
+        for adapter in adapters.values():  # cases run in workers, or get fresh instances
             adapter.close()
+        writer = RunWriter(config.out, context)
+    done = {row_key(row) for row in read_rows(writer.path)}
+    if config.repeat > 1 and not args.isolate:
         writer.close()
         status = _repeat(args, config.repeat, writer.path)
         if status:
             return status
-        rows = read_rows(writer.path)
+    else:
+        for k in range(config.repeat):
+            if config.repeat > 1:
+                print(f"repetition {k + 1}/{config.repeat}", file=sys.stderr)
+            run = dataclasses.replace(config, repetition=k)
+            if _run_plan(run, plan, writer, done, args.isolate, limits, close=False) is None:
+                writer.close()
+                return 130
+        writer.close()
+    rows = read_rows(writer.path)
     print(render(rows, reference=args.reference or "cpu"))
     print(f"\nrun folder: {writer.path}")
     failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
@@ -258,22 +340,32 @@ def _adapters(plan: Plan) -> dict[str, Adapter]:
     return adapters
 
 
-def _run_plan(config: RunConfig, plan: Plan, adapters: dict[str, Adapter],
-              writer: RunWriter) -> list[dict[str, Any]] | None:
-    """Run in this process; the rows, or None when interrupted (rows so far are on disk)."""
+def _run_plan(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], isolate: bool,
+              limits: Any, close: bool = True) -> list[dict[str, Any]] | None:
+    """Run the plan's pending cases, each in its own worker or all in this process; the rows,
+    or None when interrupted (rows finished so far are on disk)."""
+    from harness.isolation import run_isolated
     from harness.progress import Progress
-    from harness.runner import Hooks, Runner
+    from harness.runner import Hooks, Runner, pending
 
+    todo = sum(len(cases) for _, cases in pending(plan, done, config.repetition))
     progress = Progress(len(plan), sys.stderr)
-    runner = Runner(config, plan, writer, Hooks(progress.start, progress.done))
+    progress.skipped(len(plan) - todo)
+    hooks = Hooks(progress.start, progress.done)
+    adapters: dict[str, Adapter] = {}
     try:
-        rows = runner.run(adapters)
+        if isolate:
+            rows = run_isolated(config, plan, writer, limits, hooks, done)
+        else:
+            adapters = _adapters(plan)
+            rows = Runner(config, plan, writer, hooks, done=done).run(adapters)
     except KeyboardInterrupt:
         progress.finish()
         print(f"interrupted; rows finished so far are in {writer.path}", file=sys.stderr)
         return None
     finally:
-        writer.close()
+        if close:
+            writer.close()
         for adapter in adapters.values():
             adapter.close()
     progress.finish()
@@ -399,10 +491,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script; returns the exit status."""
+    import warnings
+
     from harness.plan import PlanError
     from harness.plugins import PluginError
     from harness.results import ResultsError
 
+    # Warnings (a torn last row, say) are one line each, like errors.
+    warnings.showwarning = lambda message, *_args, **_kw: print(
+        f"harness: warning: {message}", file=sys.stderr)
     parser = _build_parser()
     try:
         argv = list(sys.argv[1:] if argv is None else argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import plugins
@@ -35,6 +36,9 @@ class Plan:
 
     cases: list[Case]
     adapters: list[AdapterSpec]
+    #: suite name → what loads it again (a registered name, a dotted module or an absolute
+    #: path), so that a worker process can rebuild any case from its id's parts.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.cases) * len(self.adapters)
@@ -68,13 +72,24 @@ def select_adapters(specs: tuple[str, ...]) -> list[AdapterSpec]:
     return chosen
 
 
-def select_cases(config: RunConfig) -> list[Case]:
-    """Expand the selected suites' workloads over the preset grid with the user's overrides."""
+def _source(spec: str) -> str:
+    """A suite spec that loads the same suite from any working directory."""
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        return str(Path(spec).resolve())
+    return spec
+
+
+def select_cases(config: RunConfig, sources: dict[str, str] | None = None) -> list[Case]:
+    """Expand the selected suites' workloads over the preset grid with the user's overrides;
+    ``sources`` (if given) receives each suite's name → how to load it again."""
+    specs = list(config.suites) or list(plugins.registered("harness.suites"))
     try:
-        suites = ([plugins.load_suite(s) for s in config.suites] if config.suites
-                  else plugins.all_suites())
+        suites = [plugins.load_suite(s) for s in specs]
     except plugins.PluginError as exc:
         raise PlanError(str(exc)) from None
+    if sources is not None:
+        sources.update({suite.name: _source(spec) for suite, spec in zip(suites, specs,
+                                                                         strict=True)})
     available = {name: (suite, w) for suite in suites for name, w in suite.workloads.items()}
     wanted = list(config.workloads) or list(available)
     for name in wanted:
@@ -105,4 +120,6 @@ def select_cases(config: RunConfig) -> list[Case]:
 
 def make_plan(config: RunConfig) -> Plan:
     """Resolve the configuration into a plan, or raise :class:`PlanError` with one clear line."""
-    return Plan(cases=select_cases(config), adapters=select_adapters(config.adapters))
+    sources: dict[str, str] = {}
+    cases = select_cases(config, sources)
+    return Plan(cases=cases, adapters=select_adapters(config.adapters), sources=sources)

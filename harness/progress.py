@@ -22,6 +22,13 @@ class Progress:
         self.started = time.monotonic()
         self._width = 0
 
+    def skipped(self, count: int) -> None:
+        """Say how many cases a resumed run already holds (and will not run again)."""
+        if count:
+            self.stream.write(f"{count} of {self.total} case(s) already in the run folder: "
+                              "not run again\n")
+            self.stream.flush()
+
     def _draw(self, text: str) -> None:
         pad = max(0, self._width - len(text))
         self.stream.write("\r" + text + " " * pad)

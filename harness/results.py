@@ -6,6 +6,7 @@ import json
 import math
 import os
 import secrets
+import warnings
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,9 @@ ROWS_FILE = "rows.jsonl"
 
 #: Every row carries these columns, in this order; units are in the names (SI).
 COLUMNS: tuple[str, ...] = (
-    "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_options",
-    "device", "repetition", "status", "message", "correct", "n_samples", "loops", "first_call_s",
-    "warmup_s", "warmup_steady", "sampling_s",
+    "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_label",
+    "adapter_options", "device", "repetition", "status", "message", "correct", "output_varies",
+    "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady", "sampling_s",
     "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
     "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",
@@ -84,9 +85,17 @@ class RunWriter:
         run = Path(run)
         if not (run / CONTEXT_FILE).is_file():
             raise ResultsError(f"{run} is not a run folder (no {CONTEXT_FILE})")
+        rows = run / ROWS_FILE
+        if rows.is_file():
+            data = rows.read_bytes()
+            if data and not data.endswith(b"\n"):
+                # A torn last row (the run was killed mid-write): cut it, so that the next row
+                # starts on a line of its own.
+                with open(rows, "r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
         writer = cls.__new__(cls)
         writer.run_id, writer.path = run.name, run
-        writer._rows = open(run / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        writer._rows = open(rows, "a", encoding="utf-8")  # noqa: SIM115
         return writer
 
     def append(self, row: dict[str, Any]) -> None:
@@ -120,20 +129,43 @@ def run_folders(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise ResultsError(f"{path} is not a run folder, a results directory or {ROWS_FILE}")
 
 
+class TornRowWarning(UserWarning):
+    """The last line of a ``rows.jsonl`` was cut short (the run was killed while writing)."""
+
+
 def read_rows(run: Path) -> list[dict[str, Any]]:
-    """The rows of one run folder, in the order they were written."""
+    """The rows of one run folder, in the order they were written.
+
+    A torn last line (a run killed mid-write) is skipped with a :class:`TornRowWarning`; a bad
+    line anywhere else, or a row from a newer schema than this harness knows, is an error.
+    """
+    path = Path(run) / ROWS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"cannot read {path}: {exc}") from None
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     rows = []
-    with open(run / ROWS_FILE, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if index == last:
+                warnings.warn(f"{path}:{index + 1}: skipped a torn last row (the run was "
+                              "interrupted while writing it)", TornRowWarning, stacklevel=2)
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ResultsError(f"{run / ROWS_FILE}:{number} is not a JSON row") from None
-            if not isinstance(row, dict):
-                raise ResultsError(f"{run / ROWS_FILE}:{number} is not a JSON object")
-            rows.append(row)
+            raise ResultsError(f"{path}:{index + 1} is not a JSON row") from None
+        if not isinstance(row, dict):
+            raise ResultsError(f"{path}:{index + 1} is not a JSON object")
+        schema = row.get("schema", SCHEMA)
+        if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+            raise ResultsError(f"{path}:{index + 1} has an invalid schema version {schema!r}")
+        if schema > SCHEMA:
+            raise ResultsError(f"{path}:{index + 1} was written with results schema {schema}; "
+                               f"this harness reads up to schema {SCHEMA}: upgrade it")
+        rows.append(row)
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -22,11 +23,10 @@ from harness.timer import Measurement, Timer
 from harness.workload import Case, Skip, Task
 
 NAN = float("nan")
+CONSTANT_OUTPUT = ("the output did not change when every input changed: a cached or constant "
+                   "answer, so the timing may measure no real work")
 OnStart = Callable[[Case, AdapterSpec, int, int], None]
 OnRow = Callable[[dict[str, Any], int, int], None]
-
-# Summary field → result column.
-
 
 @dataclass
 class Hooks:
@@ -90,15 +90,42 @@ def measured_row(task: Task, measurement: Measurement) -> tuple[dict[str, Any], 
     return row, missing
 
 
+RowKey = tuple[str, str, int]
+
+
+def row_key(row: dict[str, Any]) -> RowKey:
+    """What identifies a row within a run: case, adapter label and repetition."""
+    label = row.get("adapter_label") or row.get("adapter") or ""
+    return str(row.get("case_id")), str(label), int(row.get("repetition") or 0)
+
+
+def pending(plan: Plan, done: set[RowKey], repetition: int = 0
+            ) -> list[tuple[AdapterSpec, list[tuple[int, Case]]]]:
+    """Per adapter, the (1-based position, case) pairs still to run, in plan order."""
+    out = []
+    index = 0
+    for spec in plan.adapters:
+        cases = []
+        for case in plan.cases:
+            index += 1
+            if (case.id, spec.label, repetition) not in done:
+                cases.append((index, case))
+        out.append((spec, cases))
+    return out
+
+
 class Runner:
     """Runs a plan and writes each result as soon as it exists."""
 
-    def __init__(self, config: RunConfig, plan: Plan, writer: RunWriter,
-                 hooks: Hooks | None = None, timer: Timer | None = None):
+    def __init__(self, config: RunConfig, plan: Plan, writer: RunWriter | None,
+                 hooks: Hooks | None = None, timer: Timer | None = None,
+                 done: set[RowKey] | None = None):
         self.config = config
         self.plan = plan
         self.writer = writer
         self.hooks = hooks or Hooks()
+        #: rows the run folder already holds (a resumed run): these cases are not run again.
+        self.done = done or set()
         self.timer = timer or Timer(config.timing)
         self.collectors: list[Collector] = []
         #: (adapter label, dtype) → its peaks, or the reason there are none; measured once.
@@ -110,22 +137,22 @@ class Runner:
         """Run every case on every adapter (instances keyed by spec label); return the rows."""
         _calibrate(self.collectors)
         rows = []
-        total = len(self.plan)
-        index = 0
-        for spec in self.plan.adapters:
+        for spec, cases in pending(self.plan, self.done, self.config.repetition):
+            if not cases:
+                continue
             adapter = adapters[spec.label]
             # The adapter's own counters (device energy) measure alongside the host collectors.
             own = adapter.collectors() if self.config.collect else []
             _calibrate(own)
-            for case in self.plan.cases:
-                index += 1
+            for index, case in cases:
                 if self.hooks.on_start:
-                    self.hooks.on_start(case, spec, index, total)
+                    self.hooks.on_start(case, spec, index, len(self.plan))
                 row = self.run_case(case, spec, adapter, [*self.collectors, *own])
-                self.writer.append(row)
+                if self.writer is not None:
+                    self.writer.append(row)
                 rows.append(row)
                 if self.hooks.on_row:
-                    self.hooks.on_row(row, index, total)
+                    self.hooks.on_row(row, index, len(self.plan))
             for collector in own:
                 collector.close()
         for collector in self.collectors:
@@ -150,7 +177,8 @@ class Runner:
         collectors = self.collectors if collectors is None else collectors
         row: dict[str, Any] = {
             "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
-            "params": case.params, "adapter": spec.name, "adapter_options": dict(adapter.config),
+            "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
+            "adapter_options": dict(adapter.config),
             "device": adapter.device, "repetition": self.config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "ok", "message": "", "correct": None,
@@ -177,7 +205,10 @@ class Runner:
                 timing, timing_missing = measured_row(task, measurement)
                 missing.update(timing_missing)
                 row.update(timing)
-                row["correct"], row["message"] = self._check(task, adapter, measurement.output)
+                row["correct"], row["message"] = self._check(task, adapter, measurement)
+                row["output_varies"] = self._varies(task, adapter, measurement.output)
+                if row["output_varies"] is False:
+                    row["message"] = _join(row["message"], CONSTANT_OUTPUT)
                 stage = "collectors"
                 if collectors:
                     figures = collector_pass(step, adapter, collectors, task.items)
@@ -218,17 +249,47 @@ class Runner:
         return row
 
     @staticmethod
-    def _check(task: Task, adapter: Adapter, output: Any) -> tuple[bool | None, str]:
+    def _check(task: Task, adapter: Adapter, measurement: Measurement
+               ) -> tuple[bool | None, str]:
+        """Check the first call's output and those of a few timed samples (a case must stay
+        right under load, not only once before timing)."""
         if not adapter.checks_output:
             return None, ""
         if task.check is None:
             return None, "no correctness check defined"
-        try:
-            task.check(adapter.to_host(output))
-        except AssertionError as exc:
-            first = (str(exc).strip().splitlines() or ["output differs from the reference"])[0]
-            return False, f"check failed: {first}"
+        outputs = [("the first call", measurement.output)]
+        outputs += [(f"timed sample {i + 1}", out) for i, out in measurement.sampled_outputs]
+        for where, output in outputs:
+            try:
+                task.check(adapter.to_host(output))
+            except AssertionError as exc:
+                lines = str(exc).strip().splitlines() or ["output differs from the reference"]
+                suffix = "" if where == "the first call" else f" (on {where})"
+                return False, f"check failed: {lines[0]}{suffix}"
         return True, ""
+
+    @staticmethod
+    def _varies(task: Task, adapter: Adapter, output: Any) -> bool | None:
+        """Whether the output changes when the inputs change; None when it cannot be tried.
+
+        A constant or cached answer makes a case look fast while doing no work; the check
+        against a reference cannot see it, because the reference used the same inputs.
+        """
+        from harness.checks import same_output, vary
+
+        if not adapter.checks_output:
+            return None
+        try:
+            inputs = (task.vary or vary)(task.inputs)
+            if inputs is None:
+                return None
+            other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
+            with adapter.running():
+                changed = other()
+                adapter.synchronize()
+            return not same_output(adapter.to_host(output), adapter.to_host(changed))
+        except Exception:  # the probe is a safeguard: its own failure says nothing of the case
+            return None
 
 
 def _calibrate(collectors: list[Collector]) -> None:

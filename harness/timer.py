@@ -18,6 +18,9 @@ from harness.config import TimingOptions
 
 Clock = Callable[[], int]
 NS = 1e-9
+#: 1-based sample numbers whose last output is kept for checking, besides the final sample's:
+#: a few, spread out, so that holding them costs little memory.
+CHECKED_SAMPLES = frozenset({1, 10})
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class Measurement:
     #: True when sampling stopped at ``max_time_s`` before reaching ``min_samples``.
     hit_time_cap: bool
     output: Any = field(default=None, repr=False, compare=False)
+    #: (sample index, output of that sample's last call) for a few timed samples, so that the
+    #: answers given while timed are checked too, not only the first call's.
+    sampled_outputs: list[tuple[int, Any]] = field(default_factory=list, repr=False,
+                                                   compare=False)
 
 
 def _median_overhead_ns(clock: Clock, sync: Callable[[], None], repeats: int = 31) -> int:
@@ -59,14 +66,19 @@ class Timer:
     def __init__(self, options: TimingOptions | None = None, clock: Clock = time.perf_counter_ns):
         self.options = options or TimingOptions()
         self.clock = clock
+        self.last_output: Any = None
+        self.sampled_outputs: list[tuple[int, Any]] = []
 
     def _sample_ns(self, step: Callable[[], Any], sync: Callable[[], None], loops: int) -> int:
         clock = self.clock
+        out = None
         t0 = clock()
         for _ in range(loops):
-            step()
+            out = step()  # a local store per call: well under a nanosecond
         sync()  # device work is part of the figure: synchronise inside the clock
-        return clock() - t0
+        elapsed = clock() - t0
+        self.last_output = out
+        return elapsed
 
     def calibrate(self, step: Callable[[], Any], sync: Callable[[], None],
                   target_ns: float) -> int:
@@ -107,12 +119,17 @@ class Timer:
         opts = self.options
         min_ns, max_ns = opts.min_time_s / NS, opts.max_time_s / NS
         samples: list[int] = []
+        self.sampled_outputs = []
         start = self.clock()
         while True:
             samples.append(self._sample_ns(step, sync, loops))
+            if len(samples) in CHECKED_SAMPLES:
+                self.sampled_outputs.append((len(samples) - 1, self.last_output))
             elapsed = self.clock() - start
             enough = elapsed >= min_ns and len(samples) >= opts.min_samples
             if enough or elapsed >= max_ns:
+                if len(samples) not in CHECKED_SAMPLES:
+                    self.sampled_outputs.append((len(samples) - 1, self.last_output))
                 return samples, elapsed, not enough
 
     def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
@@ -148,4 +165,5 @@ class Timer:
             sampling_s=sampling_ns * NS,
             hit_time_cap=capped,
             output=output,
+            sampled_outputs=self.sampled_outputs,
         )

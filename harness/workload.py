@@ -35,6 +35,10 @@ class Task:
             with a message when the output disagrees with the reference.
         impls: adapter-specific implementations of ``fn``, keyed by adapter name.
         meta: free-form facts about the task, stored with the result (e.g. the resolved dtype).
+        vary: returns other inputs for which an honest ``fn`` gives a different output; the
+            runner uses it to flag cached or constant answers. Default:
+            :func:`harness.checks.vary`; a workload whose outputs can legitimately coincide
+            under that generic change (lookups that all miss) supplies its own.
     """
 
     fn: Callable[..., Any]
@@ -45,6 +49,7 @@ class Task:
     check: Check | None = None
     impls: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    vary: Callable[[tuple[Any, ...]], tuple[Any, ...] | None] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):

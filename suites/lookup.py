@@ -320,6 +320,26 @@ def _llbtree() -> Any:
     return LLBTree
 
 
+# --- varied inputs (to catch constant answers) ------------------------------------------------
+
+
+def swapping(pairs: Sequence[tuple[Any, Any]]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A ``Task.vary`` that replaces the query inputs (matched by identity) with other queries
+    and leaves the structure alone: changing a table or a sorted column would break it, and
+    the generic change (roll every tensor) would too."""
+    def vary(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(next((new for old, new in pairs if item is old), item) for item in inputs)
+    return vary
+
+
+def other_points(sorted_keys: torch.Tensor, batch: int) -> torch.Tensor:
+    """Queries that all hit, in key order: answers unlike those of the seeded mix of hits and
+    misses (all -1 at a zero hit rate), so an honest lookup's output must change."""
+    import torch
+
+    return sorted_keys[torch.arange(batch) % sorted_keys.numel()]
+
+
 # --- work-size models -----------------------------------------------------------------------
 
 
@@ -397,9 +417,12 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
                             "model_probes": round(model_probes, 3)}
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
+    other = other_points(sorted_keys, batch)
+    swaps: list[tuple[Any, Any]]
     if impl == "dict":
         table = dict(zip(keys.tolist(), values.tolist(), strict=True))
         fn, inputs = dict_lookup, (table, queries.tolist())
+        swaps = [(inputs[1], other.tolist())]
         meta.update(footprint_bytes=dict_footprint(table),
                     footprint_method="sys.getsizeof of the dict and of each key and value int")
     elif impl == "torch":
@@ -407,6 +430,7 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
 
         built = hashtable.build(keys, values)
         fn, inputs = hashtable.probe, built.inputs(queries)
+        swaps = [(queries, other)]
         meta.update(footprint_bytes=built.nbytes, footprint_method="tensor nbytes",
                     capacity=built.capacity, load_factor=round(n_keys / built.capacity, 4),
                     probes=built.probes)
@@ -417,13 +441,15 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
         column = values.numpy()
         index.get_indexer(queries.numpy()[:1])  # build khash now: a first call is not a build
         fn, inputs = pandas_lookup, (index, column, queries.numpy())
+        swaps = [(inputs[2], other.numpy())]
         meta.update(footprint_bytes=int(index.memory_usage(deep=True) + column.nbytes),
                     footprint_method="Index.memory_usage(deep=True), khash engine included, "
                                      "+ values ndarray nbytes")
     else:  # pragma: no cover (the grid admits only HASH_IMPLS)
         raise WorkloadError(f"unknown impl {impl!r}")
     return Task(fn=fn, inputs=inputs, items=batch, flops=0.0, bytes=nbytes,
-                check=answers_check(lambda: dict_answers(keys, values, queries)), meta=meta)
+                check=answers_check(lambda: dict_answers(keys, values, queries)), meta=meta,
+                vary=swapping(swaps))
 
 
 @workload(params={
@@ -457,6 +483,12 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
 
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
+    # Other queries for the constant-answer probe: all-hit points, or the ranges shifted by one.
+    if op == "point":
+        alt_points = other_points(sorted_keys, batch)
+    else:
+        alt_lo, alt_hi = lo.roll(1), hi.roll(1)
+    swaps: list[tuple[Any, Any]]
     if impl == "btree":
         tree_class = _llbtree()
         pairs = list(zip(sorted_keys.tolist(), values.tolist(), strict=True))
@@ -470,8 +502,10 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
         del pairs
         if op == "point":
             fn, inputs = btree_point, (tree, queries.tolist())
+            swaps = [(inputs[1], alt_points.tolist())]
         else:
             fn, inputs = btree_range, (tree, lo.tolist(), hi.tolist())
+            swaps = [(inputs[1], alt_lo.tolist()), (inputs[2], alt_hi.tolist())]
         meta.update(footprint_bytes=footprint, footprint_method=method)
     elif impl == "searchsorted":
         from suites.eytzinger import PAD
@@ -480,9 +514,11 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
         if op == "point":
             beside = torch.cat((values, torch.tensor([-1])))  # the PAD sentinel's value is -1
             fn, inputs = sorted_point, (column, beside, queries)
+            swaps = [(queries, alt_points)]
         else:
             beside = prefix_sums()
             fn, inputs = sorted_range, (column, beside, lo, hi)
+            swaps = [(lo, alt_lo), (hi, alt_hi)]
         meta.update(footprint_bytes=int(column.nbytes + beside.nbytes),
                     footprint_method="tensor nbytes")
     elif impl == "eytzinger":
@@ -492,15 +528,17 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
         if op == "point":
             fn, inputs = eytzinger.point, (layout.keys, layout.values, queries, layout.depth)
             footprint = layout.nbytes
+            swaps = [(queries, alt_points)]
         else:
             prefix = prefix_sums()
             fn = eytzinger.range_count_sum
             inputs = (layout.keys, prefix, lo, hi, layout.depth)
             footprint = int(layout.keys.nbytes + prefix.nbytes)
+            swaps = [(lo, alt_lo), (hi, alt_hi)]
         meta.update(footprint_bytes=footprint, footprint_method="tensor nbytes",
                     depth=layout.depth)
     else:  # pragma: no cover (the grid admits only ORDERED_IMPLS)
         raise WorkloadError(f"unknown impl {impl!r}")
     return Task(fn=fn, inputs=inputs, items=batch, flops=0.0,
                 bytes=_ordered_bytes(n_keys, batch, op), check=answers_check(reference),
-                meta=meta)
+                meta=meta, vary=swapping(swaps))

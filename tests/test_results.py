@@ -101,11 +101,35 @@ def test_unknown_paths_are_clear_errors(tmp_path: Path) -> None:
         harness.load(tmp_path)
 
 
-def test_corrupt_row_names_the_line(tmp_path: Path) -> None:
+def test_a_corrupt_row_before_the_last_names_the_line(tmp_path: Path) -> None:
     run = write_run(tmp_path, [row("a", 1e-3)])
     with open(run / ROWS_FILE, "a") as fh:
-        fh.write("{not json\n")
+        fh.write("{not json\n" + json.dumps(row("b", 1e-3)) + "\n")
     with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not a JSON row"):
+        harness.load(run)
+
+
+def test_a_torn_last_row_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    from harness.results import RunWriter, TornRowWarning, read_rows
+
+    run = write_run(tmp_path, [row("a", 1e-3), row("b", 2e-3)])
+    data = (run / ROWS_FILE).read_bytes()
+    (run / ROWS_FILE).write_bytes(data[:-40])  # killed while writing the second row
+    with pytest.warns(TornRowWarning, match=f"{ROWS_FILE}:2: skipped a torn last row"):
+        frame = harness.load(run)
+    assert list(frame.case_id) == ["a"]
+    writer = RunWriter.reopen(run)  # resuming cuts the torn tail before appending
+    writer.append(row("b", 2e-3))
+    writer.close()
+    assert [r["case_id"] for r in read_rows(run)] == ["a", "b"]
+
+
+def test_rows_from_a_newer_schema_are_a_clear_error(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    newer = {**json.loads((run / ROWS_FILE).read_text()), "schema": 99}
+    (run / ROWS_FILE).write_text(json.dumps(newer) + "\n")
+    with pytest.raises(ResultsError, match="results schema 99; this harness reads up to "
+                                           "schema 1: upgrade it"):
         harness.load(run)
 
 

@@ -1,0 +1,92 @@
+"""Purpose-built faulty workloads for the fault-injection tests (not a test module itself)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from harness import Task, workload
+
+
+def _checked_sum(x: Any) -> Any:
+    return x.sum()
+
+
+def must_equal(expected: float) -> Any:
+    def check(out: Any) -> None:
+        assert abs(float(out) - expected) < 1e-6, f"got {float(out)}, expected {expected}"
+    return check
+
+
+@workload(params={"n": [1000, 2000, 3000, 4000]})
+def fine(n: int) -> Task:
+    """A correct, quick workload."""
+    import torch
+
+    x = torch.arange(n, dtype=torch.float64)
+    return Task(fn=_checked_sum, inputs=(x,), check=must_equal(n * (n - 1) / 2))
+
+
+def _segfault(x: Any) -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def _abort(x: Any) -> None:
+    os.abort()
+
+
+def _raise(x: Any) -> None:
+    raise RuntimeError("the workload failed on purpose")
+
+
+@workload(params={"how": ["segfault", "abort", "exception"]})
+def crash(how: str) -> Task:
+    """Dies on its first call."""
+    import torch
+
+    fn = {"segfault": _segfault, "abort": _abort, "exception": _raise}[how]
+    return Task(fn=fn, inputs=(torch.ones(4),), check=lambda out: None)
+
+
+def _sleep_forever(x: Any) -> None:
+    time.sleep(3600)
+
+
+@workload(params={"n": [1]})
+def hang(n: int) -> Task:
+    """Never returns."""
+    return Task(fn=_sleep_forever, inputs=(n,), check=lambda out: None)
+
+
+def _exhaust(x: Any) -> None:
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 * 2**20))  # 64 MiB at a time, touched (zero-filled)
+
+
+@workload(params={"n": [1]})
+def leak(n: int) -> Task:
+    """Allocates until memory runs out."""
+    return Task(fn=_exhaust, inputs=(n,), check=lambda out: None)
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def _cached(x: Any) -> Any:
+    # Returns the first answer forever: fast, "correct" for the first input, and a lie.
+    if "answer" not in _CACHE:
+        _CACHE["answer"] = x.sum()
+    return _CACHE["answer"]
+
+
+@workload(params={"n": [1000]})
+def constant(n: int) -> Task:
+    """Answers from a cache, whatever the input."""
+    import torch
+
+    x = torch.arange(n, dtype=torch.float64)
+    return Task(fn=_cached, inputs=(x,), check=must_equal(n * (n - 1) / 2))
