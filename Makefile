@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup browser
 
 setup: $(STAMP)
 
@@ -24,5 +24,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check harness suites tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser test (tests/report/test_browser.py) opens the HTML report in headless Chromium.
+# Debian's `chromium` is installed when missing and we are root; otherwise that test is skipped.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends chromium) \
+		|| echo "note: could not install chromium; the browser test will be skipped"; \
+	else \
+		echo "note: $(CHROMIUM) is missing (apt-get install chromium as root);" \
+			"the browser test will be skipped"; \
+	fi
+
+test: lint browser
 	$(BIN)/python -m pytest -q $(ARGS)

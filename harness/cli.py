@@ -1,4 +1,4 @@
-"""The ``harness`` command: list, run, compare, baseline and export."""
+"""The ``harness`` command: list, run, report, compare, baseline, import, history, export."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Benchmark and profile ML inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{list,run,compare,baseline,import,history,export}")
+                                metavar="{list,run,report,compare,baseline,import,history,export}")
 
     ls = sub.add_parser("list", help="list suites, workloads or adapters")
     ls.add_argument("what", nargs="?", choices=("suites", "workloads", "adapters"),
@@ -85,6 +85,13 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="with several adapters, show speedups over this one (default: cpu)")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
+
+    rep = sub.add_parser("report", help="write an HTML or Markdown report of runs")
+    rep.add_argument("runs", nargs="+", type=Path, help="run folders or results directories")
+    rep.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+                     help="report.html (self-contained, with plots) or report.md")
+    rep.add_argument("--reference", default="cpu", metavar="ADAPTER",
+                     help="adapter the speedups are relative to (default: cpu)")
 
     cmp = sub.add_parser("compare", help="compare a candidate run with a baseline, case by case")
     cmp.add_argument("baseline", help="a run folder, a results directory, or a baseline name "
@@ -411,6 +418,13 @@ def _without_repeat(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.build import write_report
+
+    print(write_report(args.runs, args.output, reference=args.reference))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness import baselines
     from harness.compare import Options, compare
@@ -505,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
         args.argv = argv
-        handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare,
+        handler = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
                    "baseline": cmd_baseline, "import": cmd_import, "history": cmd_history,
                    "export": cmd_export}[args.command]
         return handler(args)

@@ -1,0 +1,585 @@
+"""``harness report``: gathers runs into one report (tables, warnings, plots, environment) and
+writes it as a self-contained HTML page or as Markdown, chosen by the output's extension.
+
+This module decides *what* the report says, as plain text in frozen dataclasses; ``html`` and
+``markdown`` only lay it out and escape it, so both formats carry the same content and no string
+reaches a page without passing through exactly one escaping step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.report import units
+from harness.report.plots import Plot, TrendPoint, ratio
+from harness.results import JSON_COLUMNS, ResultsError, read_context, run_folders
+from harness.workload import format_value
+
+Row = dict[str, Any]
+
+#: Output formats by file extension.
+FORMATS: dict[str, Literal["html", "markdown"]] = {".html": "html", ".htm": "html",
+                                                    ".md": "markdown"}
+#: A median whose 95% CI reaches further than this from it is flagged as noisy.
+NOISY_CI = 0.05
+#: The figures of each adapter's column group, in order.
+FIGURES = ("median ± 95% CI", "p99", "throughput", "peak memory", "energy / item", "% of peak",
+           "check")
+#: Figures the report shows, by the columns whose `missing` reasons explain an empty one.
+REPORTED = {"latency_median_s": "median latency", "latency_p99_s": "p99",
+            "throughput_items_per_s": "throughput", "peak_rss_bytes": "peak RSS",
+            "peak_device_bytes": "peak device memory", "energy_per_item_j": "energy",
+            "energy_j": "energy", "peak_fraction": "% of peak", "peak_flops_per_s": "% of peak",
+            "achieved_flops_per_s": "roofline", "arithmetic_intensity": "roofline"}
+#: Where a figure's own column is empty but no reason was stored, this column is checked.
+PRIMARY = {"median latency": "latency_median_s", "throughput": "throughput_items_per_s",
+           "peak RSS": "peak_rss_bytes", "energy": "energy_per_item_j",
+           "% of peak": "peak_fraction"}
+
+#: True/False columns (None: not known).
+FLAGS = ("correct", "warmup_steady", "p90_low_confidence", "p99_low_confidence")
+
+#: Warning kinds in the order a reader should see them, with their headings.
+KINDS = (("error", "Errors"), ("check", "Failed checks"), ("noisy", "Noisy measurements"),
+         ("skipped", "Skipped"), ("low-confidence", "Low-confidence figures"),
+         ("missing", "Missing figures"), ("note", "Notes"))
+
+WarningKind = Literal["error", "skipped", "check", "noisy", "low-confidence", "missing", "note"]
+Tone = Literal["", "bad", "warn", "muted"]
+
+
+class ReportError(ResultsError):
+    """The report cannot be written as asked (an unknown output extension, no runs)."""
+
+
+@dataclass(frozen=True)
+class ReportWarning:
+    """Something a reader must know before trusting a figure; ``cases`` may group several."""
+
+    kind: WarningKind
+    adapter: str
+    cases: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell as plain text: a value, a smaller second line, and hover text."""
+
+    text: str
+    detail: str = ""
+    title: str = ""
+    tone: Tone = ""
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One case (and repetition): its varying parameters, then per adapter either one cell per
+    figure or a single cell spanning them all (error, skipped, not run)."""
+
+    labels: tuple[str, ...]
+    cells: tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """One workload's cases × adapters."""
+
+    suite: str
+    workload: str
+    fixed: str
+    labels: tuple[str, ...]
+    adapters: tuple[str, ...]
+    rows: tuple[TableRow, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the page says, as plain (unescaped) text and PNG bytes."""
+
+    reference: str
+    counts: tuple[tuple[str, int], ...]
+    runs: tuple[tuple[str, ...], ...]
+    environment: tuple[tuple[str, str], ...]
+    adapters: tuple[tuple[str, str], ...]
+    tables: tuple[Table, ...]
+    warnings: tuple[ReportWarning, ...]
+    notes: tuple[str, ...] = ()
+    plots: tuple[Plot, ...] = field(default=())
+    generated_at: str = ""
+
+
+def output_format(output: str | Path) -> Literal["html", "markdown"]:
+    """``html`` or ``markdown`` by the file's extension; anything else is a ReportError."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in FORMATS:
+        raise ReportError(f"cannot tell the report format from {str(output)!r}: "
+                          f"name it {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def write_report(runs: Sequence[str | Path], output: str | Path, reference: str = "cpu") -> Path:
+    """Write the report on ``runs`` (run folders or results directories) to ``output``:
+    a self-contained HTML page (``.html``/``.htm``) or Markdown (``.md``). Returns its path."""
+    from harness.report import html, markdown
+
+    output = Path(output)
+    fmt = output_format(output)  # before any loading: a wrong name fails fast
+    report = gather(runs, reference, plots=fmt == "html")
+    text = html.render(report) if fmt == "html" else markdown.render(report)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    return output
+
+
+def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = True) -> Report:
+    """Load ``runs`` and build the report's content; charts only when ``plots``."""
+    from harness.results import load
+
+    if not runs:
+        raise ReportError("no runs given: name run folders or a results directory")
+    folders = list(dict.fromkeys(run_folders(runs)))
+    contexts = {folder.name: read_context(folder) for folder in folders}
+    order = sorted(contexts, key=lambda run: (str(contexts[run].get("started_at") or ""), run))
+    by_name = {folder.name: folder for folder in folders}
+    every = _records(load(*(by_name[run] for run in order)))  # oldest run first
+    _label_cases(every)
+    reference = _reference(every, reference)
+    shown = _ordered(_latest(every, order), reference)
+    notes = []
+    if len(order) > 1:
+        notes.append(f"{len(order)} runs: tables, warnings and charts show the latest run of "
+                     "each case and adapter; the trend charts show every run.")
+    charts: list[Plot] = []
+    if plots:
+        charts = _charts(shown, every, contexts, reference)
+    return Report(
+        reference=reference, counts=_counts(shown),
+        runs=tuple(_run_line(run, contexts[run]) for run in order),
+        environment=_environment(contexts[order[-1]]) if order else (),
+        adapters=_adapters(contexts, order), tables=tuple(tables(shown, reference)),
+        warnings=tuple(find_warnings(shown)), notes=tuple(notes), plots=tuple(charts),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _charts(shown: list[Row], every: list[Row], contexts: dict[str, dict[str, Any]],
+            reference: str) -> list[Plot]:
+    from harness.report import plots
+
+    charts = [*plots.latency_distributions(shown), *plots.speedup(shown, reference),
+              *plots.roofline(shown), *plots.memory(shown)]
+    points = _trend_points(every, contexts)
+    if points:
+        charts += plots.trend(points)
+    return charts
+
+
+def _records(frame: Any) -> list[Row]:
+    """DataFrame rows as dicts with NaN as None (NaN is truthy) and JSON columns decoded."""
+    rows = []
+    for record in frame.to_dict("records"):
+        row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
+        for column in JSON_COLUMNS:
+            value = row.get(column)
+            row[column] = json.loads(value) if isinstance(value, str) and value else {}
+        row["repetition"] = int(row.get("repetition") or 0)
+        # One adapter under several option sets (`-a cpu:threads=1 -a cpu:threads=2`) gives rows
+        # told apart only by their label: the report's columns follow the label.
+        row["adapter_name"] = row.get("adapter")
+        row["adapter"] = str(row.get("adapter_label") or row.get("adapter"))
+        for flag in FLAGS:  # numpy bools from an all-boolean column: `is False` needs bool
+            if row.get(flag) is not None:
+                row[flag] = bool(row[flag])
+        rows.append(row)
+    return rows
+
+
+def _label_cases(rows: list[Row]) -> None:
+    """A short ``label`` per row for charts: workload and the parameters that vary in it."""
+    suites: dict[str, set[str]] = {}
+    for row in rows:
+        suites.setdefault(str(row.get("workload")), set()).add(str(row.get("suite")))
+    for (suite, workload), group in _by_workload(rows).items():
+        varying = _varying(group)
+        name = workload if len(suites[workload]) == 1 else f"{suite}/{workload}"
+        repeated = len({row["repetition"] for row in group}) > 1
+        for row in group:
+            params = ",".join(f"{k}={format_value(row['params'].get(k, ''))}" for k in varying)
+            row["label"] = (name + (f"[{params}]" if params else "")
+                            + (f" rep {row['repetition']}" if repeated else ""))
+
+
+def _latest(rows: list[Row], order: list[str]) -> list[Row]:
+    """Of each case and adapter, only the rows of the latest run that has it."""
+    rank = {run: i for i, run in enumerate(order)}
+    newest: dict[tuple[str, str], str] = {}
+    for row in rows:
+        key = (row["case_id"], row["adapter"])
+        if key not in newest or rank.get(row["run_id"], -1) > rank.get(newest[key], -1):
+            newest[key] = row["run_id"]
+    return [row for row in rows if newest[(row["case_id"], row["adapter"])] == row["run_id"]]
+
+
+def _reference(rows: list[Row], reference: str) -> str:
+    """The adapter column to compare with: ``reference`` itself, or else the one option set of
+    that adapter (``cpu`` finds ``cpu:threads=2`` when that is the only cpu in the runs)."""
+    labels = {str(row["adapter"]) for row in rows}
+    if reference in labels:
+        return reference
+    variants = {str(row["adapter"]) for row in rows if row.get("adapter_name") == reference}
+    return variants.pop() if len(variants) == 1 else reference
+
+
+def _ordered(rows: list[Row], reference: str) -> list[Row]:
+    """Cases in the order they first ran; within a case the reference adapter first, then the
+    others as they first appear, so tables and chart colours agree whichever run came first."""
+    cases = {key: i for i, key in reversed(list(enumerate(row["case_id"] for row in rows)))}
+    adapters = list(dict.fromkeys(str(row["adapter"]) for row in rows))
+    if reference in adapters:
+        adapters.remove(reference)
+        adapters.insert(0, reference)
+    rank = {name: i for i, name in enumerate(adapters)}
+    return sorted(rows, key=lambda row: (cases[row["case_id"]], rank[str(row["adapter"])],
+                                         row["repetition"]))
+
+
+def _trend_points(rows: list[Row], contexts: dict[str, dict[str, Any]]) -> list[TrendPoint]:
+    """One point per run, case and adapter (median over repetitions), for cases in 2+ runs."""
+    medians: dict[tuple[str, str, str], list[float]] = {}
+    for row in rows:
+        if row.get("status") == "ok" and row.get("latency_median_s"):
+            key = (row["case_id"], row["adapter"], row["run_id"])
+            medians.setdefault(key, []).append(float(row["latency_median_s"]))
+    runs_per_case: dict[tuple[str, str], int] = {}
+    for case, adapter, _ in medians:
+        runs_per_case[(case, adapter)] = runs_per_case.get((case, adapter), 0) + 1
+    if max(runs_per_case.values(), default=0) < 2:
+        return []
+    labels = {(row["case_id"], row["adapter"]): row for row in rows}
+    points = []
+    for (case, adapter, run), values in medians.items():
+        started = _parse_time(contexts.get(run, {}).get("started_at"))
+        if started is None or runs_per_case[(case, adapter)] < 2:
+            continue
+        row = labels[(case, adapter)]
+        points.append(TrendPoint(label=row["label"], adapter=adapter, median_s=_median(values),
+                                 workload=f"{row['suite']}/{row['workload']}", started=started))
+    return points
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _counts(rows: list[Row]) -> tuple[tuple[str, int], ...]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+    return tuple(counts.items())
+
+
+# --- warnings --------------------------------------------------------------------------------
+
+
+def find_warnings(rows: Sequence[Row]) -> list[ReportWarning]:
+    """What a reader must know before trusting the figures: errors, skips, failed checks, noisy
+    medians (95% CI beyond ±5% or a warm-up that never settled), low-confidence tails, and
+    figures left empty (grouped by adapter, figure and reason)."""
+    out: list[ReportWarning] = []
+    for row in rows:
+        out.extend(_row_warnings(row))
+    out.extend(_missing_warnings(rows))
+    return out
+
+
+def _row_warnings(row: Row) -> list[ReportWarning]:
+    adapter, cases = str(row.get("adapter")), (str(row.get("case_id")),)
+    message = str(row.get("message") or "").strip()
+    status = row.get("status")
+    if status in ("error", "skipped"):
+        return [ReportWarning(status, adapter, cases, message or f"{status}, no message")]
+    if status != "ok":
+        return [ReportWarning("note", adapter, cases, f"status {status!r}: {message}")]
+    out = []
+    if row.get("correct") is False:
+        out.append(ReportWarning("check", adapter, cases,
+                                 message or "the output differs from the reference"))
+        message = ""
+    half = _ci_half(row)
+    if half is not None and half > NOISY_CI:
+        out.append(ReportWarning("noisy", adapter, cases,
+                                 f"95% CI of the median is ±{half * 100:.1f}% (above "
+                                 f"±{NOISY_CI * 100:g}%): rerun on a quieter machine"))
+    if row.get("warmup_steady") is False:
+        out.append(ReportWarning("noisy", adapter, cases,
+                                 message or "warm-up never settled (timings still drifting)"))
+        message = ""
+    out.extend(_tail_warnings(row, adapter, cases))
+    if message:
+        out.append(ReportWarning("note", adapter, cases, message))
+    return out
+
+
+def _tail_warnings(row: Row, adapter: str, cases: tuple[str, ...]) -> list[ReportWarning]:
+    n = row.get("n_samples")
+    samples = f"{int(n)} samples" if n is not None else "too few samples"
+    tails = [name for name, flag, need in (("p90", "p90_low_confidence", 64),
+                                          ("p99", "p99_low_confidence", 662)) if row.get(flag)]
+    out = []
+    if tails:
+        out.append(ReportWarning("low-confidence", adapter, cases,
+                                 f"{' and '.join(tails)} from {samples} (64 needed for p90, "
+                                 "662 for p99): low confidence"))
+    if row.get("latency_median_s") is not None and _ci_half(row) is None:
+        out.append(ReportWarning("low-confidence", adapter, cases,
+                                 f"no confidence interval for the median ({samples}; 6 needed)"))
+    return out
+
+
+def _missing_warnings(rows: Sequence[Row]) -> list[ReportWarning]:
+    """Empty figures of successful rows, one warning per adapter, figure and reason."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        for figure, reason in _missing_figures(row).items():
+            key = (str(row["adapter"]), figure, reason)
+            groups.setdefault(key, []).append(str(row["case_id"]))
+    return [ReportWarning("missing", adapter, tuple(cases),
+                          f"{figure} empty for {len(cases)} case{'s' * (len(cases) > 1)}: "
+                          f"{reason}")
+            for (adapter, figure, reason), cases in groups.items()]
+
+
+def _missing_figures(row: Row) -> dict[str, str]:
+    reasons: dict[str, str] = {}
+    for column, reason in (row.get("missing") or {}).items():
+        if column in REPORTED:
+            reasons.setdefault(REPORTED[column], str(reason))
+    for figure, column in PRIMARY.items():
+        if row.get(column) is None and figure not in reasons:
+            reasons[figure] = "no reason recorded"
+    return reasons
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def _by_workload(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((str(row.get("suite")), str(row.get("workload"))), []).append(row)
+    return groups
+
+
+def _varying(rows: Sequence[Row]) -> list[str]:
+    keys = list(dict.fromkeys(k for row in rows for k in row.get("params") or {}))
+    return [k for k in keys if len({format_value(row["params"].get(k, "")) for row in rows}) > 1]
+
+
+def tables(rows: Sequence[Row], reference: str = "cpu") -> list[Table]:
+    """One table per workload (grouped by suite in order): cases as rows, adapters as column
+    groups; parameters shared by every case go in the heading, the varying ones are columns."""
+    adapters = tuple(dict.fromkeys(str(row["adapter"]) for row in rows))
+    compare = reference if len(adapters) > 1 and reference in adapters else None
+    base = {(row["case_id"], row["repetition"]): row for row in rows
+            if row["adapter"] == compare}
+    out = []
+    for (suite, workload), group in sorted(_by_workload(rows).items(), key=lambda g: g[0][0]):
+        varying = _varying(group)
+        first = group[0].get("params") or {}
+        fixed = " ".join(f"{k}={format_value(v)}" for k, v in first.items() if k not in varying)
+        repeated = len({row["repetition"] for row in group}) > 1
+        labels = (*varying, *(("rep",) if repeated else ()))
+        cases: dict[tuple[str, int], dict[str, Row]] = {}
+        for row in group:
+            cases.setdefault((row["case_id"], row["repetition"]), {})[row["adapter"]] = row
+        used = tuple(a for a in adapters if any(a in by for by in cases.values()))
+        body = []
+        for (case, rep), by_adapter in cases.items():
+            params = next(iter(by_adapter.values())).get("params") or {}
+            cells = tuple(_adapter_cells(by_adapter.get(a), base.get((case, rep)), compare)
+                          for a in used)
+            label = tuple(format_value(params.get(k, "")) for k in varying)
+            body.append(TableRow((*label, *((str(rep),) if repeated else ())), cells))
+        out.append(Table(suite, workload, fixed, labels, used, tuple(body)))
+    return out
+
+
+def _adapter_cells(row: Row | None, base: Row | None, reference: str | None) -> tuple[Cell, ...]:
+    if row is None:
+        return (Cell("not run", tone="muted"),)
+    status = str(row.get("status"))
+    if status != "ok":
+        message = str(row.get("message") or "")
+        short = message if len(message) <= 240 else message[:239] + "…"
+        return (Cell(status, short, message, "bad" if status == "error" else "muted"),)
+    return (_median_cell(row, base, reference), _p99_cell(row), _throughput_cell(row),
+            _memory_cell(row), _energy_cell(row), _peak_cell(row), _check_cell(row))
+
+
+def _ci_half(row: Row) -> float | None:
+    """The 95% CI's larger half-width as a fraction of the median; None without an interval."""
+    low, high, median = (row.get(k) for k in ("latency_ci_low_s", "latency_ci_high_s",
+                                               "latency_median_s"))
+    if low is None or high is None or not median:
+        return None
+    return float(max(median - low, high - median) / median)
+
+
+def _median_cell(row: Row, base: Row | None, reference: str | None) -> Cell:
+    half = _ci_half(row)
+    text = units.seconds(row.get("latency_median_s"))
+    if half is not None:
+        text += f" ±{half * 100:.1f}%"
+    detail = ""
+    if reference and base is not None and row["adapter"] != reference:
+        mine, theirs = row.get("latency_median_s"), base.get("latency_median_s")
+        if mine and theirs and base.get("status") == "ok":
+            detail = f"{ratio(theirs / mine)}× vs {reference}"
+    n, loops = row.get("n_samples"), row.get("loops")
+    title = (f"95% CI {units.seconds(row.get('latency_ci_low_s'))} … "
+             f"{units.seconds(row.get('latency_ci_high_s'))}; "
+             f"{_int(n)} samples of {_int(loops)} calls")
+    noisy = (half is not None and half > NOISY_CI) or row.get("warmup_steady") is False
+    return Cell(text, detail, title, "warn" if noisy else "")
+
+
+def _int(value: Any) -> str:
+    return units.DASH if value is None else str(int(value))
+
+
+def _p99_cell(row: Row) -> Cell:
+    text = units.seconds(row.get("latency_p99_s"))
+    if row.get("p99_low_confidence") and row.get("latency_p99_s") is not None:
+        return Cell(text + "*", title=f"low confidence: {_int(row.get('n_samples'))} samples, "
+                                      "662 needed", tone="warn")
+    return Cell(text)
+
+
+def _throughput_cell(row: Row) -> Cell:
+    unit = str((row.get("meta") or {}).get("items_unit") or "items")
+    return Cell(units.rate(row.get("throughput_items_per_s"), f"{unit}/s"))
+
+
+def _why(row: Row, *columns: str) -> str:
+    missing = row.get("missing") or {}
+    return next((str(missing[c]) for c in columns if c in missing), "")
+
+
+def _memory_cell(row: Row) -> Cell:
+    rss, device = row.get("peak_rss_bytes"), row.get("peak_device_bytes")
+    detail = f"device {units.size(device)}" if device is not None else ""
+    title = str(row.get("peak_rss_source") or _why(row, "peak_rss_bytes"))
+    return Cell(units.size(rss) + (" RSS" if rss is not None else ""), detail, title)
+
+
+def _energy_cell(row: Row) -> Cell:
+    source = str(row.get("energy_source") or "")
+    value = row.get("energy_per_item_j")
+    if value is None:
+        why = _why(row, "energy_per_item_j", "energy_j") or source or "not measured"
+        return Cell(units.DASH, "unavailable", why, "muted")
+    net = row.get("energy_net_per_item_j")
+    title = f"net of idle power: {_joules(net)}" if net is not None else source
+    return Cell(_joules(value), source, title)
+
+
+def _joules(value: Any) -> str:
+    if value is None:
+        return units.DASH
+    v = float(value)
+    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} nJ"
+
+
+def _peak_cell(row: Row) -> Cell:
+    fraction = row.get("peak_fraction")
+    if fraction is None:
+        return Cell(units.DASH, "", _why(row, "peak_fraction", "peak_flops_per_s"), "muted")
+    bound = row.get("roofline_bound")
+    return Cell(units.percent(fraction), f"{bound}-bound" if bound else "",
+                str(row.get("peak_source") or ""))
+
+
+def _check_cell(row: Row) -> Cell:
+    correct = row.get("correct")
+    if correct is True:
+        return Cell("pass")
+    if correct is False:
+        return Cell("FAIL", "", str(row.get("message") or ""), "bad")
+    return Cell(units.DASH, "", "not checked", "muted")
+
+
+# --- environment -----------------------------------------------------------------------------
+
+
+def _run_line(run: str, context: dict[str, Any]) -> tuple[str, ...]:
+    command = context.get("command")
+    return (run, str(context.get("started_at") or units.DASH),
+            str(context.get("host") or units.DASH),
+            str(context.get("git_sha") or units.DASH)[:12],
+            shlex.join(map(str, command)) if isinstance(command, list) else str(command or ""))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _environment(context: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The latest run's context as (name, value) pairs, the most useful first."""
+    c = context
+    cores = (f"{c.get('cpu_physical_cores', units.DASH)} physical, "
+             f"{c.get('cpu_logical_cores', units.DASH)} logical")
+    if c.get("cpu_affinity"):
+        cores += f"; affinity {_text(c['cpu_affinity'])}"
+    packages = c.get("packages") or {}
+    pairs = [("run", c.get("run_id")), ("host", c.get("host")), ("OS", c.get("os")),
+             ("CPU", c.get("cpu_model")), ("cores", cores),
+             ("memory", units.size(c.get("memory_bytes"))),
+             ("Python", " ".join(str(c[k]) for k in ("python", "python_implementation")
+                                 if c.get(k))),
+             ("torch", packages.get("torch")), ("git SHA", c.get("git_sha")),
+             ("command", _run_line("", c)[4]), ("started", c.get("started_at")),
+             ("working directory", c.get("cwd")),
+             ("packages", ", ".join(f"{k} {v}" for k, v in packages.items())),
+             ("environment variables", _text(c["env"]) if c.get("env") else None),
+             ("configuration", _text(c["config"]) if c.get("config") else None)]
+    known = {"run_id", "host", "os", "cpu_model", "cpu_physical_cores", "cpu_logical_cores",
+             "cpu_affinity", "memory_bytes", "python", "python_implementation", "packages",
+             "git_sha", "command", "started_at", "cwd", "env", "config", "adapters", "schema"}
+    pairs += [(key, _text(value)) for key, value in c.items() if key not in known]
+    return tuple((name, str(value)) for name, value in pairs if value not in (None, ""))
+
+
+def _adapters(contexts: dict[str, dict[str, Any]], order: list[str]) -> tuple[tuple[str, str], ...]:
+    """Each adapter's info from the latest run that used it."""
+    info: dict[str, str] = {}
+    for run in order:
+        for name, facts in (contexts[run].get("adapters") or {}).items():
+            if isinstance(facts, dict):
+                info[str(name)] = ", ".join(f"{k}={_text(v)}" for k, v in facts.items()
+                                            if k != "name")
+            else:
+                info[str(name)] = _text(facts)
+    return tuple(info.items())

@@ -1,0 +1,213 @@
+"""The report as one self-contained HTML page: inline CSS, charts as data: URIs, no script.
+
+Every string that comes from results, the run context or the user passes through ``_e``
+(``html.escape`` with quotes) exactly once, here, whatever it is: workload names, parameters,
+messages, host names. A Content-Security-Policy that allows nothing but inline style and data:
+images backs that up: were something ever left unescaped, the browser would still run no script
+and fetch nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import struct
+from collections.abc import Iterable, Sequence
+
+from harness.report.build import FIGURES, KINDS, Cell, Report, ReportWarning, Table
+from harness.report.plots import Plot
+
+#: Nothing but this page's own style and embedded images: no script, no network.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f;
+       margin: 0 auto; padding: 1.5em 2em 4em; max-width: 1500px; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { margin-top: 1.6em; } h4 { margin: 1.4em 0 0.3em; font-family: ui-monospace, monospace; }
+.meta, .fixed, .note, small { color: #555; }
+.fixed { font-family: ui-monospace, monospace; font-size: 12px; margin: 0 0 0.5em; }
+nav a { margin-right: 1.2em; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 12.5px; margin: 0.3em 0 0.6em; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; vertical-align: top; text-align: left; }
+thead th { background: #f4f5f7; } th.adapter { text-align: center; background: #e8ecf3; }
+td small { display: block; font-size: 11px; }
+td.bad { background: #fde8e8; color: #8a1111; } td.warn { background: #fff6dc; }
+td.muted { color: #888; } tr:hover td { background-color: #f7f9fc; }
+td.num { white-space: nowrap; }
+.env td:first-child { white-space: nowrap; font-weight: 600; }
+.env td { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-word; }
+figure { margin: 1.2em 0 2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-weight: 600; margin-bottom: 0.4em; }
+.omitted { padding: 0.6em 1em; background: #f4f5f7; border-left: 4px solid #aaa; }
+.warnings li { margin: 0.2em 0; } .kind { font-weight: 600; }
+.warnings .error, .warnings .check { color: #8a1111; }
+details summary { cursor: pointer; color: #555; }
+code { font-size: 12px; }
+"""
+
+#: Longer warning groups fold away so the tables stay near the top of the page.
+FOLD_AFTER = 6
+
+
+def _e(value: object) -> str:
+    """The one escaping step for every piece of text that is not this module's own markup."""
+    return html.escape(str(value), quote=True)
+
+
+def render(report: Report) -> str:
+    """The whole page as one string."""
+    body = [*_header(report), *_warnings(report.warnings), *_results(report),
+            *_charts(report.plots), *_environment(report)]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>Benchmark report</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+        *body,
+        "</body>",
+        "</html>",
+    ]) + "\n"
+
+
+def _header(report: Report) -> list[str]:
+    counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
+    total = sum(n for _, n in report.counts)
+    meta = (f"{total} results ({counts}) from {len(report.runs)} run"
+            f"{'s' * (len(report.runs) != 1)}; speedups against {report.reference}; "
+            f"generated {report.generated_at}")
+    links = [("warnings", f"Warnings ({len(report.warnings)})"), ("results", "Results"),
+             ("charts", "Charts"), ("environment", "Environment")]
+    out = ["<h1>Benchmark report</h1>", f'<p class="meta">{_e(meta)}</p>',
+           "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in links) + "</nav>"]
+    out += [f'<p class="note">{_e(note)}</p>' for note in report.notes]
+    return out
+
+
+def _warnings(warnings: Sequence[ReportWarning]) -> list[str]:
+    out = ['<h2 id="warnings">Warnings</h2>']
+    if not warnings:
+        return [*out, "<p>None.</p>"]
+    for kind, heading in KINDS:
+        group = [w for w in warnings if w.kind == kind]
+        if not group:
+            continue
+        items = [_warning(w) for w in group]
+        out.append(f"<h3>{_e(heading)} ({len(group)})</h3>")
+        if len(items) > FOLD_AFTER:
+            out.append(f"<details><summary>show all {len(items)}</summary>")
+        out += ['<ul class="warnings">', *items, "</ul>"]
+        if len(items) > FOLD_AFTER:
+            out.append("</details>")
+    return out
+
+
+def _warning(warning: ReportWarning) -> str:
+    where = (f"<code>{_e(warning.cases[0])}</code> on " if len(warning.cases) == 1 else "")
+    text = (f'<li class="{_e(warning.kind)}">{where}<b>{_e(warning.adapter)}</b>: '
+            f"{_e(warning.text)}")
+    if len(warning.cases) > 1:
+        cases = "".join(f"<li><code>{_e(case)}</code></li>" for case in warning.cases)
+        text += f"<details><summary>{len(warning.cases)} cases</summary><ul>{cases}</ul></details>"
+    return text + "</li>"
+
+
+def _results(report: Report) -> list[str]:
+    out = ['<h2 id="results">Results</h2>']
+    if not report.tables:
+        return [*out, "<p>No results in these runs.</p>"]
+    out.append('<p class="note">Median with the half-width of its distribution-free 95% '
+               "confidence interval; p99 marked * from fewer than 662 samples (low confidence); "
+               "peak memory is the process's resident set (and the device's where there is one). "
+               "Hover a cell for its details.</p>")
+    suite = None
+    for table in report.tables:
+        if table.suite != suite:
+            suite = table.suite
+            out.append(f"<h3>{_e(suite)}</h3>")
+        out += _table(table)
+    return out
+
+
+def _table(table: Table) -> list[str]:
+    out = [f"<h4>{_e(table.suite)}/{_e(table.workload)}</h4>"]
+    if table.fixed:
+        out.append(f'<p class="fixed">{_e(table.fixed)}</p>')
+    labels = table.labels or ("case",)
+    head = [f'<th rowspan="2">{_e(label)}</th>' for label in labels]
+    head += [f'<th class="adapter" colspan="{len(FIGURES)}">{_e(a)}</th>' for a in table.adapters]
+    figures = "".join(f"<th>{_e(f)}</th>" for f in FIGURES) * len(table.adapters)
+    out += ['<div class="scroll"><table>', "<thead>", f"<tr>{''.join(head)}</tr>",
+            f"<tr>{figures}</tr>", "</thead>", "<tbody>"]
+    for row in table.rows:
+        cells = [f"<td>{_e(label)}</td>" for label in (row.labels or (table.workload,))]
+        for group in row.cells:
+            span = len(FIGURES) if len(group) == 1 else 1
+            cells += [_cell(cell, span) for cell in group]
+        out.append(f"<tr>{''.join(cells)}</tr>")
+    return [*out, "</tbody>", "</table></div>"]
+
+
+def _cell(cell: Cell, span: int = 1) -> str:
+    classes = " ".join(c for c in (cell.tone, "num" if span == 1 else "") if c)
+    attributes = (f' class="{classes}"' if classes else "") + (
+        f' colspan="{span}"' if span > 1 else "") + (
+        f' title="{_e(cell.title)}"' if cell.title else "")
+    detail = f"<small>{_e(cell.detail)}</small>" if cell.detail else ""
+    return f"<td{attributes}>{_e(cell.text)}{detail}</td>"
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (bytes 16–24), so the page reserves space."""
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
+
+
+def _charts(plots: Sequence[Plot]) -> list[str]:
+    out = ['<h2 id="charts">Charts</h2>']
+    if not plots:
+        return [*out, '<p class="omitted">No charts in this report.</p>']
+    for plot in plots:
+        if plot.png is None:
+            out.append(f'<p class="omitted"><b>{_e(plot.title)}</b>, not drawn: '
+                       f"{_e(plot.note)}</p>")
+            continue
+        width, height = png_size(plot.png)
+        data = base64.b64encode(plot.png).decode("ascii")
+        out += ["<figure>", f"<figcaption>{_e(plot.title)}</figcaption>",
+                f'<img src="data:image/png;base64,{data}" alt="{_e(plot.title)}" '
+                f'width="{width}" height="{height}">']
+        if plot.note:
+            out.append(f'<p class="note">{_e(plot.note)}</p>')
+        out.append("</figure>")
+    return out
+
+
+def _environment(report: Report) -> list[str]:
+    out = ['<h2 id="environment">Environment</h2>', "<h3>Runs</h3>"]
+    out += _plain_table(("run", "started", "host", "git SHA", "command"), report.runs)
+    if report.environment:
+        out.append("<h3>Latest run</h3>")
+        out += _plain_table(None, report.environment, "env")
+    if report.adapters:
+        out.append("<h3>Adapters</h3>")
+        out += _plain_table(("adapter", "info"), report.adapters, "env")
+    return out
+
+
+def _plain_table(header: Sequence[str] | None, rows: Iterable[Sequence[str]],
+                 css: str = "") -> list[str]:
+    out = [f'<div class="scroll"><table class="{_e(css)}">' if css
+           else '<div class="scroll"><table>']
+    if header:
+        out.append("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead>")
+    out += ["<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+    return [*out, "</table></div>"]

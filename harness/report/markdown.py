@@ -1,0 +1,124 @@
+"""The report as Markdown for CI job summaries and pull-request comments: no images.
+
+The content is the HTML page's, laid out for Markdown: GitHub-flavoured tables have no column
+groups, so each table has one line per case and adapter instead of adapters side by side.
+Every string from results or the context passes through ``_md`` once: Markdown's own syntax is
+backslash-escaped, ``& < >`` become HTML entities (GitHub renders inline HTML, so a
+``<script>`` in a workload name must arrive as text), pipes cannot end a cell and newlines
+cannot end a row.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from harness.report.build import FIGURES, KINDS, Cell, Report, ReportWarning, Table
+
+#: Markdown's inline syntax that could turn a name into emphasis, code, a link or a strike.
+_SYNTAX = re.compile(r"([\\`*_\[\]~])")
+#: Cases listed in a grouped warning before "and N more".
+LIST_CASES = 5
+
+
+def _md(value: object) -> str:
+    """One table cell or line of text, inert: no markup, no HTML, no table breaks."""
+    text = _SYNTAX.sub(r"\\\1", str(value))
+    # Quotes are harmless in Markdown text (no attribute to break out of): left readable.
+    text = html.escape(text, quote=False)
+    return text.replace("|", "&#124;").replace("\r", " ").replace("\n", " ")
+
+
+def render(report: Report) -> str:
+    """The whole report as one Markdown document."""
+    out = ["# Benchmark report", "", _md(_summary(report)), ""]
+    for note in report.notes:
+        out += [f"> {_md(note)}", ""]
+    out += _warnings(report.warnings)
+    out += _results(report)
+    out += ["## Charts", "",
+            "Charts (latency distributions, speedup, roofline, memory, trend) are drawn only in "
+            "the HTML report: `harness report RUN... -o report.html`.", ""]
+    out += _environment(report)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _summary(report: Report) -> str:
+    counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
+    total = sum(n for _, n in report.counts)
+    return (f"{total} results ({counts}) from {len(report.runs)} run"
+            f"{'s' * (len(report.runs) != 1)}; speedups against {report.reference}; "
+            f"generated {report.generated_at}")
+
+
+def _warnings(warnings: Sequence[ReportWarning]) -> list[str]:
+    out = ["## Warnings", ""]
+    if not warnings:
+        return [*out, "None.", ""]
+    for kind, heading in KINDS:
+        group = [w for w in warnings if w.kind == kind]
+        if group:
+            out += [f"### {heading} ({len(group)})", "", *(_warning(w) for w in group), ""]
+    return out
+
+
+def _warning(warning: ReportWarning) -> str:
+    if len(warning.cases) == 1:
+        return f"- {_md(warning.cases[0])} on **{_md(warning.adapter)}**: {_md(warning.text)}"
+    shown = ", ".join(_md(case) for case in warning.cases[:LIST_CASES])
+    more = f" and {len(warning.cases) - LIST_CASES} more" if len(warning.cases) > LIST_CASES else ""
+    return f"- **{_md(warning.adapter)}**: {_md(warning.text)} ({shown}{more})"
+
+
+def _results(report: Report) -> list[str]:
+    out = ["## Results", ""]
+    if not report.tables:
+        return [*out, "No results in these runs.", ""]
+    out += ["Median ± the half-width of its 95% confidence interval; p99 marked \\* from fewer "
+            "than 662 samples (low confidence).", ""]
+    suite = None
+    for table in report.tables:
+        if table.suite != suite:
+            suite = table.suite
+            out += [f"### {_md(suite)}", ""]
+        out += _table(table)
+    return out
+
+
+def _text(cell: Cell) -> str:
+    return cell.text + (f" ({cell.detail})" if cell.detail else "")
+
+
+def _table(table: Table) -> list[str]:
+    out = [f"#### {_md(table.suite)}/{_md(table.workload)}", ""]
+    if table.fixed:
+        out += [f"Parameters: {_md(table.fixed)}", ""]
+    header = (*(table.labels or ("case",)), "adapter", *FIGURES)
+    lines = [_line(header), "|" + "---|" * len(header)]
+    for row in table.rows:
+        labels = row.labels or (table.workload,)
+        for adapter, cells in zip(table.adapters, row.cells, strict=True):
+            if len(cells) == 1:  # error, skipped, not run: status and message, no figures
+                texts = [_text(cells[0]), *[""] * (len(FIGURES) - 1)]
+            else:
+                texts = [_text(cell) for cell in cells]
+            lines.append(_line((*labels, adapter, *texts)))
+    return [*out, *lines, ""]
+
+
+def _line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_md(cell) for cell in cells) + " |"
+
+
+def _environment(report: Report) -> list[str]:
+    out = ["## Environment", "", "### Runs", "",
+           _line(("run", "started", "host", "git SHA", "command")), "|---|---|---|---|---|"]
+    out += [_line(run) for run in report.runs]
+    if report.environment:
+        out += ["", "### Latest run", "", "| | |", "|---|---|"]
+        out += [_line(pair) for pair in report.environment]
+    if report.adapters:
+        out += ["", "### Adapters", "", "| adapter | info |", "|---|---|"]
+        out += [_line(pair) for pair in report.adapters]
+    return [*out, ""]

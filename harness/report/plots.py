@@ -1,0 +1,479 @@
+"""The report's charts, drawn with matplotlib's Agg canvas; each function returns ``Plot``s.
+
+Every chart takes result rows (dicts as ``harness.report.build`` prepares them: NaN already None,
+JSON columns decoded, a short ``label`` per case) and returns PNG bytes, or no image and a note
+that says why, so the page never shows a blank chart. matplotlib is imported inside the functions
+(``import harness`` stays light) and never through pyplot: a ``Figure`` on an explicit Agg canvas
+needs no GUI and leaves the process's global backend alone (a notebook calling the report keeps
+its own).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from harness.report import units
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+Row = dict[str, Any]
+
+#: 9.6 in at 100 dpi: 960 px, the page's content width, so charts are never scaled up.
+WIDTH_IN, DPI = 9.6, 100
+#: Boxes or bars per chart: beyond this a chart is split, so each stays readable and bounded.
+MAX_ITEMS = 32
+#: Series per trend chart: more lines than this cannot be told apart by colour.
+MAX_SERIES = 8
+#: A linear axis hides everything but the largest value once values span more than this ratio.
+LOG_RATIO = 20.0
+MARKERS = "osD^vP*Xh<>"
+#: Roofline points named beside themselves when there are at most this many.
+MAX_LABELLED = 12
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One chart: PNG bytes, or ``png=None`` and a note that says why it was left out.
+
+    A drawn chart may carry a note too (what it leaves out, e.g. lookups on the roofline)."""
+
+    title: str
+    png: bytes | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run's median latency for one case on one adapter (median over its repetitions)."""
+
+    label: str
+    adapter: str
+    workload: str
+    started: datetime
+    median_s: float
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    import matplotlib
+
+    with matplotlib.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
+        yield
+
+
+def _safe(text: object) -> str:
+    """A name from the results as literal chart text: an unescaped ``$`` would start mathtext
+    (which can fail on arbitrary text). Mathtext itself stays on for log-axis tick labels."""
+    return str(text).replace("$", r"\$")
+
+
+def _figure(height_in: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # explicit Agg canvas: no pyplot, no global backend switch
+    axes = figure.subplots(1, columns, squeeze=False)[0]
+    return figure, list(axes)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" metadata: the page's bytes then depend only on the data.
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(value: Any) -> bool:
+    return _finite(value) and value > 0
+
+
+def _ok(rows: Sequence[Row]) -> list[Row]:
+    return [row for row in rows if row.get("status") == "ok"]
+
+
+def _colours(rows: Sequence[Row]) -> dict[str, str]:
+    """One colour per adapter, in order of first appearance, the same in every chart."""
+    adapters = list(dict.fromkeys(str(row["adapter"]) for row in rows))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf"]
+    return {name: palette[i % len(palette)] for i, name in enumerate(adapters)}
+
+
+def _label(row: Row, limit: int = 60) -> str:
+    text = str(row.get("label") or row.get("case_id") or "?")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ratio(value: float) -> str:
+    """Three significant digits, never in scientific notation (219000, not 2.19e+05)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or [items]
+
+
+def _scale(axis: Axes, values: Sequence[float], which: str = "x") -> None:
+    """Log scale where the values span more than LOG_RATIO, and unit-aware tick labels."""
+    from matplotlib.ticker import NullFormatter
+
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) > LOG_RATIO:
+        (axis.set_xscale if which == "x" else axis.set_yscale)("log")
+        # Minor ticks unlabelled: matplotlib's default labels them as 3×10⁰ on short ranges.
+        (axis.xaxis if which == "x" else axis.yaxis).set_minor_formatter(NullFormatter())
+
+
+def _plain_log(axis: Any, unit: str, fmt: Any = None) -> None:
+    """Log-axis ticks as plain numbers (``0.1``, ``100 GFLOP/s``) instead of powers of ten."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    label = fmt or (lambda v, u: f"{ratio(v)}{u}")
+    axis.set_major_formatter(FuncFormatter(lambda v, _: label(v, unit)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _seconds_axis(axis: Axes, which: str = "x") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    formatter = FuncFormatter(lambda value, _: units.seconds(value))
+    (axis.xaxis if which == "x" else axis.yaxis).set_major_formatter(formatter)
+
+
+def _legend(axis: Axes, colours: dict[str, str], used: Sequence[str]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colours[name], label=_safe(name)) for name in dict.fromkeys(used)]
+    axis.legend(handles=handles, loc="best", fontsize=8)
+
+
+def _case_groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """Rows grouped by case label (adapters side by side), cases in first-seen order."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(_safe(_label(row)), []).append(row)
+    return list(groups.items())
+
+
+def _bounded(groups: list[tuple[str, list[Row]]]) -> list[list[tuple[str, list[Row]]]]:
+    """Split case groups so that no chart holds more than MAX_ITEMS boxes or bars."""
+    pages: list[list[tuple[str, list[Row]]]] = [[]]
+    count = 0
+    for group in groups:
+        if pages[-1] and count + len(group[1]) > MAX_ITEMS:
+            pages.append([])
+            count = 0
+        pages[-1].append(group)
+        count += len(group[1])
+    return pages
+
+
+def _positions(groups: list[tuple[str, list[Row]]]) -> tuple[list[float], list[float]]:
+    """Y positions: one slot per row, a gap between cases; and each case's centre for its label."""
+    slots, centres, y = [], [], 0.0
+    for _, members in groups:
+        start = y
+        for _ in members:
+            slots.append(y)
+            y += 1.0
+        centres.append((start + y - 1) / 2)
+        y += 0.6
+    return slots, centres
+
+
+def _height(members: Sequence[Row], groups: Sequence[Any]) -> float:
+    """Inches for a chart of horizontal boxes or bars: a fixed frame plus a slot per row."""
+    return max(2.4, 1.2 + 0.22 * len(members) + 0.15 * len(groups))
+
+
+def _part(title: str, index: int, total: int) -> str:
+    return f"{title} ({index + 1}/{total})" if total > 1 else title
+
+
+def latency_distributions(rows: Sequence[Row]) -> list[Plot]:
+    """Per workload: a box per case and adapter over the raw per-call samples (``samples_s``)."""
+    title = "Latency distributions"
+    with_samples = [row for row in _ok(rows) if [s for s in row.get("samples_s") or []
+                                                 if _positive(s)]]
+    if not with_samples:
+        return [Plot(title, None, "no result holds raw samples (samples_s).")]
+    colours = _colours(rows)
+    workloads: dict[str, list[Row]] = {}
+    for row in with_samples:
+        workloads.setdefault(f"{row.get('suite')}/{row.get('workload')}", []).append(row)
+    plots = []
+    with _style():
+        for workload, members in workloads.items():
+            pages = _bounded(_case_groups(members))
+            for index, page in enumerate(pages):
+                plots.append(Plot(_part(f"{title}: {workload}", index, len(pages)),
+                                  _boxes(page, colours)))
+    return plots
+
+
+def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> bytes:
+    members = [row for _, rows in groups for row in rows]
+    data = [[s for s in row["samples_s"] if _positive(s)] for row in members]
+    figure, (axis,) = _figure(_height(members, groups))
+    slots, centres = _positions(groups)
+    boxes = axis.boxplot(data, positions=slots, orientation="horizontal", widths=0.7,
+                         patch_artist=True, flierprops={"markersize": 2, "alpha": 0.4},
+                         medianprops={"color": "black"})
+    for patch, row in zip(boxes["boxes"], members, strict=True):
+        patch.set_facecolor(colours[row["adapter"]])
+        patch.set_alpha(0.7)
+    axis.set_yticks(centres, [label for label, _ in groups])
+    axis.invert_yaxis()  # first case on top, as in the tables
+    _scale(axis, [v for values in data for v in values])
+    _seconds_axis(axis)
+    axis.set_xlabel("time per call (each raw sample)")
+    _legend(axis, colours, [row["adapter"] for row in members])
+    return _png(figure)
+
+
+def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
+    """Per case, each other adapter's speedup over ``reference``: reference median / median."""
+    title = f"Speedup over {reference}"
+    ok = _ok(rows)
+    adapters = list(dict.fromkeys(row["adapter"] for row in ok))
+    if reference not in adapters:
+        return [Plot(title, None, f"no successful result on the reference adapter {reference!r} "
+                                  "(choose another with --reference).")]
+    if len(adapters) < 2:
+        return [Plot(title, None, f"only the reference adapter {reference!r} ran: "
+                                  "nothing to compare with.")]
+    base = {(row["case_id"], row.get("repetition")): row["latency_median_s"] for row in ok
+            if row["adapter"] == reference and _positive(row.get("latency_median_s"))}
+    bars = [{**row, "speedup": base[(row["case_id"], row.get("repetition"))]
+             / row["latency_median_s"]}
+            for row in ok if row["adapter"] != reference
+            and (row["case_id"], row.get("repetition")) in base
+            and _positive(row.get("latency_median_s"))]
+    if not bars:
+        return [Plot(title, None, f"no case succeeded on both {reference!r} and another adapter.")]
+    colours = _colours(rows)
+    pages = _bounded(_case_groups(bars))
+    with _style():
+        return [Plot(_part(title, i, len(pages)), _bars(page, colours, reference))
+                for i, page in enumerate(pages)]
+
+
+def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], reference: str) -> bytes:
+    members = [row for _, rows in groups for row in rows]
+    values = [row["speedup"] for row in members]
+    figure, (axis,) = _figure(_height(members, groups))
+    slots, centres = _positions(groups)
+    axis.barh(slots, values, height=0.7, color=[colours[row["adapter"]] for row in members])
+    for y, value in zip(slots, values, strict=True):
+        axis.annotate(f"{ratio(value)}×", (value, y), xytext=(3, 0), textcoords="offset points",
+                      va="center", fontsize=7)
+    axis.axvline(1.0, color="black", linewidth=1)  # parity with the reference
+    _scale(axis, [*values, 1.0])
+    if axis.get_xscale() == "log":
+        _plain_log(axis.xaxis, "×")
+    axis.set_yticks(centres, [label for label, _ in groups])
+    axis.invert_yaxis()
+    axis.set_xlabel(f"{reference} median / adapter median (above 1: faster than {reference})")
+    _legend(axis, colours, [row["adapter"] for row in members])
+    return _png(figure)
+
+
+def _memory_bound_note(rows: Sequence[Row]) -> str:
+    """Cases without floating-point work (lookups): no place on a FLOP/s chart, so listed."""
+    if not rows:
+        return ""
+    shown = [f"{_label(row)} on {row['adapter']}: "
+             f"{units.rate(row.get('achieved_bytes_per_s'), 'B/s')}"
+             + (f" ({units.percent(row.get('peak_fraction'))} of peak bandwidth)"
+                if _finite(row.get("peak_fraction")) else "")
+             for row in rows[:20]]
+    more = f"; and {len(rows) - 20} more" if len(rows) > 20 else ""
+    return ("Not on the chart, memory-bound by nature (no floating-point work; achieved "
+            "bandwidth shown instead): " + "; ".join(shown) + more + ".")
+
+
+def _has_peaks(row: Row) -> bool:
+    return _positive(row.get("peak_flops_per_s")) and _positive(row.get("peak_bytes_per_s"))
+
+
+def _roofless_note(rows: Sequence[Row]) -> str:
+    """Adapters without peaks (the null adapter, unknown devices): a point there has no roof to
+    be judged against, and a no-op's "FLOP/s" would only stretch the axis, so they are listed."""
+    reasons: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        why = str((row.get("missing") or {}).get("peak_fraction") or row.get("peak_source")
+                  or "no peaks recorded")
+        count, _ = reasons.get(row["adapter"], (0, why))
+        reasons[row["adapter"]] = (count + 1, why)
+    listed = "; ".join(f"{adapter} ({count} case{'s' * (count > 1)}): {why}"
+                       for adapter, (count, why) in reasons.items())
+    return f"Not on the chart, no peaks to draw a roof from: {listed}." if listed else ""
+
+
+def roofline(rows: Sequence[Row]) -> list[Plot]:
+    """Log-log: arithmetic intensity against achieved FLOP/s, with each adapter's roofs.
+
+    Only rows whose adapter reported peaks are drawn; cases without floating-point work (lookups)
+    and adapters without peaks are named in the chart's note instead."""
+    title = "Roofline"
+    ok = _ok(rows)
+    computed = [row for row in ok if _positive(row.get("flops"))
+                and _positive(row.get("achieved_flops_per_s"))
+                and _positive(row.get("arithmetic_intensity"))]
+    points = [row for row in computed if _has_peaks(row)]
+    bandwidth_only = [row for row in ok if not _positive(row.get("flops"))
+                      and _positive(row.get("achieved_bytes_per_s"))]
+    notes = [_memory_bound_note(bandwidth_only),
+             _roofless_note([row for row in computed if not _has_peaks(row)])]
+    note = " ".join(n for n in notes if n)
+    if not points:
+        why = ("no adapter reported its peaks, so there is no roof to draw." if computed
+               else "no successful case has floating-point work with a measured intensity.")
+        return [Plot(title, None, f"{why} {note}".strip())]
+    roofs = {(row["adapter"], row["peak_flops_per_s"], row["peak_bytes_per_s"],
+              str((row.get("meta") or {}).get("dtype", ""))): None for row in points}
+    with _style():
+        png = _roofline_chart(points, list(roofs), _colours(rows))
+    return [Plot(title, png, note)]
+
+
+def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]],
+                    colours: dict[str, str]) -> bytes:
+    import numpy as np
+
+    figure, (axis,) = _figure(5.5)
+    intensities = [row["arithmetic_intensity"] for row in points]
+    intensities += [flops / bandwidth for _, flops, bandwidth, _ in roofs]  # the ridge points
+    low, high = min(intensities) / 4, max(intensities) * 4
+    xs = np.geomspace(low, high, 200)
+    dtypes = {dtype for *_, dtype in roofs}
+    for adapter, flops, bandwidth, dtype in roofs:
+        label = _safe(f"{adapter} roof" + (f" ({dtype})" if len(dtypes) > 1 and dtype else ""))
+        axis.plot(xs, np.minimum(flops, xs * bandwidth), linestyle="--",
+                  color=colours[adapter], label=label)
+    markers: dict[str, str] = {}
+    for row in points:
+        workload = str(row.get("workload"))
+        marker = markers.setdefault(workload, MARKERS[len(markers) % len(MARKERS)])
+        axis.scatter(row["arithmetic_intensity"], row["achieved_flops_per_s"], marker=marker,
+                     color=colours[row["adapter"]], edgecolors="black", linewidths=0.5, zorder=3)
+        if len(points) <= MAX_LABELLED:  # beyond a dozen, labels overlap: the legend must do
+            axis.annotate(_safe(_label(row, 40)), (row["arithmetic_intensity"],
+                                                   row["achieved_flops_per_s"]),
+                          xytext=(5, 3), textcoords="offset points", fontsize=7)
+    _roofline_legend(axis, colours, points, markers)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("arithmetic intensity (FLOP per byte of compulsory traffic)")
+    axis.set_ylabel("achieved FLOP/s")
+    _plain_log(axis.xaxis, "")
+    _plain_log(axis.yaxis, "FLOP/s", units.rate)
+    return _png(figure)
+
+
+def _roofline_legend(axis: Axes, colours: dict[str, str], points: list[Row],
+                     markers: dict[str, str]) -> None:
+    from matplotlib.lines import Line2D
+
+    handles, labels = axis.get_legend_handles_labels()
+    for adapter in dict.fromkeys(row["adapter"] for row in points):
+        handles.append(Line2D([], [], marker="o", linestyle="", color=colours[adapter]))
+        labels.append(_safe(adapter))
+    for workload, marker in markers.items():
+        handles.append(Line2D([], [], marker=marker, linestyle="", color="grey"))
+        labels.append(_safe(workload))
+    axis.legend(handles, labels, loc="best", fontsize=8)
+
+
+def memory(rows: Sequence[Row]) -> list[Plot]:
+    """Per case and adapter: peak resident memory of the host process, and device memory."""
+    title = "Peak memory"
+    measured = [row for row in _ok(rows) if _positive(row.get("peak_rss_bytes"))
+                or _positive(row.get("peak_device_bytes"))]
+    if not measured:
+        return [Plot(title, None, "no peak memory was measured (collectors off, or no "
+                                  "result succeeded).")]
+    device = any(_positive(row.get("peak_device_bytes")) for row in measured)
+    colours = _colours(rows)
+    pages = _bounded(_case_groups(measured))
+    with _style():
+        return [Plot(_part(title, i, len(pages)), _memory_chart(page, colours, device))
+                for i, page in enumerate(pages)]
+
+
+def _binary_unit(largest: float) -> tuple[float, str]:
+    for scale, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if largest >= 2 * scale:
+            return float(scale), unit
+    return 1.0, "B"
+
+
+def _memory_chart(groups: list[tuple[str, list[Row]]], colours: dict[str, str],
+                  device: bool) -> bytes:
+    members = [row for _, rows in groups for row in rows]
+    panels = [("peak_rss_bytes", "peak RSS of the process (host)")]
+    if device:
+        panels.append(("peak_device_bytes", "peak device memory (allocator)"))
+    figure, axes = _figure(_height(members, groups), len(panels))
+    slots, centres = _positions(groups)
+    for axis, (column, label) in zip(axes, panels, strict=True):
+        values = [row[column] if _positive(row.get(column)) else 0.0 for row in members]
+        # One binary unit per axis, so the ticks fall on round numbers of it (not 47.7 MiB).
+        scale, unit = _binary_unit(max(values))
+        axis.barh(slots, [v / scale for v in values], height=0.7,
+                  color=[colours[row["adapter"]] for row in members])
+        axis.set_xlabel(f"{label}, {unit}")
+        axis.set_yticks(centres, [name for name, _ in groups] if axis is axes[0] else [])
+        axis.invert_yaxis()
+    _legend(axes[-1], colours, [row["adapter"] for row in members])
+    return _png(figure)
+
+
+def trend(points: Sequence[TrendPoint]) -> list[Plot]:
+    """Median latency per run against the run's start time, for cases seen in several runs."""
+    series: dict[tuple[str, str], list[TrendPoint]] = {}
+    for point in sorted(points, key=lambda p: p.started):
+        series.setdefault((point.label, point.adapter), []).append(point)
+    kept = {key: values for key, values in series.items() if len(values) > 1}
+    if not kept:
+        return [Plot("Trend", None, "every case appears in only one run.")]
+    by_workload: dict[str, list[tuple[str, str]]] = {}
+    for key, values in kept.items():
+        by_workload.setdefault(values[0].workload, []).append(key)
+    plots = []
+    with _style():
+        for workload, keys in by_workload.items():
+            pages = _chunks(keys, MAX_SERIES)
+            for i, page in enumerate(pages):
+                plots.append(Plot(_part(f"Trend: {workload}", i, len(pages)),
+                                  _trend_chart({key: kept[key] for key in page})))
+    return plots
+
+
+def _trend_chart(series: dict[tuple[str, str], list[TrendPoint]]) -> bytes:
+    figure, (axis,) = _figure(4.0)
+    for (label, adapter), values in series.items():
+        # datetimes go through matplotlib's date converter; its stubs accept only numbers.
+        times: Any = [p.started for p in values]
+        axis.plot(times, [p.median_s for p in values], marker="o",
+                  label=_safe(f"{label[:50]} on {adapter}"))
+    _scale(axis, [p.median_s for values in series.values() for p in values], "y")
+    _seconds_axis(axis, "y")
+    axis.set_ylabel("median latency per run")
+    axis.set_xlabel("run start (UTC)")
+    figure.autofmt_xdate()
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize=7, ncol=2)
+    return _png(figure)

@@ -1,0 +1,97 @@
+"""Charts: real PNGs of bounded size where there is data, a reason instead where there is not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harness.report import plots
+from harness.report.html import png_size
+from tests.report.test_build import ok_row, synthetic_rows
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def labelled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as the builder hands them over: each with a short chart label."""
+    return [{**row, "label": f"{row['workload']}[{row['params']}]"} for row in rows]
+
+
+def assert_png(plot: plots.Plot) -> tuple[int, int]:
+    assert plot.png is not None, plot.note
+    assert plot.png.startswith(PNG)
+    width, height = png_size(plot.png)
+    assert width == plots.WIDTH_IN * plots.DPI and 150 < height < 1600
+    return width, height
+
+
+def test_every_chart_draws_the_synthetic_runs() -> None:
+    rows = labelled(synthetic_rows())
+    latency = plots.latency_distributions(rows)
+    assert [p.title for p in latency] == ["Latency distributions: demo/matmul",
+                                          "Latency distributions: demo/lookup"]
+    for plot in [*latency, *plots.speedup(rows, "cpu"), *plots.memory(rows)]:
+        assert_png(plot)
+    (roof,) = plots.roofline(rows)
+    assert_png(roof)
+    # The lookup has no floating-point work: named with its bandwidth, not drawn as FLOP/s.
+    assert roof.note.startswith("Not on the chart, memory-bound by nature")
+    assert "lookup[{'keys': 1000}] on cpu: 20 GB/s (25% of peak bandwidth)" in roof.note
+
+
+def test_many_cases_are_split_into_bounded_charts() -> None:
+    rows = labelled([ok_row("w", {"n": n}, adapter, 1e-3 * (n + 1))
+                     for n in range(40) for adapter in ("cpu", "xla-cpu")])
+    latency = plots.latency_distributions(rows)
+    assert [p.title for p in latency] == [f"Latency distributions: demo/w ({i}/3)"
+                                          for i in (1, 2, 3)]
+    heights = [assert_png(p)[1] for p in latency]
+    assert max(heights) < 1200  # at most MAX_ITEMS boxes per chart
+    assert len(plots.speedup(rows, "cpu")) == 2  # 40 bars, 32 per chart
+
+
+def test_missing_data_gives_a_reason_instead_of_an_image() -> None:
+    bare = labelled([ok_row("w", {"n": 1}, "cpu", 1e-3, samples_s=None, peak_rss_bytes=None)])
+    for plot, reason in [
+        (plots.latency_distributions(bare)[0], "no result holds raw samples"),
+        (plots.speedup(bare, "cpu")[0], "only the reference adapter 'cpu' ran"),
+        (plots.speedup(bare, "tpu")[0], "no successful result on the reference adapter 'tpu'"),
+        (plots.memory(bare)[0], "no peak memory was measured"),
+        (plots.trend([]), "every case appears in only one run"),
+    ]:
+        if isinstance(plot, list):
+            (plot,) = plot
+        assert plot.png is None and plot.note.startswith(reason)
+
+
+def test_the_roofline_leaves_out_what_it_cannot_place() -> None:
+    lookups = labelled([ok_row("lookup", {"k": 1}, "cpu", 1e-3, flops=0.0)])
+    (plot,) = plots.roofline(lookups)
+    assert plot.png is None and "no successful case has floating-point work" in plot.note
+    # The null adapter does no work: its "FLOP/s" has no roof and is listed, not drawn.
+    null = labelled([ok_row("w", {"n": 1}, "null", 1e-8, peak_flops_per_s=None,
+                            missing={"peak_fraction": "the null adapter runs no hardware"})])
+    (plot,) = plots.roofline(null)
+    assert plot.png is None and "no adapter reported its peaks" in plot.note
+    (plot,) = plots.roofline(labelled(synthetic_rows()) + null)
+    assert_png(plot)
+    assert "null (1 case): the null adapter runs no hardware" in plot.note
+
+
+def test_names_with_dollars_print_literally() -> None:
+    # An unescaped `$` starts mathtext, which fails on arbitrary text ("$x$y\\frac{").
+    rows = labelled([ok_row("cost$", {"n": "$x$y\\frac{"}, adapter, 1e-3)
+                     for adapter in ("cpu", "$gpu$")])
+    for plot in [*plots.latency_distributions(rows), *plots.speedup(rows, "cpu"),
+                 *plots.roofline(rows), *plots.memory(rows)]:
+        assert_png(plot)
+
+
+def test_trend_draws_cases_seen_in_several_runs() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    points = [plots.TrendPoint("w[n=1]", "cpu", "demo/w", start + timedelta(days=d), 1e-3 * d)
+              for d in (1, 2, 3)]
+    points.append(plots.TrendPoint("w[n=2]", "cpu", "demo/w", start, 1e-3))  # one run: left out
+    (plot,) = plots.trend(points)
+    assert plot.title == "Trend: demo/w"
+    assert_png(plot)
