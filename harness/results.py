@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import warnings
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,9 @@ COLUMNS: tuple[str, ...] = (
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
 class ResultsError(ValueError):
     """A results path does not exist or does not hold a run."""
 
@@ -70,6 +74,10 @@ class RunWriter:
 
     def __init__(self, results_dir: Path, context: dict[str, Any], run_id: str | None = None):
         self.run_id = run_id or new_run_id()
+        if not RUN_ID.fullmatch(self.run_id):
+            # The folder is created under results_dir: no separators, no "..", nothing hidden.
+            raise ResultsError(f"run id {self.run_id!r} must be letters, digits, '-', '_' or '.',"
+                               " starting with a letter or digit")
         self.path = Path(results_dir) / self.run_id
         self.path.mkdir(parents=True, exist_ok=False)
         (self.path / CONTEXT_FILE).write_text(
@@ -162,6 +170,11 @@ def read_rows(run: Path) -> list[dict[str, Any]]:
         schema = row.get("schema", SCHEMA)
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise ResultsError(f"{path}:{index + 1} has an invalid schema version {schema!r}")
+        for column, kind, name in (("params", dict, "an object"), ("meta", dict, "an object"),
+                                   ("missing", dict, "an object"), ("samples_s", list, "a list"),
+                                   ("adapter_options", dict, "an object")):
+            if row.get(column) is not None and not isinstance(row[column], kind):
+                raise ResultsError(f"{path}:{index + 1}: {column} is not {name}")
         if schema > SCHEMA:
             raise ResultsError(f"{path}:{index + 1} was written with results schema {schema}; "
                                f"this harness reads up to schema {SCHEMA}: upgrade it")

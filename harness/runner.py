@@ -186,6 +186,9 @@ class Runner:
         missing: dict[str, str] = {}
         stage = "build"
         try:
+            too_big = _does_not_fit(case)
+            if too_big:
+                return {**row, "status": "skipped", "message": too_big}
             task = case.build()
             stage = "supports"
             ok, reason = adapter.supports(task)
@@ -290,6 +293,38 @@ class Runner:
             return not same_output(adapter.to_host(output), adapter.to_host(changed))
         except Exception:  # the probe is a safeguard: its own failure says nothing of the case
             return None
+
+
+def available_memory() -> tuple[float, str]:
+    """Bytes this process may still allocate, and what limits it: free memory, or the
+    address-space cap (``--max-memory``) when that is tighter."""
+    import psutil
+
+    free, what = float(psutil.virtual_memory().available), "available on this machine"
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            room = float(soft - psutil.Process().memory_info().vms)
+            if room < free:
+                free, what = room, "left under the worker's memory cap"
+    except (ImportError, OSError):
+        pass
+    return max(free, 0.0), what
+
+
+def _does_not_fit(case: Case) -> str:
+    """Why a case is predicted not to fit in memory, or "" (unknown or fits)."""
+    predict = case.workload.memory
+    if predict is None:
+        return ""
+    needed = float(predict(**case.params))
+    free, what = available_memory()
+    if needed <= free:
+        return ""
+    return (f"needs about {needed / 2**30:.3g} GiB (predicted from its parameters), more than "
+            f"the {free / 2**30:.3g} GiB {what}: skipped before it was tried")
 
 
 def _calibrate(collectors: list[Collector]) -> None:

@@ -116,12 +116,21 @@ class Workload:
     #: parameter → a function raising WorkloadError for a value that cannot work (checked
     #: before the run starts, so bad input is a clear error rather than a failed case).
     validate: Mapping[str, Callable[[Any], None]] = field(default_factory=dict)
+    #: predicted peak memory of one case in bytes, from its parameters (None: unknown); a case
+    #: predicted not to fit is skipped with the reason before it is built.
+    memory: Callable[..., float] | None = None
 
     def check_params(self, params: Params) -> None:
         """Run the parameter validators on one case's values."""
         for key, validator in self.validate.items():
             if key in params:
-                validator(params[key])
+                try:
+                    validator(params[key])
+                except WorkloadError as exc:
+                    text = str(exc)
+                    # Name the workload and parameter unless the validator already did.
+                    raise WorkloadError(text if text.startswith(f"{self.name}.") else
+                                        f"{self.name}.{key} {text}") from None
 
     def grid(self, preset: str = "quick",
              overrides: Mapping[str, Iterable[ParamValue]] | None = None) -> list[Params]:
@@ -190,13 +199,16 @@ def workload(
     tags: Iterable[str] = (),
     free: Iterable[str] = (),
     validate: Mapping[str, Callable[[Any], None]] | None = None,
+    memory: Callable[..., float] | None = None,
 ) -> Callable[[Callable[..., Task]], Workload]:
     """Turn a function ``(**params) -> Task`` into a :class:`Workload`.
 
     ``params`` gives each parameter's full grid; the first values form the quick preset unless
     ``quick`` lists the quick values for some parameters. A string parameter accepts only the
     values in its grid unless it is named in ``free`` (e.g. a path). ``validate`` maps a
-    parameter to a function that raises :class:`WorkloadError` for a value that cannot work.
+    parameter to a function that raises :class:`WorkloadError` for a value that cannot work
+    (:func:`at_least` covers sizes). ``memory`` predicts a case's peak bytes from its
+    parameters, so that a case that cannot fit is skipped before it is tried.
 
     Example::
 
@@ -233,6 +245,15 @@ def workload(
             description=doc[0] if doc else "",
             free=frozenset(free),
             validate=dict(validate or {}),
+            memory=memory,
         )
 
     return decorate
+
+
+def at_least(minimum: int) -> Callable[[Any], None]:
+    """A validator: the value is an integer of at least ``minimum`` (batch ≥ 1, seq ≥ 1)."""
+    def validate(value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise WorkloadError(f"must be an integer of at least {minimum}, got {value!r}")
+    return validate

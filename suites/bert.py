@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import Task, workload
 from harness.checks import relative_error
-from harness.workload import WorkloadError
+from harness.workload import WorkloadError, at_least
 from suites.data import DTYPES, ENGINES, element_size, generator, torch_dtype
 
 if TYPE_CHECKING:
@@ -118,6 +118,16 @@ def tokenized_inputs(model_path: str, batch: int, seq: int) -> tuple[torch.Tenso
     return encoded["input_ids"], encoded["attention_mask"]
 
 
+def bert_memory(size: str, batch: int, seq: int, dtype: str, **_: object) -> float:
+    """Predicted peak bytes (random-weight sizes): the model in ``dtype`` plus its float32
+    reference copy, and per layer the activations and attention scores of one forward pass,
+    for the model and the reference."""
+    layers, hidden, heads = SIZES.get(size, SIZES["large"])
+    weights = VOCAB * hidden + layers * 12 * hidden * hidden
+    activations = batch * seq * (4 * hidden) * 4 * 3 + batch * heads * seq * seq * 4 * 2
+    return float(weights * (element_size(dtype) + 4) + 2 * activations)
+
+
 @workload(params={
     "size": list(SIZES),
     "batch": [1, 8],
@@ -127,7 +137,8 @@ def tokenized_inputs(model_path: str, batch: int, seq: int) -> tuple[torch.Tenso
     "attn": ["sdpa", "eager"],
     "engine": list(ENGINES),
     "model_path": [""],
-}, free=["model_path"], validate={"model_path": validate_model_path})
+}, free=["model_path"], memory=bert_memory,
+    validate={"model_path": validate_model_path, "batch": at_least(1), "seq": at_least(1)})
 def bert(size: str, batch: int, seq: int, padding: float, dtype: str, attn: str, engine: str,
          model_path: str) -> Task:
     """BERT encoder forward pass (random weights from a config, or a local checkpoint)."""

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness import Skip, Task, workload
-from harness.workload import Check, WorkloadError
+from harness.workload import Check, WorkloadError, at_least
 from suites.data import SEED, generator
 
 if TYPE_CHECKING:
@@ -378,16 +378,20 @@ def _ordered_bytes(n_keys: int, batch: int, op: str) -> float:
     return float(batch * (4 * WORD + 2 * searched + in_range * WORD))
 
 
-def _positive(name: str) -> Callable[[Any], None]:
-    def validate(value: Any) -> None:
-        if not isinstance(value, int) or value < 1:
-            raise WorkloadError(f"{name} must be a positive integer, got {value!r}")
-    return validate
+#: rough bytes per key each structure holds while a case builds and checks it (the structure,
+#: the key arrays it is built from, and the reference dict or list the check uses).
+BYTES_PER_KEY = {"dict": 300, "pandas": 250, "torch": 250, "btree": 350, "searchsorted": 220,
+                 "eytzinger": 250}
+
+
+def _lookup_memory(n_keys: int, batch: int, impl: str) -> float:
+    """Predicted peak bytes of a lookup case: its structure, plus queries and answers."""
+    return float(n_keys * BYTES_PER_KEY.get(impl, 350) + batch * 200)
 
 
 def _fraction(value: Any) -> None:
     if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise WorkloadError(f"hit_rate must lie in [0, 1], got {value!r}")
+        raise WorkloadError(f"must lie in [0, 1], got {value!r}")
 
 
 # --- workloads ------------------------------------------------------------------------------
@@ -399,7 +403,8 @@ def _fraction(value: Any) -> None:
     "hit_rate": [0.9, 0.5, 0.0],
     "impl": list(HASH_IMPLS),
 }, quick={"impl": list(HASH_IMPLS)},
-    validate={"n_keys": _positive("n_keys"), "batch": _positive("batch"), "hit_rate": _fraction})
+    validate={"n_keys": at_least(1), "batch": at_least(1), "hit_rate": _fraction},
+    memory=lambda n_keys, batch, impl, **_: _lookup_memory(n_keys, batch, impl))
 def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
     """Hash-table point lookups (value or -1): Python dict vs a vectorised torch table vs khash.
 
@@ -458,7 +463,8 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
     "op": ["point", "range"],
     "impl": list(ORDERED_IMPLS),
 }, quick={"impl": list(ORDERED_IMPLS), "op": ["point", "range"]},
-    validate={"n_keys": _positive("n_keys"), "batch": _positive("batch")})
+    validate={"n_keys": at_least(1), "batch": at_least(1)},
+    memory=lambda n_keys, batch, impl, **_: _lookup_memory(n_keys, batch, impl))
 def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
     """Ordered-index lookups, point (value or -1) and range (count and sum of values in
     [lo, lo + width), ~32 keys): a C B-tree vs a sorted column vs the Eytzinger layout."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness import Skip, Task, workload
 from harness.checks import close_to
+from harness.workload import at_least
 from suites.data import DTYPES, ENGINES, TOLERANCES, element_size, randn, torch_dtype
 
 if TYPE_CHECKING:
@@ -80,6 +81,27 @@ def attention_fn(impl: str, causal: bool) -> Callable[..., torch.Tensor]:
     return pinned_sdpa
 
 
+def attention_memory(batch: int, heads: int, seq: int, head_dim: int, dtype: str, impl: str,
+                     **_: object) -> float:
+    """Predicted peak bytes: q, k, v and the output in ``dtype``, the S×S scores of unfused
+    attention, and the float64 reference (its inputs, output and scores)."""
+    size = element_size(dtype)
+    vectors = 4.0 * batch * heads * seq * head_dim
+    scores = float(batch * heads * seq * seq)
+    unfused = impl in ("math", "sdpa_math")
+    return vectors * (size + 8) + scores * (2 * size * unfused + 16)
+
+
+def ffn_memory(tokens: int, hidden: int, intermediate: int, dtype: str, **_: object) -> float:
+    """Predicted peak bytes: weights, input, hidden activation and output, in ``dtype`` and in
+    the float64 reference."""
+    elements = 2.0 * hidden * intermediate + tokens * intermediate + 2.0 * tokens * hidden
+    return elements * (element_size(dtype) + 8)
+
+
+POSITIVE = at_least(1)
+
+
 @workload(params={
     "batch": [1, 8, 32],
     "heads": [12],
@@ -89,7 +111,8 @@ def attention_fn(impl: str, causal: bool) -> Callable[..., torch.Tensor]:
     "causal": [False, True],
     "impl": list(ATTENTION_IMPLS),
     "engine": list(ENGINES),
-}, quick={"impl": ["sdpa", "math"]})
+}, quick={"impl": ["sdpa", "math"]}, memory=attention_memory,
+    validate={"batch": POSITIVE, "heads": POSITIVE, "seq": POSITIVE, "head_dim": POSITIVE})
 def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
               causal: bool, impl: str, engine: str) -> Task:
     """Scaled-dot-product attention over batch × heads × seq × head_dim: SDPA (fused) vs math."""
@@ -128,7 +151,8 @@ def ffn_reference(x: torch.Tensor, block: torch.nn.Sequential) -> torch.Tensor:
     "intermediate": [3072, 4096],
     "dtype": list(DTYPES),
     "engine": list(ENGINES),
-})
+}, memory=ffn_memory,
+    validate={"tokens": POSITIVE, "hidden": POSITIVE, "intermediate": POSITIVE})
 def ffn(tokens: int, hidden: int, intermediate: int, dtype: str, engine: str) -> Task:
     """The transformer feed-forward block: Linear(hidden→intermediate), GELU, Linear(back)."""
     import torch

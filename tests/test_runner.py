@@ -97,7 +97,9 @@ def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     assert ok["footprint_bytes"] == 123
     assert "collectors were turned off" in ok["missing"]["peak_rss_bytes"]
     wrong = by_id["demo/doubler[x=3,dtype=float32]"]
-    assert wrong["correct"] is False and wrong["message"] == "check failed: got 6, expected 4"
+    assert wrong["correct"] is False
+    # (a note that warm-up never settled may follow on a busy machine)
+    assert wrong["message"].startswith("check failed: got 6, expected 4")
     # Peaks are calibrated once per dtype, not once per case.
     assert sorted(FakeAdapter.peak_calls) == ["bfloat16", "float32"]
 
