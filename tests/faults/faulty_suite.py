@@ -38,16 +38,22 @@ def _abort(x: Any) -> None:
     os.abort()
 
 
+def _killed(x: Any) -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's out-of-memory killer sends
+
+
 def _raise(x: Any) -> None:
     raise RuntimeError("the workload failed on purpose")
 
 
-@workload(params={"how": ["segfault", "abort", "exception"]})
+@workload(params={"how": ["segfault", "abort", "killed", "exception"]})
 def crash(how: str) -> Task:
     """Dies on its first call."""
     import torch
 
-    fn = {"segfault": _segfault, "abort": _abort, "exception": _raise}[how]
+    fn = {"segfault": _segfault, "abort": _abort, "killed": _killed, "exception": _raise}[how]
     return Task(fn=fn, inputs=(torch.ones(4),), check=lambda out: None)
 
 

@@ -31,6 +31,9 @@ def test_a_crashing_a_hanging_and_a_memory_hungry_case_do_not_stop_the_run(
     assert rows["faulty_suite/crash[how=segfault]"] == (
         "error", "the worker crashed with a segmentation fault (SIGSEGV)")
     assert rows["faulty_suite/crash[how=abort]"] == ("error", "the worker aborted (SIGABRT)")
+    assert rows["faulty_suite/crash[how=killed]"] == (
+        "error", "the worker was killed by SIGKILL: most likely the kernel's out-of-memory "
+                 "killer (or another process)")
     status, message = rows["faulty_suite/crash[how=exception]"]
     assert status == "error"
     assert message.startswith("timing failed: RuntimeError: the workload failed on purpose")
