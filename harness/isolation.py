@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 
 #: imported once in the forkserver, so that each forked worker starts with them loaded. Only
 #: modules that touch no device and start no threads at import.
-PRELOAD = ["numpy", "pandas", "psutil", "torch", "transformers", "harness.runner",
-           "harness.adapters.cpu", "suites.transformer", "suites.lookup"]
+PRELOAD = ["numpy", "pandas", "psutil", "torch", "torch._dynamo", "torch.onnx", "transformers",
+           "jax", "onnxruntime", "onnx", "onnxscript", "harness.runner", "harness.adapters.cpu",
+           "suites.transformer", "suites.lookup"]
+# Checked: importing jax, onnxruntime and the ONNX exporter starts no thread and initialises no
+# backend, so forking after them is safe; torchax is left out (it changes torch's global state).
 
 #: how long a worker may take beyond its timeout to exit once killed.
 KILL_GRACE_S = 10.0
