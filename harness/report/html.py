@@ -14,8 +14,9 @@ import html
 import struct
 from collections.abc import Iterable, Sequence
 
-from harness.report.build import FIGURES, KINDS, Cell, Report, ReportWarning, Table
+from harness.report.build import FIGURES, Cell, Report, Table
 from harness.report.plots import Plot
+from harness.report.warnings import KINDS, ReportWarning
 
 #: Nothing but this page's own style and embedded images: no script, no network.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

@@ -14,7 +14,8 @@ import html
 import re
 from collections.abc import Sequence
 
-from harness.report.build import FIGURES, KINDS, Cell, Report, ReportWarning, Table
+from harness.report.build import FIGURES, Cell, Report, Table
+from harness.report.warnings import KINDS, ReportWarning
 
 #: Markdown's inline syntax that could turn a name into emphasis, code, a link or a strike.
 _SYNTAX = re.compile(r"([\\`*_\[\]~])")

@@ -13,13 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.report.build import (
-    ReportError,
-    find_warnings,
-    gather,
-    output_format,
-    write_report,
-)
+from harness.report.build import ReportError, gather, output_format, write_report
+from harness.report.warnings import find_warnings
 from harness.results import ResultsError, RunWriter
 
 XSS = "<script>alert(1)</script>"
