@@ -529,6 +529,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         print(f"harness: error: a required package is missing: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`harness compare ... | head`): not an error of ours. Point
+        # stdout at devnull so that the interpreter's final flush does not fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
