@@ -1,13 +1,15 @@
-"""Does `harness compare` tell noise from a real 10% slowdown? Checked end to end.
+"""Does the regression gate tell noise from a real 10% slowdown? Checked end to end.
 
 Writes one small suite twice into a temporary folder, the second copy with one workload doing
-10% more work (a real code change, same case ids), then runs, each with ``--repeat``:
+10% more work (a real code change, same case ids), then checks both ways of comparing:
 
-- A/A: the first copy twice: every case should come out not ``slower``;
-- A/B: the first copy against the second: only the changed workload should be ``slower``,
-  and ``harness compare`` should exit 1.
+- sequential runs (``harness run --repeat`` twice, then ``harness compare``): A/A must flag
+  nothing; A/B is reported, but on a machine whose speed drifts between runs it may stay
+  inconclusive (never a false alarm);
+- interleaved A/B runs (``harness ab``): A/A must flag nothing, and A/B must flag the changed
+  workload alone, with exit status 1.
 
-Prints both comparisons and ends with one summary line. Usage::
+Prints the comparisons and ends with one summary line. Usage::
 
     .venv/bin/python benchmarks/compare_check.py [--repeat 5] [--min-time 0.5]
 """
@@ -73,6 +75,18 @@ def compare(base: Path, cand: Path) -> tuple[int, str]:
     return done.returncode, done.stdout
 
 
+def ab(base: Path, cand: Path, out: Path, args: argparse.Namespace) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "harness", "ab", str(base), str(cand),
+                           "-a", "cpu:threads=1", "--repeat", str(args.repeat), "--min-time",
+                           str(args.min_time), "--out", str(out)],
+                          capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout
+
+
+def flagged(text: str) -> list[str]:
+    return [line.split()[0] for line in text.splitlines() if " slower " in line]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -88,16 +102,21 @@ def main() -> int:
         again = run(root / "a" / "check.py", out, args)
         slower = run(root / "b" / "check.py", out, args)
         aa_status, aa = compare(base, again)
-        ab_status, ab = compare(base, slower)
-    print("A/A (same code, two runs):\n" + aa)
-    print("A/B (loop made 10% slower):\n" + ab)
-    aa_slower = [line.split()[0] for line in aa.splitlines() if " slower " in line]
-    ab_slower = [line.split()[0] for line in ab.splitlines() if " slower " in line]
-    ok = (aa_status == 0 and not aa_slower and ab_status == 1
-          and ab_slower == ["check/loop[n=20000]"])
-    print(f"{'PASS' if ok else 'FAIL'}: A/A flagged {len(aa_slower)} case(s) (exit {aa_status}); "
-          f"A/B flagged {ab_slower or 'nothing'} (exit {ab_status}), expected only "
-          f"check/loop[n=20000] with exit 1")
+        ab_status, seq = compare(base, slower)
+        a, b = root / "a" / "check.py", root / "b" / "check.py"
+        iaa_status, iaa = ab(a, a, out, args)
+        iab_status, iab = ab(a, b, out, args)
+    print("sequential A/A (same code, two runs):\n" + aa)
+    print("sequential A/B (loop made 10% slower):\n" + seq)
+    print("interleaved A/A (harness ab, same code):\n" + iaa)
+    print("interleaved A/B (harness ab, loop made 10% slower):\n" + iab)
+    want = ["check/loop[n=20000]"]
+    ok = (aa_status == 0 and not flagged(aa) and iaa_status == 0 and not flagged(iaa)
+          and iab_status == 1 and flagged(iab) == want)
+    print(f"{'PASS' if ok else 'FAIL'}: sequential A/A flagged {len(flagged(aa))}, sequential "
+          f"A/B flagged {flagged(seq) or 'nothing'} (exit {ab_status}); interleaved A/A flagged "
+          f"{len(flagged(iaa))}, interleaved A/B flagged {flagged(iab) or 'nothing'} (exit "
+          f"{iab_status}); expected no flag in A/A and only {want[0]} with exit 1 interleaved")
     return 0 if ok else 1
 
 

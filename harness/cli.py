@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Benchmark and profile ML inference.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{list,run,report,compare,baseline,import,history,export}")
+                                metavar="{list,run,report,compare,ab,baseline,import,history,export}")
 
     ls = sub.add_parser("list", help="list suites, workloads or adapters")
     ls.add_argument("what", nargs="?", choices=("suites", "workloads", "adapters"),
@@ -109,6 +109,24 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="also write the comparison as Markdown (CI summary, PR comment)")
     cmp.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
                      help="where baseline names are looked up (default: results/)")
+
+    ab = sub.add_parser("ab", help="time two versions of a suite interleaved and compare them")
+    ab.add_argument("baseline", help="the baseline suite: a name, dotted module or .py file")
+    ab.add_argument("candidate", help="the candidate suite, with the same workloads")
+    ab.add_argument("-w", "--workload", action="append", default=[], metavar="NAME")
+    ab.add_argument("-a", "--adapter", action="append", default=[], metavar="NAME[:k=v,...]")
+    ab.add_argument("-p", "--param", action="append", default=[], metavar="K=V1,V2")
+    ab.add_argument("--full", action="store_true", help="the full grids (default: quick)")
+    ab.add_argument("--repeat", type=int, default=5, metavar="N",
+                    help="repetitions, each case in a fresh worker every time (default 5)")
+    ab.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per side")
+    ab.add_argument("--out", type=Path, default=Path("results"), metavar="DIR")
+    ab.add_argument("--no-isolate", dest="isolate", action="store_false",
+                    help="run every pair in this process")
+    ab.add_argument("--timeout", type=float, metavar="S", help="kill a pair after S seconds")
+    ab.add_argument("--threshold", type=_fraction, default=0.05, metavar="PCT")
+    ab.add_argument("--alpha", type=float, default=0.01)
+    ab.add_argument("--markdown", type=Path, metavar="FILE")
 
     base = sub.add_parser("baseline", help="save a run as a named baseline, or list baselines")
     base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser,
@@ -448,6 +466,58 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if report.regressions else 0
 
 
+def cmd_ab(args: argparse.Namespace) -> int:
+    from harness import environment
+    from harness.ab import PairingError, run_ab
+    from harness.compare import Options, compare_paired
+    from harness.isolation import Limits
+    from harness.plan import make_plan
+    from harness.progress import Progress
+    from harness.report.comparison import render_markdown, render_text
+    from harness.results import RunWriter
+    from harness.runner import Hooks
+
+    timing = TimingOptions()
+    if args.min_time is not None:
+        timing = dataclasses.replace(timing, min_time_s=args.min_time,
+                                     max_time_s=max(timing.max_time_s, args.min_time))
+    try:
+        options = Options(threshold=args.threshold, alpha=args.alpha)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
+    configs = [RunConfig(suites=(suite,), workloads=tuple(args.workload),
+                         adapters=tuple(args.adapter), params=_parse_params(args.param),
+                         preset="full" if args.full else "quick", out=args.out, timing=timing,
+                         collect=False, repeat=args.repeat)
+               for suite in (args.baseline, args.candidate)]
+    plans = (make_plan(configs[0]), make_plan(configs[1]))
+    context = environment.collect()
+    context["config"] = {"ab": [args.baseline, args.candidate], "workloads": args.workload,
+                         "adapters": [s.label for s in plans[1].adapters],
+                         "params": configs[1].params, "preset": configs[1].preset,
+                         "timing": timing.__dict__, "repeat": args.repeat}
+    writer = RunWriter(args.out, context)
+    progress = Progress(0, sys.stderr)
+    try:
+        rows = run_ab(configs[1], plans, writer, args.isolate,
+                      Limits(timeout_s=args.timeout or Limits.timeout_s),
+                      Hooks(progress.start, progress.done))
+    except PairingError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        writer.close()
+        progress.finish()
+    report = compare_paired(rows, options)
+    print(render_text(report))
+    print(f"\nrun folder: {writer.path}")
+    if args.markdown:
+        title = f"A/B: {args.candidate} against {args.baseline}"
+        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+    return 1 if report.regressions else 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness import baselines
 
@@ -519,8 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
         args.argv = argv
-        handler = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-                   "baseline": cmd_baseline, "import": cmd_import, "history": cmd_history,
+        handler = {"list": cmd_list, "run": cmd_run, "report": cmd_report,
+                   "compare": cmd_compare, "ab": cmd_ab, "baseline": cmd_baseline,
+                   "import": cmd_import, "history": cmd_history,
                    "export": cmd_export}[args.command]
         return handler(args)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError) as exc:

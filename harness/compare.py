@@ -125,6 +125,8 @@ class Report:
     comparisons: list[Comparison]
     geomeans: dict[tuple[str, str], tuple[float, int]]
     options: Options
+    #: "sequential" (two runs, unpaired) or "paired" (an interleaved A/B run).
+    method: str = "sequential"
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -313,3 +315,79 @@ def geometric_means(comparisons: Sequence[Comparison]) -> dict[tuple[str, str], 
         if math.isfinite(c.ratio) and c.ratio > 0:
             logs.setdefault((c.suite, c.adapter), []).append(math.log(c.ratio))
     return {key: (math.exp(sum(v) / len(v)), len(v)) for key, v in sorted(logs.items())}
+
+
+def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = None) -> Report:
+    """Judge an A/B run (``harness ab``): rows of variant ``baseline`` and ``candidate`` whose
+    samples were interleaved, so sample i of each side form a pair taken moments apart.
+
+    Per case and adapter: the time ratio is the median over repetitions of the median paired
+    ratio (candidate / baseline); its 95% bounds come from a two-level bootstrap (repetitions,
+    then pairs within each); significance from a one-sided Wilcoxon signed-rank test on the
+    pooled log ratios, Benjamini–Hochberg across cases. Drift cancels within a pair, so δ is the
+    threshold alone. Verdicts follow :func:`compare`.
+    """
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    options = options or Options()
+    rng = np.random.default_rng(options.seed)
+    grouped: dict[tuple[str, str, str], dict[int, dict[str, dict[str, Any]]]] = {}
+    problems: dict[tuple[str, str, str], str] = {}
+    for row in rows:
+        key = (str(row.get("suite", "")), str(row["case_id"]), str(row["adapter"]))
+        variant = str(row.get("variant") or "")
+        if variant not in ("baseline", "candidate"):
+            continue
+        if row.get("status") != "ok" or not _samples(row.get("samples_s")):
+            problems.setdefault(key, f"{variant}: {row.get('status')}: "
+                                     f"{row.get('message') or 'no samples'}")
+            continue
+        grouped.setdefault(key, {}).setdefault(int(row.get("repetition") or 0), {})[variant] = row
+    measured = []
+    missing = []
+    for key in sorted(set(grouped) | set(problems)):
+        reps = [(_samples(r["baseline"]["samples_s"]), _samples(r["candidate"]["samples_s"]))
+                for r in grouped.get(key, {}).values() if len(r) == 2]
+        if key in problems or not reps:
+            missing.append(Comparison(*key, "missing", note=problems.get(key, "no pair")))
+            continue
+        logs = [np.log(np.asarray(c[:len(b)]) / np.asarray(b[:len(c)])) for b, c in reps]
+        pooled = np.concatenate(logs)
+        slower = float(wilcoxon(pooled, alternative="greater").pvalue)
+        faster = float(wilcoxon(pooled, alternative="less").pvalue)
+        boot = []
+        for values in logs:
+            draws = rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))
+            boot.append(np.median(values[draws], axis=1))
+        medians = np.stack(boot, axis=1)
+        if medians.shape[1] > 1:
+            pick = rng.integers(0, medians.shape[1], size=medians.shape)
+            medians = np.take_along_axis(medians, pick, axis=1)
+        ratios = np.exp(np.median(medians, axis=1))
+        tail = (1 - CONFIDENCE) * 100
+        low, high = (float(x) for x in np.percentile(ratios, [tail, 100 - tail]))
+        ratio = float(np.exp(np.median([np.median(v) for v in logs])))
+        base_median = _median([_median(b) for b, _ in reps])
+        cand_median = _median([_median(c) for _, c in reps])
+        measured.append((key, ratio, low, high, slower, faster, base_median, cand_median,
+                         len(reps)))
+    p_slower = _benjamini_hochberg([m[4] for m in measured])
+    p_faster = _benjamini_hochberg([m[5] for m in measured])
+    delta = options.threshold
+    comparisons = list(missing)
+    for i, (key, ratio, low, high, _, _, base_median, cand_median, n) in enumerate(measured):
+        if p_slower[i] < options.alpha and low > 1 + delta:
+            verdict: Verdict = "slower"
+        elif p_faster[i] < options.alpha and high < 1 / (1 + delta):
+            verdict = "faster"
+        elif low >= 1 / (1 + delta) and high <= 1 + delta:
+            verdict = "same"
+        else:
+            verdict = "inconclusive"
+        comparisons.append(Comparison(
+            *key, verdict, ratio=ratio, ratio_low=low, ratio_high=high, delta=delta,
+            p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
+            candidate_median_s=cand_median, repetitions=(n, n), note="paired, interleaved"))
+    comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
+    return Report(comparisons, geometric_means(comparisons), options, "paired")

@@ -148,6 +148,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     if job.get("kind") == "peaks":
         return run_peaks_job(job)
+    if job.get("kind") == "pair":
+        from harness.ab import run_pair_job
+
+        return run_pair_job(job)
     suite = plugins.load_suite(job["suite"])
     case = Case(suite=suite.name, workload=suite.workloads[job["workload"]],
                 params=job["params"])

@@ -23,8 +23,9 @@ ROWS_FILE = "rows.jsonl"
 #: Every row carries these columns, in this order; units are in the names (SI).
 COLUMNS: tuple[str, ...] = (
     "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_label",
-    "adapter_options", "device", "repetition", "status", "message", "correct", "output_varies",
-    "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady", "sampling_s",
+    "adapter_options", "device", "repetition", "variant", "status", "message", "correct",
+    "output_varies", "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady",
+    "sampling_s",
     "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
     "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",

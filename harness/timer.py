@@ -167,3 +167,49 @@ class Timer:
             output=output,
             sampled_outputs=self.sampled_outputs,
         )
+
+
+def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]],
+                 sync: Callable[[], None]) -> tuple[Measurement, Measurement]:
+    """Time two steps with their samples interleaved (A B B A A B ...), for an A/B comparison.
+
+    Each step gets its own first call, loop calibration and warm-up; then samples alternate,
+    the order flipping every round so that neither side always runs first (warm caches,
+    frequency steps). Slow drifts of a shared machine then hit both sides alike, and sample i of
+    one side and sample i of the other were taken moments apart: a pair.
+    """
+    opts, clock = timer.options, timer.clock
+    firsts, outputs = [], []
+    for step in steps:
+        t0 = clock()
+        outputs.append(step())
+        sync()
+        firsts.append(clock() - t0)
+    overhead_ns = _median_overhead_ns(clock, sync)
+    target_ns = max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction)
+    loops = [timer.calibrate(step, sync, target_ns) for step in steps]
+    gc.collect()
+    warm = [timer.warm_up(step, sync, n) for step, n in zip(steps, loops, strict=True)]
+    raw: tuple[list[int], list[int]] = ([], [])
+    kept: tuple[list[tuple[int, Any]], list[tuple[int, Any]]] = ([], [])
+    start = clock()
+    rounds = 0
+    while True:
+        for side in ((0, 1) if rounds % 2 == 0 else (1, 0)):
+            raw[side].append(timer._sample_ns(steps[side], sync, loops[side]))
+            if len(raw[side]) in CHECKED_SAMPLES:
+                kept[side].append((len(raw[side]) - 1, timer.last_output))
+        rounds += 1
+        elapsed = clock() - start
+        # Each side gets the minimum time and count it would get alone.
+        enough = elapsed >= 2 * opts.min_time_s / NS and rounds >= opts.min_samples
+        if enough or elapsed >= 2 * opts.max_time_s / NS:
+            break
+    return tuple(  # type: ignore[return-value]
+        Measurement(samples_s=[ns * NS / loops[i] for ns in raw[i]], loops=loops[i],
+                    first_call_s=firsts[i] * NS, target_sample_s=target_ns * NS,
+                    overhead_s=overhead_ns * NS, warmup_s=warm[i][2] * NS,
+                    warmup_samples=warm[i][1], steady=warm[i][0],
+                    sampling_s=sum(raw[i]) * NS, hit_time_cap=not enough,
+                    output=outputs[i], sampled_outputs=kept[i])
+        for i in (0, 1))

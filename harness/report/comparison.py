@@ -62,10 +62,7 @@ def render_text(report: Report) -> str:
         out += ["", "geometric mean of the time ratio per suite:"]
         out += ["  " + line for line in grid([("suite", "adapter", "change", "cases"),
                                                *_geomeans(report)])]
-    o = report.options
-    out += ["", f"threshold {o.threshold * 100:g}% (or the baseline's between-process noise, "
-                f"whichever is larger), false-discovery rate {o.alpha:g}",
-            _summary(report)]
+    out += ["", _method(report), _summary(report)]
     return "\n".join(out)
 
 
@@ -75,6 +72,15 @@ def _md(text: str) -> str:
     import html
 
     return html.escape(text).replace("|", "&#124;").replace("\n", " ").replace("`", "&#96;")
+
+
+def _method(report: Report) -> str:
+    o = report.options
+    if report.method == "paired":
+        return (f"paired samples, timed interleaved: threshold {o.threshold * 100:g}%, "
+                f"false-discovery rate {o.alpha:g}")
+    return (f"threshold {o.threshold * 100:g}% (or the baseline's between-process noise, "
+            f"whichever is larger), false-discovery rate {o.alpha:g}")
 
 
 def render_markdown(report: Report, title: str = "Benchmark comparison") -> str:
@@ -94,9 +100,16 @@ def render_markdown(report: Report, title: str = "Benchmark comparison") -> str:
         out += ["", "Geometric mean of the time ratio per suite:", ""]
         out += _md_table(("suite", "adapter", "change", "cases"), _geomeans(report))
     o = report.options
-    out += ["", f"A case is `slower` when a one-sided Mann–Whitney test is significant after "
-                f"Benjamini–Hochberg (FDR {o.alpha:g}) *and* the 95% bound on the time ratio "
-                f"exceeds {o.threshold * 100:g}% and the baseline's between-process noise."]
+    if report.method == "paired":
+        out += ["", f"Baseline and candidate were timed interleaved; a case is `slower` when a "
+                    f"one-sided Wilcoxon signed-rank test on the paired ratios is significant "
+                    f"after Benjamini–Hochberg (FDR {o.alpha:g}) *and* the 95% bound on the "
+                    f"time ratio exceeds {o.threshold * 100:g}%."]
+    else:
+        out += ["", f"A case is `slower` when a one-sided Mann–Whitney test is significant "
+                    f"after Benjamini–Hochberg (FDR {o.alpha:g}) *and* the 95% bound on the "
+                    f"time ratio exceeds {o.threshold * 100:g}% and the baseline's "
+                    f"between-process noise."]
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,161 @@
+"""A/B runs: a baseline and a candidate version of the same workloads, timed interleaved.
+
+On a shared machine the speed drifts by tens of percent within seconds, so two runs made one
+after the other differ by more than a small regression. ``harness ab BASE CANDIDATE`` pairs the
+cases of two versions of a suite (same workload names and parameters), prepares both in one
+process and alternates their samples (:func:`harness.timer.measure_pair`): drift hits both
+alike, and sample i of each side form a pair taken moments apart. The rows carry a ``variant``
+column (``baseline`` or ``candidate``) and the candidate's case id, and
+:func:`harness.compare.compare_paired` judges them from the paired ratios.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from harness.plan import AdapterSpec, Plan
+from harness.workload import Case, Skip
+
+if TYPE_CHECKING:
+    from harness.adapters import Adapter
+    from harness.config import RunConfig
+    from harness.isolation import Limits
+    from harness.results import RunWriter
+    from harness.runner import Hooks
+
+VARIANTS = ("baseline", "candidate")
+
+
+class PairingError(ValueError):
+    """The two suites share no case to compare."""
+
+
+def pair_cases(baseline: list[Case], candidate: list[Case]) -> list[tuple[Case, Case]]:
+    """Cases of the two versions with the same workload name and parameters, in the candidate's
+    order; a clear error when none match."""
+    def key(case: Case) -> tuple[str, str]:
+        return case.workload.name, json.dumps(case.params, sort_keys=True)
+
+    base = {key(case): case for case in baseline}
+    pairs = [(base[key(case)], case) for case in candidate if key(case) in base]
+    if not pairs:
+        raise PairingError("the baseline and the candidate share no workload with the same "
+                           "parameters; nothing to compare")
+    return pairs
+
+
+def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
+             pair: tuple[Case, Case]) -> list[dict[str, Any]]:
+    """Both versions of one case on one adapter, samples interleaved: two rows."""
+    from harness.runner import NAN, Runner, _error_text, measured_row
+    from harness.timer import Timer, measure_pair
+
+    candidate = pair[1]
+    rows: list[dict[str, Any]] = [{
+        "suite": candidate.suite, "workload": candidate.workload.name,
+        "case_id": candidate.id, "params": candidate.params, "adapter": spec.name,
+        "adapter_label": spec.label, "adapter_options": dict(adapter.config),
+        "device": adapter.device, "repetition": config.repetition, "variant": variant,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "status": "ok",
+        "message": "", "correct": None, "meta": {"source_suite": case.suite},
+    } for variant, case in zip(VARIANTS, pair, strict=True)]
+    stage = "build"
+    try:
+        tasks = [case.build() for case in pair]
+        stage = "supports"
+        for task in tasks:
+            ok, reason = adapter.supports(task)
+            if not ok:
+                return [{**row, "status": "skipped", "message": reason} for row in rows]
+        stage = "prepare"
+        steps = (adapter.prepare(tasks[0]), adapter.prepare(tasks[1]))
+        with adapter.running():
+            stage = "timing"
+            measured = measure_pair(Timer(config.timing), steps, adapter.synchronize)
+            stage = "check"
+            for row, task, measurement in zip(rows, tasks, measured, strict=True):
+                values, missing = measured_row(task, measurement)
+                row.update(values)
+                row["correct"], row["message"] = Runner._check(task, adapter, measurement)
+                row["meta"] = {**task.meta, **row["meta"]}
+                missing["energy_j"] = "not measured in an A/B run (timing only)"
+                row["energy_source"] = "unavailable: not measured in an A/B run"
+                row["peak_rss_bytes"] = NAN
+                missing["peak_rss_bytes"] = "not measured in an A/B run (timing only)"
+                row["missing"] = missing
+    except Skip as exc:
+        return [{**row, "status": "skipped", "message": str(exc) or "skipped"} for row in rows]
+    except (Exception, MemoryError) as exc:
+        return [{**row, "status": "error", "message": f"{stage} failed: {_error_text(exc)}"}
+                for row in rows]
+    return rows
+
+
+def run_pair_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A worker's side of :func:`run_pair` (see :mod:`harness.isolation`)."""
+    from harness import plugins
+    from harness.config import RunConfig, TimingOptions
+
+    cases = []
+    for source in (job["baseline"], job["candidate"]):
+        suite = plugins.load_suite(source)
+        cases.append(Case(suite=suite.name, workload=suite.workloads[job["workload"]],
+                          params=job["params"]))
+    spec = AdapterSpec(job["adapter"], job["adapter_options"])
+    config = RunConfig(timing=TimingOptions(**job["timing"]), collect=False,
+                       repetition=job["repetition"])
+    adapter = plugins.adapter_class(spec.name)(**spec.options)
+    try:
+        return {"rows": run_pair(config, spec, adapter, (cases[0], cases[1]))}
+    finally:
+        adapter.close()
+
+
+def run_ab(config: RunConfig, plans: tuple[Plan, Plan], writer: RunWriter, isolate: bool,
+           limits: Limits, hooks: Hooks | None = None) -> list[dict[str, Any]]:
+    """Every repetition of every paired case on every adapter; rows written as they come."""
+    from dataclasses import asdict, replace
+
+    from harness import plugins
+    from harness.isolation import _error_row, _run_worker, context
+    from harness.runner import Hooks
+
+    hooks = hooks or Hooks()
+    pairs = pair_cases(plans[0].cases, plans[1].cases)
+    sources = [plans[0].sources, plans[1].sources]
+    total = len(pairs) * len(plans[1].adapters) * config.repeat
+    rows: list[dict[str, Any]] = []
+    index = 0
+    for k in range(config.repeat):
+        run = replace(config, repetition=k)
+        for spec in plans[1].adapters:
+            adapter = None if isolate else plugins.adapter_class(spec.name)(**spec.options)
+            try:
+                for pair in pairs:
+                    index += 1
+                    if hooks.on_start:
+                        hooks.on_start(pair[1], spec, index, total)
+                    if adapter is not None:
+                        got = run_pair(run, spec, adapter, pair)
+                    else:
+                        job = json.dumps({
+                            "kind": "pair", "baseline": sources[0][pair[0].suite],
+                            "candidate": sources[1][pair[1].suite],
+                            "workload": pair[1].workload.name, "params": pair[1].params,
+                            "adapter": spec.name, "adapter_options": spec.options,
+                            "timing": asdict(run.timing), "repetition": k})
+                        result = _run_worker(context(), job, limits)
+                        got = result.get("rows") or [
+                            {**_error_row(pair[1], spec, run, result.get("error", "no result")),
+                             "variant": variant} for variant in VARIANTS]
+                    for row in got:
+                        writer.append(row)
+                    rows.extend(got)
+                    if hooks.on_row:
+                        hooks.on_row(got[-1], index, total)
+            finally:
+                if adapter is not None:
+                    adapter.close()
+    return rows

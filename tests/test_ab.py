@@ -1,0 +1,127 @@
+"""A/B runs: pairing, interleaved sampling, the paired comparison, and `harness ab` end to end."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness import Task, workload
+from harness.ab import PairingError, pair_cases
+from harness.compare import compare_paired
+from harness.config import TimingOptions
+from harness.timer import Timer, measure_pair
+from harness.workload import Case
+from tests.fakes import FakeClock
+
+
+@workload(params={"n": [1, 2]})
+def w(n: int) -> Task:
+    return Task(fn=lambda: n)
+
+
+@workload(params={"n": [1, 2]}, name="other")
+def other(n: int) -> Task:
+    return Task(fn=lambda: n)
+
+
+def test_cases_pair_by_workload_and_parameters() -> None:
+    base = [Case("a", w, {"n": 1}), Case("a", w, {"n": 2}), Case("a", other, {"n": 1})]
+    cand = [Case("b", w, {"n": 2}), Case("b", w, {"n": 3})]
+    assert [(x.id, y.id) for x, y in pair_cases(base, cand)] == [("a/w[n=2]", "b/w[n=2]")]
+    with pytest.raises(PairingError, match="share no workload"):
+        pair_cases(base, [Case("b", w, {"n": 9})])
+
+
+def test_samples_alternate_and_flip_order_every_round() -> None:
+    clock = FakeClock()
+    order: list[str] = []
+
+    def step(name: str, cost_s: float) -> Any:
+        def run() -> str:
+            order.append(name)
+            clock.advance(cost_s)
+            return name
+        return run
+
+    timing = TimingOptions(min_sample_s=1e-3, min_time_s=0.01, min_samples=4, max_time_s=1.0,
+                           max_warmup_s=0.0)
+    a, b = measure_pair(Timer(timing, clock), (step("a", 1e-3), step("b", 2e-3)), lambda: None)
+    assert len(a.samples_s) == len(b.samples_s) >= 4
+    assert a.samples_s[0] == pytest.approx(1e-3) and b.samples_s[0] == pytest.approx(2e-3)
+    tail = order[-8:]  # sampling: a b, b a, a b, b a
+    assert tail in (["a", "b", "b", "a", "a", "b", "b", "a"],
+                    ["b", "a", "a", "b", "b", "a", "a", "b"])
+    assert a.output == "a" and b.output == "b"
+
+
+def paired_rows(effect: float, drift: float, reps: int = 5, n: int = 80,
+                seed: int = 0) -> list[dict[str, Any]]:
+    """Interleaved samples under a machine drift shared by both sides (±drift over time)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rep in range(reps):
+        speed = np.exp(np.cumsum(rng.normal(0, drift, n)))  # the machine's slow wander
+        for variant, scale in (("baseline", 1.0), ("candidate", effect)):
+            samples = 1e-3 * scale * speed * np.exp(rng.normal(0, 0.01, n))
+            rows.append({"suite": "s", "case_id": "s/w[n=1]", "adapter": "cpu",
+                         "status": "ok", "repetition": rep, "variant": variant,
+                         "samples_s": samples.tolist()})
+    return rows
+
+
+def test_paired_comparison_sees_a_small_slowdown_through_large_drift() -> None:
+    (only,) = compare_paired(paired_rows(1.06, drift=0.05)).comparisons
+    assert only.verdict == "slower" and only.ratio == pytest.approx(1.06, abs=0.01)
+    assert compare_paired(paired_rows(1.06, drift=0.05)).method == "paired"
+
+
+def test_paired_a_a_is_same_and_failures_are_missing() -> None:
+    (only,) = compare_paired(paired_rows(1.0, drift=0.05, seed=3)).comparisons
+    assert only.verdict == "same"
+    rows = paired_rows(1.0, drift=0.01)
+    rows[1].update(status="error", message="boom", samples_s=None)
+    (missing,) = compare_paired(rows).comparisons
+    assert missing.verdict == "missing" and missing.note == "candidate: error: boom"
+    assert math.isnan(missing.ratio)
+
+
+SUITE = '''
+from harness import Task, workload
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+@workload(params={{"n": [5000]}})
+def loop(n):
+    return Task(fn=spin, inputs=(int(n * {extra}),), check=lambda out: None)
+
+@workload(params={{"n": [5000]}})
+def steady(n):
+    return Task(fn=spin, inputs=(n,), check=lambda out: None)
+'''
+
+
+@pytest.mark.parametrize("isolation", [[], ["--no-isolate"]])
+def test_harness_ab_flags_the_changed_workload_alone(tmp_path: Path,
+                                                     isolation: list[str]) -> None:
+    for name, extra in (("a", 1.0), ("b", 1.25)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "demo.py").write_text(SUITE.format(extra=extra))
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "ab", str(tmp_path / "a" / "demo.py"),
+         str(tmp_path / "b" / "demo.py"), "-a", "cpu:threads=1", "--repeat", "3",
+         "--min-time", "0.1", "--out", str(tmp_path / "out"), *isolation],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    verdicts = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()
+                if line.startswith("demo/")}
+    assert verdicts == {"demo/loop[n=5000]": "slower", "demo/steady[n=5000]": "same"}
