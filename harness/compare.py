@@ -273,14 +273,7 @@ def compare(baseline_rows: Iterable[dict[str, Any]], candidate_rows: Iterable[di
         noise = between_noise(b.medians)
         delta = max(options.threshold, 0.0 if math.isnan(noise) else noise)
         ratio = c.median / b.median
-        if p_slower[i] < options.alpha and low > 1 + delta:
-            verdict: Verdict = "slower"
-        elif p_faster[i] < options.alpha and high < 1 / (1 + delta):
-            verdict = "faster"
-        elif low >= 1 / (1 + delta) and high <= 1 + delta:
-            verdict = "same"
-        else:
-            verdict = "inconclusive"
+        verdict = decide(p_slower[i], p_faster[i], low, high, delta, options.alpha)
         memory_ratio, energy_ratio, others = _side_figures(b, c, options)
         comparisons.append(Comparison(
             suite, case_id, adapter, verdict, ratio=ratio, ratio_low=low, ratio_high=high,
@@ -291,6 +284,19 @@ def compare(baseline_rows: Iterable[dict[str, Any]], candidate_rows: Iterable[di
     comparisons.extend(missing)
     comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
     return Report(comparisons, geometric_means(comparisons), options)
+
+
+def decide(p_slower: float, p_faster: float, low: float, high: float, delta: float,
+           alpha: float) -> Verdict:
+    """The verdict from the corrected p-values and the 95% bounds on the time ratio: a change
+    needs both a significant test and a bound beyond ``1 + delta`` (or ``1 / (1 + delta)``)."""
+    if p_slower < alpha and low > 1 + delta:
+        return "slower"
+    if p_faster < alpha and high < 1 / (1 + delta):
+        return "faster"
+    if low >= 1 / (1 + delta) and high <= 1 + delta:
+        return "same"
+    return "inconclusive"
 
 
 def _side_figures(b: Side, c: Side, options: Options) -> tuple[float, float, tuple[str, ...]]:
@@ -377,14 +383,7 @@ def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = Non
     delta = options.threshold
     comparisons = list(missing)
     for i, (key, ratio, low, high, _, _, base_median, cand_median, n) in enumerate(measured):
-        if p_slower[i] < options.alpha and low > 1 + delta:
-            verdict: Verdict = "slower"
-        elif p_faster[i] < options.alpha and high < 1 / (1 + delta):
-            verdict = "faster"
-        elif low >= 1 / (1 + delta) and high <= 1 + delta:
-            verdict = "same"
-        else:
-            verdict = "inconclusive"
+        verdict = decide(p_slower[i], p_faster[i], low, high, delta, options.alpha)
         comparisons.append(Comparison(
             *key, verdict, ratio=ratio, ratio_low=low, ratio_high=high, delta=delta,
             p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
