@@ -18,7 +18,7 @@ def harness_commands() -> list[list[str]]:
     env = spec["jobs"]["gate"]["env"]
     commands = []
     for step in spec["jobs"]["gate"]["steps"]:
-        for line in str(step.get("run", "")).splitlines():
+        for line in str(step.get("run", "")).replace("\\\n", " ").splitlines():
             at = line.find(".venv/bin/harness")
             if at >= 0:
                 line = line[at:]
@@ -31,10 +31,12 @@ def harness_commands() -> list[list[str]]:
 
 def test_the_workflow_runs_compares_and_lists_with_valid_arguments() -> None:
     commands = harness_commands()
-    assert [c[0] for c in commands] == ["run", "baseline", "compare"]
+    assert [c[0] for c in commands] == ["run", "baseline", "compare", "ab"]
     parser = _build_parser()
     for argv in commands:
         parser.parse_args(argv)  # raises UsageError on an unknown flag or a bad value
     run = parser.parse_args(commands[0])
     assert run.repeat == 5 and run.adapter == ["cpu"]
-    assert "--markdown" in commands[2]
+    assert "--markdown" in commands[2] and "--markdown" in commands[3]
+    ab = parser.parse_args(commands[3])
+    assert ab.repeat == 5 and ab.baseline.startswith("base/")
