@@ -63,6 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per case")
     run.add_argument("--max-time", type=float, metavar="S", help="maximum sampling time per case")
     run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
+    run.add_argument("--precision", type=_fraction, metavar="PCT",
+                     help="stop sampling a case once its median's 95%% CI is within ±PCT "
+                          "(e.g. 2%%), or at --max-time")
     run.add_argument("--repeat", type=int, metavar="N",
                      help="run every case N times, each repetition in a fresh process, so that "
                           "comparisons can see the noise between processes")
@@ -220,7 +223,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
     kwargs["repetition"] = args.repetition
     timing = kwargs.get("timing", TimingOptions())
     overrides = {"min_time_s": args.min_time, "max_time_s": args.max_time,
-                 "min_samples": args.min_samples}
+                 "min_samples": args.min_samples, "precision": args.precision}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         if "max_time_s" not in overrides and overrides.get("min_time_s", 0) > timing.max_time_s:
@@ -255,7 +258,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 SELECTION_FLAGS = ("suite", "workload", "adapter", "param", "plan", "preset", "repeat",
-                   "min_time", "max_time", "min_samples", "no_collect")
+                   "min_time", "max_time", "min_samples", "precision", "no_collect")
 
 
 def _resumed(args: argparse.Namespace) -> tuple[RunConfig, Path]:

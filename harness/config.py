@@ -40,9 +40,19 @@ class TimingOptions:
     max_time_s: float = 10.0
     #: upper bound on calls per sample, so a no-op cannot calibrate forever.
     max_loops: int = 10_000_000
+    #: adaptive stopping: end sampling once the median's 95% CI lies within ±precision of it
+    #: (a fraction) and min_samples are taken, without waiting for min_time_s; None: off.
+    precision: float | None = None
 
     def __post_init__(self) -> None:
+        if self.precision is not None and (
+                isinstance(self.precision, bool) or not isinstance(self.precision, int | float)
+                or not 0 < self.precision < 1):
+            raise ConfigError(f"timing.precision must be a fraction in (0, 1), got "
+                              f"{self.precision!r}")
         for f in dataclasses.fields(self):
+            if f.name == "precision":
+                continue
             value = getattr(self, f.name)
             wanted = int if isinstance(f.default, int) else int | float
             if isinstance(value, bool) or not isinstance(value, wanted) or value < 0:

@@ -21,6 +21,8 @@ NS = 1e-9
 #: 1-based sample numbers whose last output is kept for checking, besides the final sample's:
 #: a few, spread out, so that holding them costs little memory.
 CHECKED_SAMPLES = frozenset({1, 10})
+#: with adaptive stopping, the CI is recomputed every this many samples.
+PRECISION_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,25 @@ class Timer:
             if len(samples) in CHECKED_SAMPLES:
                 self.sampled_outputs.append((len(samples) - 1, self.last_output))
             elapsed = self.clock() - start
-            enough = elapsed >= min_ns and len(samples) >= opts.min_samples
+            enough = len(samples) >= opts.min_samples and (
+                elapsed >= min_ns or self._precise(samples))
             if enough or elapsed >= max_ns:
                 if len(samples) not in CHECKED_SAMPLES:
                     self.sampled_outputs.append((len(samples) - 1, self.last_output))
                 return samples, elapsed, not enough
+
+    def _precise(self, samples: list[int]) -> bool:
+        """With ``precision`` set, whether the median's 95% CI is within ±precision of it.
+
+        Checked every PRECISION_EVERY samples, between samples (outside any timed region)."""
+        precision = self.options.precision
+        if precision is None or len(samples) % PRECISION_EVERY:
+            return False
+        from harness.stats import median_ci
+
+        low, high = median_ci(samples)
+        median = statistics.median(samples)
+        return bool(median > 0 and max(median - low, high - median) <= precision * median)
 
     def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
         """Run the full timing procedure on ``step``; nothing else may run meanwhile."""

@@ -123,3 +123,29 @@ def test_device_work_is_timed_through_the_synchronise() -> None:
     # Without the synchronise inside the clock every sample would read 0 s.
     assert m.samples_s == [pytest.approx(250e-6)] * len(m.samples_s)
     assert len(m.samples_s) == 8  # 10 ms minimum at 1.25 ms per sample
+
+
+def test_adaptive_stopping_ends_once_the_median_is_precise_enough() -> None:
+    clock = FakeClock()
+    # Samples alternate 1.00 and 1.01 ms: the median's CI is within ±1% at once.
+    steady = host_step(clock, lambda n: 1e-3 if n % 2 else 1.01e-3)
+    timer = make(clock, min_time_s=1.0, min_samples=20, max_time_s=10.0, precision=0.02)
+    samples, _, hit_cap = timer.sample(steady, nothing, 1)
+    assert len(samples) == 20 and not hit_cap  # 20 ms of sampling instead of 1 s
+
+
+def test_adaptive_stopping_keeps_sampling_while_imprecise() -> None:
+    clock = FakeClock()
+    # A spread far wider than ±0.1%: never precise enough, so min_time decides as before.
+    noisy = host_step(clock, lambda n: (1 + (n * 7919 % 100) / 100) * 1e-3)
+    timer = make(clock, min_time_s=0.2, min_samples=20, max_time_s=10.0, precision=0.001)
+    samples, elapsed_ns, _ = timer.sample(noisy, nothing, 1)
+    assert elapsed_ns >= 0.2e9 and len(samples) > 100
+
+
+@pytest.mark.parametrize("bad", [0, 1, -0.1, 2.0])
+def test_precision_must_be_a_fraction(bad: float) -> None:
+    from harness.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"timing\.precision must be a fraction"):
+        TimingOptions(precision=bad)
