@@ -41,7 +41,8 @@ class TimingOptions:
     #: upper bound on calls per sample, so a no-op cannot calibrate forever.
     max_loops: int = 10_000_000
     #: adaptive stopping: end sampling once the median's 95% CI lies within ±precision of it
-    #: (a fraction) and min_samples are taken, without waiting for min_time_s; None: off.
+    #: (a fraction) and min_samples are taken, whether min_time_s has passed or not, and go on
+    #: until max_time_s while it is not; None: off (min_time_s and min_samples decide).
     precision: float | None = None
 
     def __post_init__(self) -> None:

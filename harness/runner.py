@@ -247,7 +247,10 @@ class Runner:
         if not measurement.steady:
             row["message"] = _join(row["message"], "warm-up never settled: figures may drift")
         if measurement.hit_time_cap:
-            row["message"] = _join(row["message"], "hit the time cap before the minimum samples")
+            precision = self.config.timing.precision
+            row["message"] = _join(row["message"], (
+                f"hit the time cap before the median's CI reached ±{precision:.1%}"
+                if precision is not None else "hit the time cap before the minimum samples"))
         row["missing"] = {k: v for k, v in missing.items() if _is_empty(row.get(k))}
         return row
 

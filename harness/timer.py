@@ -128,8 +128,10 @@ class Timer:
             if len(samples) in CHECKED_SAMPLES:
                 self.sampled_outputs.append((len(samples) - 1, self.last_output))
             elapsed = self.clock() - start
+            # With a precision target, the median's CI decides (or the cap); otherwise the
+            # minimum time does.
             enough = len(samples) >= opts.min_samples and (
-                elapsed >= min_ns or self._precise(samples))
+                self._precise(samples) if opts.precision is not None else elapsed >= min_ns)
             if enough or elapsed >= max_ns:
                 if len(samples) not in CHECKED_SAMPLES:
                     self.sampled_outputs.append((len(samples) - 1, self.last_output))
