@@ -140,7 +140,7 @@ def test_adaptive_stopping_keeps_sampling_while_imprecise() -> None:
     # to the cap.
     noisy = host_step(clock, lambda n: (1 + (n * 7919 % 100) / 100) * 1e-3)
     timer = make(clock, min_time_s=0.2, min_samples=20, max_time_s=2.0, precision=0.001)
-    samples, elapsed_ns, hit_cap = timer.sample(noisy, nothing, 1)
+    _, elapsed_ns, hit_cap = timer.sample(noisy, nothing, 1)
     assert elapsed_ns >= 2e9 and hit_cap
 
 
