@@ -206,8 +206,10 @@ def load(*paths: str | Path) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None
     for column in JSON_COLUMNS:
+        # A row without the column reads as NaN in the frame: keep it missing (None).
         frame[column] = [
-            value if isinstance(value, str) or value is None else json.dumps(value)
+            value if isinstance(value, str) else
+            None if value is None or isinstance(value, float) else json.dumps(value)
             for value in frame[column]
         ]
     numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
@@ -216,7 +218,7 @@ def load(*paths: str | Path) -> pd.DataFrame:
     numeric.append("repetition")
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    params = [json.loads(p) if p else {} for p in frame["params"]]
+    params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
     for name in sorted({k for p in params for k in p}):
         frame[f"param_{name}"] = [p.get(name) for p in params]
     return frame

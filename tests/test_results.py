@@ -136,3 +136,12 @@ def test_rows_from_a_newer_schema_are_a_clear_error(tmp_path: Path) -> None:
 def test_run_ids_sort_by_time_and_differ() -> None:
     assert new_run_id() != new_run_id()
     assert len(new_run_id().split("-")) == 3
+
+
+def test_rows_without_params_load_beside_rows_with_them(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "context.json").write_text("{}")
+    (run / ROWS_FILE).write_text('{}\n{"params": {}}\n')  # found by hypothesis
+    frame = harness.load(run)
+    assert len(frame) == 2 and pd.isna(frame.params[0]) and frame.params[1] == "{}"
