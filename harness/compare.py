@@ -157,13 +157,24 @@ def sides(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], Side]:
             side.problem = side.problem or f"{row.get('status')}: {why}"
             continue
         side.samples.append(samples)
-        for column, target in (("peak_rss_bytes", side.peak_memory_bytes),
-                               ("peak_device_bytes", side.peak_memory_bytes),
-                               ("energy_per_item_j", side.energy_per_item_j)):
-            value = row.get(column)
-            if isinstance(value, int | float) and math.isfinite(value) and value > 0:
-                target.append(float(value))
+        # One memory figure per row: the device's peak where the adapter has device memory
+        # (that is what an accelerator case runs out of), else the host's peak RSS. Pooling
+        # both in one list would take a median across two different quantities.
+        memory = _positive(row, "peak_device_bytes") or _positive(row, "peak_rss_bytes")
+        if memory:
+            side.peak_memory_bytes.append(memory)
+        energy = _positive(row, "energy_per_item_j")
+        if energy:
+            side.energy_per_item_j.append(energy)
     return out
+
+
+def _positive(row: dict[str, Any], column: str) -> float | None:
+    """The column's value when it is a finite positive number, else None (missing)."""
+    value = row.get(column)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def _samples(raw: Any) -> list[float]:

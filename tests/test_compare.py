@@ -136,3 +136,11 @@ def test_bad_options_are_refused() -> None:
         Options(alpha=2)
     with pytest.raises(ValueError, match="threshold"):
         Options(threshold=-0.1)
+
+
+def test_device_memory_is_compared_where_there_is_one_not_mixed_with_host_rss() -> None:
+    base = rows({"s/a": 1e-3}, peak_rss_bytes=1e9, peak_device_bytes=100e6)
+    cand = rows({"s/a": 1e-3}, seed=3, peak_rss_bytes=1e9, peak_device_bytes=150e6)
+    (only,) = compare(base, cand, Options(memory_threshold=0.2)).comparisons
+    assert only.memory_ratio == pytest.approx(1.5)  # mixed with RSS it would read ~1.0
+    assert only.other_regressions == ("peak memory +50.0% (limit 20%)",)
