@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -75,3 +77,25 @@ class Collector(ABC):
 
     def close(self) -> None:
         """Release threads or files."""
+
+
+class EnergyCollector(Collector):
+    """An energy collector that measures idle power once (:meth:`calibrate`) and reports energy
+    gross and net of it (:meth:`Figures.put_energy`). Holds what every such collector shares:
+    the idle window, the injected sleep and clock, and the idle power or why it is missing.
+    """
+
+    def __init__(self, idle_window_s: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if idle_window_s <= 0:
+            raise ValueError(f"idle_window_s must be positive, got {idle_window_s}")
+        self.idle_window_s = idle_window_s
+        self._sleep = sleep
+        self._clock = clock
+        self._idle_power_w: float | None = None
+        self._idle_reason = "idle power not measured: calibrate() was not called"
+
+    @property
+    def idle_power_w(self) -> float | None:
+        """Idle power from :meth:`calibrate` in watts; None before it or after it failed."""
+        return self._idle_power_w

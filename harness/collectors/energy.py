@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from harness.collectors import Collector, Figures
+from harness.collectors import EnergyCollector, Figures
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 
@@ -121,7 +121,7 @@ class _Mark:
     t_s: float
 
 
-class RaplCollector(Collector):
+class RaplCollector(EnergyCollector):
     """Energy of all CPU packages over a window, from RAPL counters (µJ) in sysfs.
 
     RAPL measures whole packages, not this process: anything else running on the machine is
@@ -150,14 +150,8 @@ class RaplCollector(Collector):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if idle_window_s <= 0:
-            raise ValueError(f"idle_window_s must be positive, got {idle_window_s}")
+        super().__init__(idle_window_s, sleep, clock)
         self.root = Path(root)
-        self.idle_window_s = idle_window_s
-        self._sleep = sleep
-        self._clock = clock
-        self._idle_power_w: float | None = None
-        self._idle_reason = "idle power not measured: calibrate() was not called"
         self._mark: _Mark | None = None
         self._mark_reason = "stop() called without start()"
 
@@ -173,11 +167,6 @@ class RaplCollector(Collector):
         except RaplUnavailable as exc:
             return False, exc.reason
         return True, ""
-
-    @property
-    def idle_power_w(self) -> float | None:
-        """Idle power from :meth:`calibrate` in watts; None before it or after it failed."""
-        return self._idle_power_w
 
     def _take_mark(self, domains: Sequence[RaplDomain]) -> _Mark:
         # Counters first, then the clock, at both ends: the offsets cancel in the window.

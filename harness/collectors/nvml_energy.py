@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from harness import nvml
-from harness.collectors import Collector, Figures
+from harness.collectors import EnergyCollector, Figures
 from harness.collectors.energy import NUMERIC_COLUMNS as ENERGY_COLUMNS
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class _Mark:
     temperature: _Reading
 
 
-class NvmlEnergyCollector(Collector):
+class NvmlEnergyCollector(EnergyCollector):
     """Energy of one NVIDIA GPU over a window, from NVML's total-energy counter (mJ).
 
     The counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and newer) covers the whole
@@ -88,19 +88,13 @@ class NvmlEnergyCollector(Collector):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if idle_window_s <= 0:
-            raise ValueError(f"idle_window_s must be positive, got {idle_window_s}")
+        super().__init__(idle_window_s, sleep, clock)
         self.device = device
         self.uuid = uuid
-        self.idle_window_s = idle_window_s
         self._module = module
-        self._sleep = sleep
-        self._clock = clock
         self._session: nvml.Nvml | None = None
         self._handle: nvml.Handle = None
         self._device_name = ""
-        self._idle_power_w: float | None = None
-        self._idle_reason = "idle power not measured: calibrate() was not called"
         self._mark: _Mark | None = None
         self._mark_reason = "stop() called without start()"
 
@@ -116,11 +110,6 @@ class NvmlEnergyCollector(Collector):
         except nvml.NvmlError as exc:
             return False, exc.reason
         return True, ""
-
-    @property
-    def idle_power_w(self) -> float | None:
-        """Idle power from :meth:`calibrate` in watts; None before it or after it failed."""
-        return self._idle_power_w
 
     @property
     def device_name(self) -> str:

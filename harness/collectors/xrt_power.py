@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.collectors import Collector, Figures
+from harness.collectors import EnergyCollector, Figures
 from harness.collectors.energy import NUMERIC_COLUMNS
 
 #: XRT's board tool under its current name first, then the name it had until 2024.2.
@@ -107,7 +107,7 @@ def parse_power(report: Any, device: str | None = None) -> float:
                    "without a power sensor)")
 
 
-class XrtPowerCollector(Collector):
+class XrtPowerCollector(EnergyCollector):
     """Energy of one FPGA board over a window, from sampled board power (XRT).
 
     A background thread runs ``<tool> examine [--device BDF] --report electrical --format JSON
@@ -144,18 +144,14 @@ class XrtPowerCollector(Collector):
     ) -> None:
         if interval_s < 0 or idle_window_s <= 0 or timeout_s <= 0:
             raise ValueError("interval_s must be >= 0, idle_window_s and timeout_s positive")
+        super().__init__(idle_window_s, sleep, clock)
         self.device = device or None
         self.tool = tool or find_tool()
         self.interval_s = interval_s
-        self.idle_window_s = idle_window_s
         self.timeout_s = timeout_s
-        self._clock = clock
-        self._sleep = sleep
         self._folder: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
         self._count = 0
-        self._idle_power_w: float | None = None
-        self._idle_reason = "idle power not measured: calibrate() was not called"
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._samples: list[float] = []
@@ -171,11 +167,6 @@ class XrtPowerCollector(Collector):
     def tool_name(self) -> str:
         """``xrt-smi`` or ``xbutil``: the name the figures are labelled with."""
         return Path(self.tool).name if self.tool else "xbutil"
-
-    @property
-    def idle_power_w(self) -> float | None:
-        """Idle board power from :meth:`calibrate`; None before it or after it failed."""
-        return self._idle_power_w
 
     # --- one reading ---------------------------------------------------------------------
 
