@@ -150,20 +150,27 @@ class Timer:
         median = statistics.median(samples)
         return bool(median > 0 and max(median - low, high - median) <= precision * median)
 
-    def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
-        """Run the full timing procedure on ``step``; nothing else may run meanwhile."""
-        opts = self.options
-        clock = self.clock
-        # 1. One untimed-for-latency call: lazy init, autotuning, compilation. Its time is
-        #    kept as its own figure, never mixed into latency.
-        t0 = clock()
+    def first_call(self, step: Callable[[], Any], sync: Callable[[], None]) -> tuple[Any, int]:
+        """Run ``step`` once, synchronised: its output and nanoseconds."""
+        t0 = self.clock()
         output = step()
         sync()
-        first_call_ns = clock() - t0
+        return output, self.clock() - t0
+
+    def target_ns(self, sync: Callable[[], None]) -> tuple[float, int]:
+        """The shortest sample worth timing, and the clock-plus-synchronise overhead behind it."""
+        overhead_ns = _median_overhead_ns(self.clock, sync)
+        opts = self.options
+        return max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction), overhead_ns
+
+    def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
+        """Run the full timing procedure on ``step``; nothing else may run meanwhile."""
+        # 1. One untimed-for-latency call: lazy init, autotuning, compilation. Its time is
+        #    kept as its own figure, never mixed into latency.
+        output, first_call_ns = self.first_call(step, sync)
 
         # 2. Calibrate: a sample must dwarf the clock and synchronise overhead.
-        overhead_ns = _median_overhead_ns(clock, sync)
-        target_ns = max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction)
+        target_ns, overhead_ns = self.target_ns(sync)
         loops = self.calibrate(step, sync, target_ns)
 
         # 3. Warm up until steady; 4. sample. A full collection first keeps an old generation's
@@ -197,14 +204,8 @@ def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]
     one side and sample i of the other were taken moments apart: a pair.
     """
     opts, clock = timer.options, timer.clock
-    firsts, outputs = [], []
-    for step in steps:
-        t0 = clock()
-        outputs.append(step())
-        sync()
-        firsts.append(clock() - t0)
-    overhead_ns = _median_overhead_ns(clock, sync)
-    target_ns = max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction)
+    outputs, firsts = zip(*(timer.first_call(step, sync) for step in steps), strict=True)
+    target_ns, overhead_ns = timer.target_ns(sync)
     loops = [timer.calibrate(step, sync, target_ns) for step in steps]
     gc.collect()
     warm = [timer.warm_up(step, sync, n) for step, n in zip(steps, loops, strict=True)]
