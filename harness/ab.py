@@ -49,6 +49,7 @@ def pair_cases(baseline: list[Case], candidate: list[Case]) -> list[tuple[Case, 
 def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
              pair: tuple[Case, Case]) -> list[dict[str, Any]]:
     """Both versions of one case on one adapter, samples interleaved: two rows."""
+    from harness.roofline import row_figures
     from harness.runner import NAN, Runner, _error_text, measured_row
     from harness.timer import Timer, measure_pair
 
@@ -84,6 +85,13 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
                 row["energy_source"] = "unavailable: not measured in an A/B run"
                 row["peak_rss_bytes"] = NAN
                 missing["peak_rss_bytes"] = "not measured in an A/B run (timing only)"
+                # Achieved rates are measured; the peaks are not calibrated here, so the
+                # fraction of peak is empty with that reason.
+                roofline, roofline_missing = row_figures(
+                    task.flops, task.bytes, row["latency_median_s"], None,
+                    "peaks are not calibrated in an A/B run (timing only)")
+                row.update(roofline)
+                missing.update(roofline_missing)
                 row["missing"] = missing
     except Skip as exc:
         return [{**row, "status": "skipped", "message": str(exc) or "skipped"} for row in rows]

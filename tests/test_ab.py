@@ -125,3 +125,35 @@ def test_harness_ab_flags_the_changed_workload_alone(tmp_path: Path,
     verdicts = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()
                 if line.startswith("demo/")}
     assert verdicts == {"demo/loop[n=5000]": "slower", "demo/steady[n=5000]": "same"}
+
+
+def test_an_a_b_pair_gives_two_measured_rows_with_reasons_for_what_it_skips() -> None:
+    from harness.ab import run_pair
+    from harness.adapters.cpu import CpuAdapter
+    from harness.config import RunConfig
+    from harness.plan import AdapterSpec
+
+    def spin(n: int) -> int:
+        return sum(range(n))
+
+    @workload(params={"n": [2000]}, name="spin")
+    def build(n: int) -> Task:
+        return Task(fn=spin, inputs=(n,), flops=float(n), bytes=8.0 * n,
+                    check=lambda out: None)
+
+    fast = TimingOptions(min_time_s=0.02, min_samples=5, max_time_s=0.5, max_warmup_s=0.05)
+    adapter = CpuAdapter(threads=1)
+    try:
+        rows = run_pair(RunConfig(timing=fast, collect=False), AdapterSpec("cpu"), adapter,
+                        (Case("a", build, {"n": 2000}), Case("b", build, {"n": 2000})))
+    finally:
+        adapter.close()
+    assert [r["variant"] for r in rows] == ["baseline", "candidate"]
+    for row in rows:
+        assert row["status"] == "ok" and row["latency_median_s"] > 0
+        assert row["achieved_flops_per_s"] == pytest.approx(2000 / row["latency_median_s"])
+        assert math.isnan(row["peak_fraction"])
+        assert row["missing"]["peak_fraction"] == ("peaks are not calibrated in an A/B run "
+                                                   "(timing only)")
+        assert "not measured in an A/B run" in row["missing"]["energy_j"]
+    assert len(rows[0]["samples_s"]) == len(rows[1]["samples_s"])  # interleaved: pairs
