@@ -127,7 +127,7 @@ def run_ab(config: RunConfig, plans: tuple[Plan, Plan], writer: RunWriter, isola
     from dataclasses import asdict, replace
 
     from harness import plugins
-    from harness.isolation import _error_row, _run_worker, context
+    from harness.isolation import _error_row, _run_worker, context, preload_for
     from harness.runner import Hooks
 
     hooks = hooks or Hooks()
@@ -154,7 +154,7 @@ def run_ab(config: RunConfig, plans: tuple[Plan, Plan], writer: RunWriter, isola
                             "workload": pair[1].workload.name, "params": pair[1].params,
                             "adapter": spec.name, "adapter_options": spec.options,
                             "timing": asdict(run.timing), "repetition": k})
-                        result = _run_worker(context(), job, limits)
+                        result = _run_worker(context(preload_for(*plans)), job, limits)
                         got = result.get("rows") or [
                             {**_error_row(pair[1], spec, run, result.get("error", "no result")),
                              "variant": variant} for variant in VARIANTS]

@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repetition", type=int, default=0, help=argparse.SUPPRESS)
     run.add_argument("--reference", metavar="ADAPTER",
                      help="with several adapters, show speedups over this one (default: cpu)")
+    run.add_argument("--recalibrate", action="store_true",
+                     help="measure the adapters' peaks even where this machine has them cached")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
 
@@ -218,6 +220,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         kwargs["out"] = args.out
     if args.no_collect:
         kwargs["collect"] = False
+    kwargs["recalibrate"] = args.recalibrate
     if args.repeat is not None:
         kwargs["repeat"] = args.repeat
     kwargs["repetition"] = args.repetition
@@ -282,7 +285,8 @@ def _resumed(args: argparse.Namespace) -> tuple[RunConfig, Path]:
             params={k: tuple(v) for k, v in (stored.get("params") or {}).items()},
             preset=stored.get("preset", "quick"), out=run.parent,
             timing=TimingOptions(**(stored.get("timing") or {})),
-            collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)))
+            collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)),
+            recalibrate=args.recalibrate)
     except (TypeError, ValueError, ResultsError) as exc:
         raise UsageError(f"--resume {run}: its stored configuration is not valid: {exc}") from None
     return config, run
@@ -318,6 +322,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         done = {row_key(row) for row in read_rows(args.into)}
         _run_plan(config, plan, writer, done, args.isolate, limits)
         return 0
+    if args.isolate:
+        from harness import isolation
+
+        isolation.start(plan)  # the workers' imports overlap this process's set-up
     if resumed is not None:
         writer = RunWriter.reopen(resumed)
     else:

@@ -29,7 +29,11 @@ class TimingOptions:
     max_overhead_fraction: float = 1e-3
     #: samples per warm-up window; two successive windows must agree to call the case steady.
     warmup_window: int = 5
-    #: relative difference of successive window medians that counts as steady.
+    #: ... but a window of slow samples ends once it has lasted this long (and has 3 samples):
+    #: a 150 ms call needs no 0.75 s windows to show it has settled.
+    warmup_window_s: float = 0.2
+    #: relative difference of successive window medians that counts as steady (or less than
+    #: the noise lets two windows tell apart: see Timer.warm_up).
     warmup_tolerance: float = 0.02
     #: stop warming up after this long (having seen two windows) and flag the case as unsteady.
     max_warmup_s: float = 2.0
@@ -84,6 +88,9 @@ class RunConfig:
     repeat: int = 1
     #: which repetition this process runs (set for the worker processes of ``--repeat``).
     repetition: int = 0
+    #: measure the adapters' peaks even where this machine has a fresh calibration cached
+    #: (:mod:`harness.peak_cache`), and replace it.
+    recalibrate: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:

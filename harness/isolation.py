@@ -22,10 +22,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import signal
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
+from harness import peak_cache
 from harness.plan import AdapterSpec, Plan
 
 if TYPE_CHECKING:
@@ -35,11 +38,10 @@ if TYPE_CHECKING:
     from harness.results import RunWriter
     from harness.runner import Hooks, RowKey
 
-#: imported once in the forkserver, so that each forked worker starts with them loaded. Only
-#: modules that touch no device and start no threads at import.
-PRELOAD = ["numpy", "pandas", "psutil", "torch", "torch._dynamo", "torch.onnx", "transformers",
-           "jax", "onnxruntime", "onnx", "onnxscript", "harness.runner", "harness.adapters.cpu",
-           "suites.transformer", "suites.lookup"]
+#: imported once in the forkserver, so that each forked worker starts with them loaded, with
+#: what the plan's adapters and workloads declare (:func:`preload_for`). Only modules that touch
+#: no device and start no threads at import.
+BASE_PRELOAD = ("numpy", "pandas", "psutil", "harness.runner")
 # Checked: importing jax, onnxruntime and the ONNX exporter starts no thread and initialises no
 # backend, so forking after them is safe; torchax is left out (it changes torch's global state).
 
@@ -69,14 +71,42 @@ class Limits:
 _CONTEXT: ForkServerContext | None = None
 
 
-def context() -> ForkServerContext:
-    """The forkserver context, with the preload list set (once per process)."""
+def context(preload: Sequence[str] = ()) -> ForkServerContext:
+    """The forkserver context; the first call sets what the server preloads (with
+    :data:`BASE_PRELOAD`), as the server starts once per process."""
     global _CONTEXT
     if _CONTEXT is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)  # modules that fail to import are skipped
+        # Modules that fail to import are skipped by the server.
+        ctx.set_forkserver_preload(list(dict.fromkeys([*BASE_PRELOAD, *preload])))
         _CONTEXT = ctx
     return _CONTEXT
+
+
+def preload_for(*plans: Plan) -> list[str]:
+    """What the plans' workers import: their adapters' and workloads' declared modules, and
+    the workloads' own modules. Only these: a cpu run need not wait for jax and ONNX."""
+    from harness import plugins
+
+    modules: list[str] = []
+    for plan in plans:
+        for spec in plan.adapters:
+            try:
+                modules += plugins.adapter_class(spec.name).preload
+            except ValueError:  # an unknown adapter fails later, with its own message
+                continue
+        for case in plan.cases:
+            modules += [*case.workload.imports, case.workload.build.__module__]
+    return list(dict.fromkeys(modules))
+
+
+def start(*plans: Plan) -> None:
+    """Start the forkserver now, preloading what ``plans`` need, so that its imports run while
+    this process does its own set-up (building the run's context, opening the results)."""
+    from multiprocessing import forkserver
+
+    context(preload_for(*plans))
+    forkserver.ensure_running()
 
 
 def death_cause(exitcode: int | None) -> str:
@@ -98,8 +128,8 @@ def _job(config: RunConfig, plan: Plan, spec: AdapterSpec, case_suite: str, work
         "suite": plan.sources.get(case_suite, case_suite), "workload": workload,
         "params": params, "adapter": spec.name, "adapter_options": spec.options,
         "timing": asdict(config.timing), "collect": config.collect,
-        "repetition": config.repetition, "peaks": peaks,
-        "max_memory_bytes": limits.max_memory_bytes,
+        "repetition": config.repetition, "peaks": peaks, "recalibrate": config.recalibrate,
+        "max_memory_bytes": limits.max_memory_bytes, "sent_at": time.time(),
     })
 
 
@@ -127,7 +157,8 @@ def run_peaks_job(job: dict[str, Any]) -> dict[str, Any]:
     from harness.runner import Runner
 
     spec = AdapterSpec(job["adapter"], job["adapter_options"])
-    runner = Runner(RunConfig(collect=False), Plan([], [spec]), writer=None)
+    runner = Runner(RunConfig(collect=False, recalibrate=job.get("recalibrate", False)),
+                    Plan([], [spec]), writer=None)
     adapter = plugins.adapter_class(spec.name)(**spec.options)
     try:
         runner.peaks(spec, adapter, job["dtype"])
@@ -155,9 +186,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     suite = plugins.load_suite(job["suite"])
     case = Case(suite=suite.name, workload=suite.workloads[job["workload"]],
                 params=job["params"])
+    # From the job's creation to here: forking the worker and loading the suite's module.
+    started = time.time() - job.get("sent_at", time.time())
     spec = AdapterSpec(job["adapter"], job["adapter_options"])
     config = RunConfig(timing=TimingOptions(**job["timing"]), collect=job["collect"],
-                       repetition=job["repetition"])
+                       repetition=job["repetition"], recalibrate=job["recalibrate"])
     runner = Runner(config, Plan([case], [spec]), writer=None)
     for dtype, known in job["peaks"].items():
         runner._peaks[(spec.label, dtype)] = Peaks(**known) if isinstance(known, dict) else known
@@ -165,11 +198,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     try:
         own = adapter.collectors() if config.collect else []
         _calibrate([*runner.collectors, *own])
+        # The adapter's start and the collectors' idle baselines.
+        setup = time.time() - job.get("sent_at", time.time()) - started
         row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
         for collector in [*runner.collectors, *own]:
             collector.close()
     finally:
         adapter.close()
+    if isinstance(row.get("meta"), dict) and "phases_s" in row["meta"]:
+        row["meta"]["phases_s"] = {"worker_start": round(started, 6),
+                                   "worker_setup": round(setup, 6), **row["meta"]["phases_s"]}
     limit = job.get("max_memory_bytes")
     if limit and row["status"] == "error" and _out_of_memory(row["message"]):
         row["message"] += f" (the worker's memory cap, --max-memory, is {limit / 2**30:.3g} GiB)"
@@ -209,7 +247,7 @@ def run_isolated(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limit
     from harness.runner import Hooks, pending
 
     hooks = hooks or Hooks()
-    ctx = context()
+    ctx = context(preload_for(plan))
     rows = []
     for spec, cases in pending(plan, done or set(), config.repetition):
         peaks: dict[str, Any] = {}  # dtype → peaks or reason, learnt from this adapter's workers
@@ -220,9 +258,14 @@ def run_isolated(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limit
             # count in the case's peak RSS), once per adapter and dtype. The dtype is read from
             # the parameters; a task whose dtype differs calibrates in its own worker instead.
             dtype = str(case.params.get("dtype", "float32"))
+            cached = None if config.recalibrate or dtype in peaks else peak_cache.lookup(
+                spec.label, spec.options, dtype)
+            if cached is not None:  # this machine's calibration: no worker needed
+                peaks[dtype] = asdict(cached)
             if dtype not in peaks:
                 job = json.dumps({"kind": "peaks", "adapter": spec.name,
-                                  "adapter_options": spec.options, "dtype": dtype})
+                                  "adapter_options": spec.options, "dtype": dtype,
+                                  "recalibrate": config.recalibrate})
                 found = _run_worker(ctx, job, limits)
                 peaks[dtype] = found.get("peaks", {}).get(
                     dtype, f"peak calibration failed: {found.get('error', 'no result')}")

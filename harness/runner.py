@@ -160,11 +160,19 @@ class Runner:
         return rows
 
     def peaks(self, spec: AdapterSpec, adapter: Adapter, dtype: str) -> Peaks | str:
-        """The adapter's peaks for ``dtype``, calibrated on first use; else the reason why not."""
+        """The adapter's peaks for ``dtype``: this machine's cached calibration, else calibrated
+        on first use (and cached); else the reason why not."""
+        from harness import peak_cache
+
         key = (spec.label, dtype)
+        if key not in self._peaks and not self.config.recalibrate:
+            cached = peak_cache.lookup(spec.label, spec.options, dtype)
+            if cached is not None:
+                self._peaks[key] = cached
         if key not in self._peaks:
             try:
-                self._peaks[key] = adapter.peaks(dtype)
+                self._peaks[key] = peaks = adapter.peaks(dtype)
+                peak_cache.store(spec.label, spec.options, dtype, peaks)
             except NoPeaks as exc:
                 self._peaks[key] = str(exc)
             except Exception as exc:  # a failed calibration empties the figures, not the run
@@ -184,12 +192,22 @@ class Runner:
             "status": "ok", "message": "", "correct": None,
         }
         missing: dict[str, str] = {}
+        # Wall seconds of each stage of the case: where a run's time goes besides sampling.
+        phases: dict[str, float] = {}
+        clock = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            now = time.perf_counter()
+            phases[name] = round(now - clock[0], 6)
+            clock[0] = now
+
         stage = "build"
         try:
             too_big = _does_not_fit(case)
             if too_big:
                 return {**row, "status": "skipped", "message": too_big}
             task = case.build()
+            lap("build")
             stage = "supports"
             ok, reason = adapter.supports(task)
             if not ok:
@@ -197,6 +215,7 @@ class Runner:
             stage = "prepare"
             adapter.compile_s, adapter.compile_missing = None, Adapter.compile_missing
             step = adapter.prepare(task)
+            lap("prepare")
             row["compile_s"] = NAN if adapter.compile_s is None else adapter.compile_s
             if adapter.compile_s is None:
                 missing["compile_s"] = adapter.compile_missing
@@ -204,12 +223,15 @@ class Runner:
             with adapter.running():
                 stage = "timing"
                 measurement = self.timer.measure(step, adapter.synchronize)
+                lap("timing")
                 stage = "check"
                 timing, timing_missing = measured_row(task, measurement)
                 missing.update(timing_missing)
                 row.update(timing)
                 row["correct"], row["message"] = self._check(task, adapter, measurement)
+                lap("check")
                 row["output_varies"] = self._varies(task, adapter, measurement.output)
+                lap("probe")
                 if row["output_varies"] is False:
                     row["message"] = _join(row["message"], CONSTANT_OUTPUT)
                 stage = "collectors"
@@ -217,6 +239,7 @@ class Runner:
                     figures = collector_pass(step, adapter, collectors, task.items)
                     row.update(figures.values)
                     missing.update(figures.missing)
+                    lap("collectors")
             device_memory = adapter.memory_stats()
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
@@ -234,7 +257,8 @@ class Runner:
         row["footprint_bytes"] = task.meta.get("footprint_bytes", NAN)
         if "footprint_bytes" not in task.meta:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
-        row["meta"] = {**task.meta, **adapter.case_meta()}
+        lap("peaks")
+        row["meta"] = {**task.meta, **adapter.case_meta(), "phases_s": phases}
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
         if not self.config.collect:

@@ -23,6 +23,8 @@ NS = 1e-9
 CHECKED_SAMPLES = frozenset({1, 10})
 #: with adaptive stopping, the CI is recomputed every this many samples.
 PRECISION_EVERY = 5
+#: fewest samples in a warm-up window, even when its samples are slow.
+MIN_WINDOW = 3
 
 
 @dataclass(frozen=True)
@@ -98,22 +100,34 @@ class Timer:
 
     def warm_up(self, step: Callable[[], Any], sync: Callable[[], None],
                 loops: int) -> tuple[bool, int, int]:
-        """Run windows until two successive medians agree; returns (steady, samples, elapsed ns)."""
+        """Run windows until two successive medians agree; returns (steady, samples, elapsed ns).
+
+        Two windows agree when their medians differ by at most ``warmup_tolerance``, or by no
+        more than their noise can tell apart (twice the standard error of the difference of two
+        window medians, from the windows' own spread). On a machine whose samples scatter by 5%,
+        five-sample medians differ by a few percent with no trend at all: waiting for 2% there
+        only burns the cap, and a trend too small to see in the windows is not one warm-up can
+        settle either.
+        """
         opts = self.options
         start = self.clock()
-        previous: float | None = None
+        previous: list[int] | None = None
         windows = samples = 0
         while True:
-            window = [self._sample_ns(step, sync, loops) for _ in range(opts.warmup_window)]
+            window: list[int] = []
+            window_start = self.clock()
+            while len(window) < opts.warmup_window and not (
+                    len(window) >= MIN_WINDOW
+                    and self.clock() - window_start >= opts.warmup_window_s / NS):
+                window.append(self._sample_ns(step, sync, loops))
             samples += len(window)
             windows += 1
-            median = statistics.median(window)
-            if previous is not None and abs(median - previous) <= opts.warmup_tolerance * previous:
+            if previous is not None and _agree(previous, window, opts.warmup_tolerance):
                 return True, samples, self.clock() - start
             # The cap applies only once two windows exist: a slow case still gets its comparison.
             if windows >= 2 and self.clock() - start >= opts.max_warmup_s / NS:
                 return False, samples, self.clock() - start
-            previous = median
+            previous = window
 
     def sample(self, step: Callable[[], Any], sync: Callable[[], None],
                loops: int) -> tuple[list[int], int, bool]:
@@ -192,6 +206,17 @@ class Timer:
             output=output,
             sampled_outputs=self.sampled_outputs,
         )
+
+
+def _agree(first: list[int], second: list[int], tolerance: float) -> bool:
+    """Whether two warm-up windows' medians agree: within ``tolerance`` of the first, or within
+    twice the standard error of their difference (robust σ from both windows' deviations from
+    their own medians; a median of n samples has standard error ≈ 1.2533·σ/√n)."""
+    m1, m2 = statistics.median(first), statistics.median(second)
+    deviations = [abs(x - m1) for x in first] + [abs(x - m2) for x in second]
+    sigma = 1.4826 * statistics.median(deviations)
+    se = 1.2533 * sigma * math.sqrt(1 / len(first) + 1 / len(second))
+    return abs(m2 - m1) <= max(tolerance * m1, 2 * se)
 
 
 def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]],

@@ -119,6 +119,9 @@ class Workload:
     #: predicted peak memory of one case in bytes, from its parameters (None: unknown); a case
     #: predicted not to fit is skipped with the reason before it is built.
     memory: Callable[..., float] | None = None
+    #: heavy modules its build imports (``transformers``): per-case worker processes import
+    #: them once before forking instead of once per case.
+    imports: tuple[str, ...] = ()
 
     def check_params(self, params: Params) -> None:
         """Run the parameter validators on one case's values."""
@@ -200,6 +203,7 @@ def workload(
     free: Iterable[str] = (),
     validate: Mapping[str, Callable[[Any], None]] | None = None,
     memory: Callable[..., float] | None = None,
+    imports: Iterable[str] = (),
 ) -> Callable[[Callable[..., Task]], Workload]:
     """Turn a function ``(**params) -> Task`` into a :class:`Workload`.
 
@@ -208,7 +212,8 @@ def workload(
     values in its grid unless it is named in ``free`` (e.g. a path). ``validate`` maps a
     parameter to a function that raises :class:`WorkloadError` for a value that cannot work
     (:func:`at_least` covers sizes). ``memory`` predicts a case's peak bytes from its
-    parameters, so that a case that cannot fit is skipped before it is tried.
+    parameters, so that a case that cannot fit is skipped before it is tried. ``imports``
+    names heavy modules the build imports, for worker processes to load once.
 
     Example::
 
@@ -246,6 +251,7 @@ def workload(
             free=frozenset(free),
             validate=dict(validate or {}),
             memory=memory,
+            imports=tuple(imports),
         )
 
     return decorate

@@ -60,7 +60,13 @@ def forward_flops(layers: int, hidden: int, intermediate: int, batch: int, seq: 
 
 
 def random_model(size: str, attn: str) -> Any:
-    """A float32 ``BertModel`` of ``size`` with seeded random weights; nothing is downloaded."""
+    """A float32 ``BertModel`` of ``size`` with seeded random weights; nothing is downloaded.
+
+    Weights follow BERT's own initialisation (normal with ``initializer_range`` for linear and
+    embedding weights, zero biases, unit LayerNorms), drawn here in one pass: the constructor's
+    default initialisers, which transformers then overwrites, would draw every weight twice and
+    take over a second for BERT base.
+    """
     import torch
     from transformers import BertConfig, BertModel
 
@@ -68,9 +74,43 @@ def random_model(size: str, attn: str) -> Any:
     config = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=4 * hidden,
                         max_position_embeddings=512, attn_implementation=attn)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(6)
-        return BertModel(config).eval()
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # an older transformers: its own (slower) initialisation
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(6)
+            return BertModel(config).eval()
+    with no_init_weights():
+        model = BertModel(config)
+    init_like_bert(model, config.initializer_range, seed=6)
+    return model.eval()
+
+
+def init_like_bert(model: torch.nn.Module, std: float, seed: int) -> None:
+    """Fill every parameter as BERT's ``_init_weights`` does, from a seeded generator; raises
+    if a parameter belongs to a module kind this does not know (it would stay uninitialised)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    done: set[int] = set()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
+                module.weight.normal_(0.0, std, generator=generator)
+                done.add(id(module.weight))
+                if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                done.add(id(module.weight))
+            else:
+                continue
+            if getattr(module, "bias", None) is not None:
+                module.bias.zero_()
+                done.add(id(module.bias))
+    left = [name for name, p in model.named_parameters() if id(p) not in done]
+    if left:
+        raise RuntimeError(f"random BERT: no initialisation for {', '.join(left[:3])}")
 
 
 def checkpoint(model_path: str, attn: str) -> Any:
@@ -137,7 +177,7 @@ def bert_memory(size: str, batch: int, seq: int, dtype: str, **_: object) -> flo
     "attn": ["sdpa", "eager"],
     "engine": list(ENGINES),
     "model_path": [""],
-}, free=["model_path"], memory=bert_memory,
+}, free=["model_path"], memory=bert_memory, imports=["transformers"],
     validate={"model_path": validate_model_path, "batch": at_least(1), "seq": at_least(1)})
 def bert(size: str, batch: int, seq: int, padding: float, dtype: str, attn: str, engine: str,
          model_path: str) -> Task:

@@ -82,6 +82,35 @@ def test_slow_case_gets_two_windows_even_past_the_cap() -> None:
     assert (steady, samples) == (True, 6)
 
 
+def test_noisy_but_flat_windows_are_steady() -> None:
+    # Samples scatter ±10% around 1 ms with no trend: the medians of two windows differ by 4%,
+    # more than the 2% tolerance but well within what five noisy samples can tell apart.
+    clock = FakeClock()
+    noise = [1.0, 1.1, 0.9, 1.05, 0.95, 1.04, 1.14, 0.94, 1.09, 0.99]
+    timer = make(clock, warmup_window=5, max_warmup_s=10.0)
+    steady, samples, _ = timer.warm_up(
+        host_step(clock, lambda n: 1e-3 * noise[n % 10]), nothing, 1)
+    assert (steady, samples) == (True, 10)
+
+
+def test_a_trend_beyond_the_noise_is_not_steady() -> None:
+    # The same ±1% scatter, but each window 10% faster than the last until the fourth.
+    clock = FakeClock()
+    noise = [1.0, 1.01, 0.99, 1.005, 0.995]
+    timer = make(clock, warmup_window=5, max_warmup_s=10.0)
+    step = host_step(clock, lambda n: 1e-3 * noise[n % 5] * 0.9 ** min(n // 5, 3))
+    steady, samples, _ = timer.warm_up(step, nothing, 1)
+    assert (steady, samples) == (True, 25)  # windows 4 and 5 are the first to agree
+
+
+def test_slow_samples_make_short_windows() -> None:
+    # 150 ms samples: a window ends at 3 samples (0.45 s ≥ 0.2 s), not 5.
+    clock = FakeClock()
+    timer = make(clock, warmup_window=5, warmup_window_s=0.2)
+    steady, samples, _ = timer.warm_up(host_step(clock, lambda n: 0.15), nothing, 1)
+    assert (steady, samples) == (True, 6)
+
+
 @pytest.mark.parametrize(
     ("per_call_s", "expected_samples", "capped"),
     [

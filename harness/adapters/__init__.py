@@ -54,6 +54,10 @@ class Adapter(ABC):
     options: ClassVar[Mapping[str, ParamValue | None]] = {}
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
+    #: modules a case on this adapter imports, which per-case worker processes can import once
+    #: before forking (:mod:`harness.isolation`); only modules that start no thread and touch
+    #: no device when imported.
+    preload: ClassVar[tuple[str, ...]] = ()
     #: Seconds the last :meth:`prepare` spent compiling ahead of time (stored as ``compile_s``),
     #: or None, with :attr:`compile_missing` saying why. Adapters that compile in ``prepare``
     #: set both; the runner resets them before each case.

@@ -35,6 +35,7 @@ class CpuAdapter(Adapter):
     """
 
     name: ClassVar[str] = "cpu"
+    preload: ClassVar[tuple[str, ...]] = ("torch",)
     options: ClassVar[dict[str, ParamValue | None]] = {"threads": None}
 
     def __init__(self, **options: Any) -> None:

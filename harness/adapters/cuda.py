@@ -211,6 +211,7 @@ class CudaAdapter(Adapter):
     """
 
     name: ClassVar[str] = "cuda"
+    preload: ClassVar[tuple[str, ...]] = ("torch",)
     options: ClassVar[dict[str, ParamValue | None]] = {"device": 0, "graphs": False}
 
     def __init__(self, **options: Any) -> None:

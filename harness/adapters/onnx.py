@@ -402,6 +402,10 @@ def placement(profile: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return found
 
 
+#: what a worker of either ONNX adapter imports: the exporter and the runtime.
+ONNX_PRELOAD = ("torch", "torch.onnx", "onnx", "onnxscript", "onnxruntime")
+
+
 class OnnxAdapter(Adapter):
     """Exports each task to ONNX (cached per case) and runs it with ONNX Runtime.
 
@@ -656,6 +660,7 @@ class OnnxRuntimeAdapter(OnnxAdapter):
     """
 
     name: ClassVar[str] = "onnxruntime"
+    preload: ClassVar[tuple[str, ...]] = ONNX_PRELOAD
     options: ClassVar[dict[str, ParamValue | None]] = {
         "provider": CPU_PROVIDER, "threads": None, "spin": True, "cache_dir": "",
     }
@@ -690,6 +695,7 @@ class FpgaAdapter(OnnxAdapter):
     """
 
     name: ClassVar[str] = "fpga"
+    preload: ClassVar[tuple[str, ...]] = ONNX_PRELOAD
     options: ClassVar[dict[str, ParamValue | None]] = {
         "provider": VITIS_AI_PROVIDER, "config_file": "", "bdf": "", "cache_dir": "",
     }

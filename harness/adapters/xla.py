@@ -527,6 +527,7 @@ class XlaCpuAdapter(XlaAdapter):
     """
 
     name: ClassVar[str] = "xla-cpu"
+    preload: ClassVar[tuple[str, ...]] = ("torch", "jax")
     platform: ClassVar[str] = "cpu"
 
     def peaks(self, dtype: str) -> Peaks:
@@ -551,6 +552,7 @@ class TpuAdapter(XlaAdapter):
     """
 
     name: ClassVar[str] = "tpu"
+    preload: ClassVar[tuple[str, ...]] = ("torch", "jax")
     platform: ClassVar[str] = "tpu"
     install: ClassVar[str] = TPU_INSTALL
 

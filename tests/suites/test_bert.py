@@ -82,3 +82,27 @@ def test_local_checkpoint_with_its_tokenizer(tmp_path: Path) -> None:
     assert task.meta["model"] == str(tmp_path)
     assert task.check is not None
     task.check(run(task))
+
+
+def test_random_weights_follow_berts_initialisation_and_the_seed() -> None:
+    model = random_model("tiny", "sdpa")
+    again = random_model("tiny", "sdpa")
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(),
+                                                 strict=True))
+    query = model.encoder.layer[0].attention.self.query
+    with torch.no_grad():
+        std = float(query.weight.std())
+    assert std == pytest.approx(0.02, rel=0.05)
+    assert not query.bias.any()
+    assert torch.equal(model.embeddings.LayerNorm.weight,
+                       torch.ones_like(model.embeddings.LayerNorm.weight))
+    assert not model.embeddings.word_embeddings.weight[0].any()  # [PAD] row
+    assert model.embeddings.position_ids[0, :3].tolist() == [0, 1, 2]
+
+
+def test_a_parameter_of_an_unknown_kind_is_an_error_not_garbage() -> None:
+    from suites.bert import init_like_bert
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Conv1d(1, 1, 1))
+    with pytest.raises(RuntimeError, match=r"no initialisation for 1\.weight"):
+        init_like_bert(model, 0.02, seed=0)

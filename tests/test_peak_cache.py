@@ -1,0 +1,98 @@
+"""The per-machine peak cache: reuse, expiry, keys, labelling, and a cache that cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import peak_cache
+from harness.config import RunConfig
+from harness.plan import AdapterSpec, Plan
+from harness.roofline import Peaks
+from harness.runner import Runner
+
+MEASURED = Peaks(flops_per_s=1e11, bytes_per_s=2e10, source="measured: matmul")
+
+
+def test_a_stored_calibration_is_reused_and_says_so() -> None:
+    peak_cache.store("cpu", {}, "float32", MEASURED, now=1000.0)
+    found = peak_cache.lookup("cpu", {}, "float32", now=2000.0)
+    assert found is not None
+    assert (found.flops_per_s, found.bytes_per_s) == (1e11, 2e10)
+    assert found.source.startswith("cached: measured: matmul; measured on this machine at "
+                                   "1970-01-01T00:16:40+00:00")
+    assert "--recalibrate" in found.source
+
+
+@pytest.mark.parametrize(("label", "options", "dtype"), [
+    ("cpu:threads=1", {"threads": "1"}, "float32"),  # other adapter options
+    ("cpu", {}, "bfloat16"),  # other dtype
+])
+def test_another_adapter_or_dtype_misses(label: str, options: dict[str, Any], dtype: str) -> None:
+    peak_cache.store("cpu", {}, "float32", MEASURED)
+    assert peak_cache.lookup(label, options, dtype) is None
+
+
+def test_another_software_stack_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    peak_cache.store("cpu", {}, "float32", MEASURED)
+    monkeypatch.setattr("harness.environment.package_versions",
+                        lambda *a: {"torch": "9.9.9"})
+    assert peak_cache.lookup("cpu", {}, "float32") is None
+
+
+def test_entries_expire() -> None:
+    peak_cache.store("cpu", {}, "float32", MEASURED, now=0.0)
+    assert peak_cache.lookup("cpu", {}, "float32", now=peak_cache.MAX_AGE_S - 1) is not None
+    assert peak_cache.lookup("cpu", {}, "float32", now=peak_cache.MAX_AGE_S + 1) is None
+
+
+def test_a_cached_figure_is_not_stored_again() -> None:
+    peak_cache.store("cpu", {}, "float32", MEASURED, now=0.0)
+    cached = peak_cache.lookup("cpu", {}, "float32", now=10.0)
+    assert cached is not None
+    peak_cache.store("cpu", {}, "float32", cached, now=20.0)  # would extend its life
+    assert peak_cache.lookup("cpu", {}, "float32", now=peak_cache.MAX_AGE_S + 5) is None
+
+
+def test_a_corrupt_cache_is_ignored_and_replaced(_own_peak_cache: Path) -> None:
+    (_own_peak_cache / peak_cache.FILE).write_text("{not json", encoding="utf-8")
+    assert peak_cache.lookup("cpu", {}, "float32") is None
+    peak_cache.store("cpu", {}, "float32", MEASURED)
+    assert peak_cache.lookup("cpu", {}, "float32") is not None
+
+
+def test_an_unwritable_cache_costs_nothing_but_the_reuse(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(blocker / "cache"))  # cannot be a folder
+    peak_cache.store("cpu", {}, "float32", MEASURED)  # no exception
+    assert peak_cache.lookup("cpu", {}, "float32") is None
+
+
+class CountingAdapter:
+    """Just enough of an adapter for Runner.peaks: counts its calibrations."""
+
+    def __init__(self) -> None:
+        self.calibrations = 0
+
+    def peaks(self, dtype: str) -> Peaks:
+        self.calibrations += 1
+        return MEASURED
+
+
+@pytest.mark.parametrize(("recalibrate", "calibrations"), [(False, 1), (True, 2)])
+def test_runner_calibrates_once_per_machine_unless_asked(recalibrate: bool,
+                                                         calibrations: int) -> None:
+    adapter = CountingAdapter()
+    spec = AdapterSpec("cpu", {})
+    first = Runner(RunConfig(collect=False), Plan([], [spec]), writer=None)
+    assert first.peaks(spec, adapter, "float32") == MEASURED  # type: ignore[arg-type]
+    second = Runner(RunConfig(collect=False, recalibrate=recalibrate), Plan([], [spec]),
+                    writer=None)
+    peaks = second.peaks(spec, adapter, "float32")  # type: ignore[arg-type]
+    assert adapter.calibrations == calibrations
+    assert isinstance(peaks, Peaks)
+    assert peaks.source.startswith("cached:") is not recalibrate
