@@ -129,7 +129,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--no-isolate", dest="isolate", action="store_false",
                     help="run every pair in this process")
     ab.add_argument("--timeout", type=float, metavar="S", help="kill a pair after S seconds")
-    ab.add_argument("--threshold", type=_fraction, default=0.05, metavar="PCT")
+    ab.add_argument("--threshold", type=_fraction, default=0.02, metavar="PCT",
+                    help="smallest change flagged (default 2%%: pairs cancel drift; the spread "
+                         "of the repetitions' paired ratios raises it where larger)")
     ab.add_argument("--alpha", type=float, default=0.01)
     ab.add_argument("--markdown", type=Path, metavar="FILE")
 

@@ -341,8 +341,9 @@ def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = Non
     Per case and adapter: the time ratio is the median over repetitions of the median paired
     ratio (candidate / baseline); its 95% bounds come from a two-level bootstrap (repetitions,
     then pairs within each); significance from a one-sided Wilcoxon signed-rank test on the
-    pooled log ratios, Benjamini–Hochberg across cases. Drift cancels within a pair, so δ is the
-    threshold alone. Verdicts follow :func:`compare`.
+    pooled log ratios, Benjamini–Hochberg across cases. Drift cancels within a pair; δ is the
+    larger of the threshold and the robust spread of the repetitions' paired ratios (three or
+    more repetitions). Verdicts follow :func:`compare`.
     """
     import numpy as np
     from scipy.stats import wilcoxon
@@ -384,20 +385,25 @@ def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = Non
         ratios = np.exp(np.median(medians, axis=1))
         tail = (1 - CONFIDENCE) * 100
         low, high = (float(x) for x in np.percentile(ratios, [tail, 100 - tail]))
-        ratio = float(np.exp(np.median([np.median(v) for v in logs])))
+        rep_ratios = [float(np.exp(np.median(v))) for v in logs]
+        ratio = float(np.exp(np.median(np.log(rep_ratios))))
         base_median = _median([_median(b) for b, _ in reps])
         cand_median = _median([_median(c) for _, c in reps])
         measured.append((key, ratio, low, high, slower, faster, base_median, cand_median,
-                         len(reps)))
+                         len(reps), between_noise(rep_ratios)))
     p_slower = _benjamini_hochberg([m[4] for m in measured])
     p_faster = _benjamini_hochberg([m[5] for m in measured])
-    delta = options.threshold
     comparisons = list(missing)
-    for i, (key, ratio, low, high, _, _, base_median, cand_median, n) in enumerate(measured):
+    for i, (key, ratio, low, high, _, _, base_median, cand_median, n, noise) in enumerate(
+            measured):
+        # Pairs cancel drift within a repetition, not what differs between two builds of the
+        # same code (memory layout, a neighbour's burst through one repetition): with three or
+        # more repetitions, the spread of their paired ratios raises δ as in `compare`.
+        delta = max(options.threshold, 0.0 if math.isnan(noise) else noise)
         verdict = decide(p_slower[i], p_faster[i], low, high, delta, options.alpha)
         comparisons.append(Comparison(
             *key, verdict, ratio=ratio, ratio_low=low, ratio_high=high, delta=delta,
-            p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
+            noise=noise, p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
             candidate_median_s=cand_median, repetitions=(n, n), note="paired, interleaved"))
     comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
     return Report(comparisons, geometric_means(comparisons), options, "paired")

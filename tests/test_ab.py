@@ -13,7 +13,7 @@ import pytest
 
 from harness import Task, workload
 from harness.ab import PairingError, pair_cases
-from harness.compare import compare_paired
+from harness.compare import Options, compare_paired
 from harness.config import TimingOptions
 from harness.timer import Timer, measure_pair
 from harness.workload import Case
@@ -61,13 +61,15 @@ def test_samples_alternate_and_flip_order_every_round() -> None:
 
 
 def paired_rows(effect: float, drift: float, reps: int = 5, n: int = 80,
-                seed: int = 0) -> list[dict[str, Any]]:
-    """Interleaved samples under a machine drift shared by both sides (±drift over time)."""
+                seed: int = 0, builds: list[float] | None = None) -> list[dict[str, Any]]:
+    """Interleaved samples under a machine drift shared by both sides (±drift over time);
+    ``builds`` scales the candidate of each repetition (what differs between two builds)."""
     rng = np.random.default_rng(seed)
     rows = []
     for rep in range(reps):
         speed = np.exp(np.cumsum(rng.normal(0, drift, n)))  # the machine's slow wander
-        for variant, scale in (("baseline", 1.0), ("candidate", effect)):
+        build = builds[rep] if builds else 1.0
+        for variant, scale in (("baseline", 1.0), ("candidate", effect * build)):
             samples = 1e-3 * scale * speed * np.exp(rng.normal(0, 0.01, n))
             rows.append({"suite": "s", "case_id": "s/w[n=1]", "adapter": "cpu",
                          "status": "ok", "repetition": rep, "variant": variant,
@@ -79,6 +81,19 @@ def test_paired_comparison_sees_a_small_slowdown_through_large_drift() -> None:
     (only,) = compare_paired(paired_rows(1.06, drift=0.05)).comparisons
     assert only.verdict == "slower" and only.ratio == pytest.approx(1.06, abs=0.01)
     assert compare_paired(paired_rows(1.06, drift=0.05)).method == "paired"
+
+
+def test_repetitions_that_disagree_raise_the_threshold() -> None:
+    # A/A where each repetition's builds differ by a few percent (layout, a neighbour's
+    # burst): each repetition alone looks "changed", but their spread says that is noise.
+    builds = [1.04, 0.97, 1.03, 0.96, 1.05]
+    options = Options(threshold=0.02)  # harness ab's default
+    (only,) = compare_paired(paired_rows(1.0, drift=0.02, builds=builds), options).comparisons
+    assert only.noise > 0.02 and only.delta == only.noise
+    assert only.verdict not in ("slower", "faster")
+    # Repetitions that agree keep δ at the threshold, and a 5% slowdown stands out.
+    (steady,) = compare_paired(paired_rows(1.05, drift=0.02), options).comparisons
+    assert steady.delta == 0.02 and steady.verdict == "slower"
 
 
 def test_paired_a_a_is_same_and_failures_are_missing() -> None:
