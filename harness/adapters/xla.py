@@ -551,6 +551,7 @@ class TpuAdapter(XlaAdapter):
     """
 
     name: ClassVar[str] = "tpu"
+    cluster_resources: ClassVar[dict[str, float]] = {"TPU": 1}
     platform: ClassVar[str] = "tpu"
     install: ClassVar[str] = TPU_INSTALL
 
