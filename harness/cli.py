@@ -369,6 +369,13 @@ def _run_command(args: argparse.Namespace, config: RunConfig, resumed: Path | No
 
         cluster.check(plan.adapters, overrides, cluster.live_nodes())
     if resumed is not None:
+        if overrides is not None:  # refuse work no live node can do before touching the run
+            from harness import cluster
+
+            kept = {row_key(row) for row in read_rows(resumed) if row.get("lost") is not True}
+            needed = {spec.label: spec for k in range(config.repeat)
+                      for spec, cases in pending(plan, kept, k) if cases}
+            cluster.check(list(needed.values()), overrides, cluster.live_nodes())
         # Rows of cases lost with a node or Ray worker are not results: run those again.
         moved = set_aside_lost(resumed)
         if moved:
@@ -394,12 +401,6 @@ def _run_command(args: argparse.Namespace, config: RunConfig, resumed: Path | No
             context["adapters"], context["hosts"] = {}, {}
         writer = RunWriter(config.out, context)
     done = {row_key(row) for row in read_rows(writer.path)}
-    if overrides is not None and resumed is not None:
-        from harness import cluster
-
-        needed = {spec.label: spec for k in range(config.repeat)
-                  for spec, cases in pending(plan, done, k) if cases}
-        cluster.check(list(needed.values()), overrides, cluster.live_nodes())
     if config.repeat > 1 and not args.isolate:
         writer.close()
         status = _repeat(args, config.repeat, writer.path)

@@ -202,8 +202,29 @@ def _out_of_memory(message: str) -> bool:
                                    "cannot allocate memory", "std::bad_alloc"))
 
 
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the forkserver that forked it exits (Linux).
+
+    The forkserver exits when the process that owns it dies (the harness, or the Ray worker of
+    a cluster run, killed mid-case). An orphaned case would go on loading the machine while
+    the next case is timed there, so it must end with its owner."""
+    import ctypes
+    import os
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        if libc.prctl(1, signal.SIGKILL) != 0:  # 1 = PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):  # not Linux: nothing to set
+        return
+    if os.getppid() != parent:  # the forkserver died before the request took effect
+        os._exit(1)
+
+
 def worker_main(job_text: str, conn: Connection) -> None:
     """Entry point of a worker process: run the job, send the result back as JSON text."""
+    _die_with_parent()
     try:
         job = json.loads(job_text)
         _set_env(job.get("env") or {})
