@@ -162,7 +162,13 @@ def connect(address: str) -> None:
             ray.init(address=address, **options)
     except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError, ...
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        raise ClusterError(f"cannot connect to the Ray cluster at {address}: {lines[0]}") from None
+        # A cluster with token authentication refuses a client that does not say it uses one,
+        # and Ray's own message then says only that it failed to connect.
+        hint = ("" if address == "local" or os.environ.get("RAY_AUTH_MODE") else
+                " (if the cluster uses token authentication, set RAY_AUTH_MODE=token and its "
+                "token here: see the README's cluster section)")
+        raise ClusterError(f"cannot connect to the Ray cluster at {address}: {lines[0]}{hint}"
+                           ) from None
 
 
 def disconnect() -> None:

@@ -142,6 +142,7 @@ def summary(run: Path) -> set[tuple[str, str, str, Any]]:
     return {(r["case_id"], r["adapter_label"], r["status"], r["correct"]) for r in read_rows(run)}
 
 
+@pytest.mark.slow
 def test_cases_go_to_nodes_with_their_hardware_and_gather_into_one_run(
         cluster: Any, tmp_path: Path) -> None:
     select = ["-s", SUITE, "-w", "fine", "-p", "n=1000,2000", "-a", "null", "-a",
@@ -171,8 +172,10 @@ def test_cases_go_to_nodes_with_their_hardware_and_gather_into_one_run(
     frame = harness.load(run)
     assert set(frame.host) == {socket.gethostname()} and frame.lost.isna().all()
     assert main(["report", str(run), "-o", str(tmp_path / "r.md")]) == 0
+    assert f"Ray node {cluster.fpga.node_id[:8]}" in (tmp_path / "r.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_killed_ray_worker_gives_lost_rows_that_resume_completes(
         cluster: Any, tmp_path: Path) -> None:
     import psutil
@@ -212,6 +215,7 @@ def test_a_killed_ray_worker_gives_lost_rows_that_resume_completes(
             (run / LOST_FILE).read_text().splitlines()] == [lost["case_id"]]
 
 
+@pytest.mark.slow
 def test_a_lost_node_gives_lost_rows_that_resume_completes_on_another(
         cluster: Any, tmp_path: Path) -> None:
     node = cluster.add_node(num_cpus=1, resources={"lossy": 1})
