@@ -32,6 +32,7 @@ only when a cluster is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -355,7 +356,9 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
             emit(row, flight.index)
     finally:
         for ref in flying:  # interrupted: stop what still runs for this run
-            ray.cancel(ref, force=True)
+            # Ray may be gone already (a lost head): then nothing is left to stop.
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
     return rows
 
 
