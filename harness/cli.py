@@ -79,6 +79,15 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="with isolation, kill a case after S seconds (default 600)")
     run.add_argument("--max-memory", type=_size, metavar="SIZE",
                      help="with isolation, cap each worker's memory, e.g. 8G or 512M")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="run the cases on a Ray cluster: HOST:PORT, ray://HOST:PORT, auto, or "
+                          "local (a private Ray instance on this machine); needs the [cluster] "
+                          "extra")
+    run.add_argument("--resources", action="append", default=[],
+                     metavar="ADAPTER=RESOURCE:N,...",
+                     help="with --cluster, the Ray resources one case of ADAPTER needs, e.g. "
+                          "fpga=fpga:1 or cuda=GPU:1,A100:1 (repeatable; replaces the adapter's "
+                          "own: GPU:1 for cuda, TPU:1 for tpu, fpga:1 for fpga)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="run only the cases missing from this run folder, with its settings")
     # A worker of --repeat: append to the parent's run folder as repetition K. Not for users.
@@ -303,35 +312,87 @@ def _limits(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import environment
     from harness.plan import make_plan
-    from harness.report.table import render
-    from harness.results import RunWriter, read_rows
-    from harness.runner import row_key
 
     if args.resume is not None:
         config, resumed = _resumed(args)
     else:
         config, resumed = _config(args), None
-    plan = make_plan(config)
+    overrides = _cluster_resources(args, resumed)
+    plan = make_plan(config, here=overrides is None)
     names = [spec.name for spec in plan.adapters]
     if args.reference is not None and args.reference not in names:
         raise UsageError(f"--reference {args.reference!r} is not among the run's adapters: "
                          f"{', '.join(dict.fromkeys(names))}")
     limits = _limits(args)
+    if overrides is None:
+        return _run_command(args, config, resumed, plan, limits, None)
+    from harness import cluster
+
+    cluster.connect(args.cluster)
+    try:
+        return _run_command(args, config, resumed, plan, limits, overrides)
+    finally:
+        cluster.disconnect()
+
+
+def _cluster_resources(args: argparse.Namespace, resumed: Path | None) -> Any:
+    """The ``--resources`` overrides of a ``--cluster`` run (those stored in a resumed run's
+    folder unless given again); None for a run on this machine."""
+    from harness.cluster import parse_resources
+    from harness.results import read_context
+
+    if args.cluster is None:
+        if args.resources:
+            raise UsageError("--resources only applies with --cluster")
+        return None
+    if not args.isolate:
+        raise UsageError("--cluster runs each case in its own worker process on its node; "
+                         "drop --no-isolate")
+    if args.into is not None:
+        raise UsageError("--cluster cannot be used with --into")
+    if args.resources or resumed is None:
+        return parse_resources(args.resources)
+    stored = (read_context(resumed).get("config") or {}).get("cluster") or {}
+    return {str(k): dict(v) for k, v in (stored.get("resources") or {}).items()}
+
+
+def _run_command(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan: Plan,
+                 limits: Any, overrides: Any) -> int:
+    """The run itself, once the plan is known (and, for ``--cluster``, Ray connected)."""
+    from harness import environment
+    from harness.report.table import render
+    from harness.results import RunWriter, read_rows, set_aside_lost
+    from harness.runner import pending, row_key
+
     if args.into is not None:  # a worker of --repeat without isolation: the parent prints
         writer = RunWriter.reopen(args.into)
         done = {row_key(row) for row in read_rows(args.into)}
         _run_plan(config, plan, writer, done, args.isolate, limits)
         return 0
-    if args.isolate:
+    if overrides is not None and resumed is None:
+        from harness import cluster
+
+        cluster.check(plan.adapters, overrides, cluster.live_nodes())
+    if args.isolate and overrides is None:
         from harness import isolation
 
         isolation.start(plan)  # the workers' imports overlap this process's set-up
     if resumed is not None:
+        if overrides is not None:  # refuse work no live node can do before touching the run
+            from harness import cluster
+
+            kept = {row_key(row) for row in read_rows(resumed) if row.get("lost") is not True}
+            needed = {spec.label: spec for k in range(config.repeat)
+                      for spec, cases in pending(plan, kept, k) if cases}
+            cluster.check(list(needed.values()), overrides, cluster.live_nodes())
+        # Rows of cases lost with a node or Ray worker are not results: run those again.
+        moved = set_aside_lost(resumed)
+        if moved:
+            print(f"{moved} lost case(s) moved to {resumed / 'lost.jsonl'}: running them again",
+                  file=sys.stderr)
         writer = RunWriter.reopen(resumed)
     else:
-        adapters = _adapters(plan)
         context = environment.collect()
         context["config"] = {
             "suites": config.suites, "workloads": config.workloads, "preset": config.preset,
@@ -339,9 +400,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "timing": config.timing.__dict__, "collect": config.collect,
             "repeat": config.repeat, "isolate": args.isolate,
         }
-        context["adapters"] = {label: a.info() for label, a in adapters.items()}
-        for adapter in adapters.values():  # cases run in workers, or get fresh instances
-            adapter.close()
+        if overrides is None:
+            adapters = _adapters(plan)
+            context["adapters"] = {label: a.info() for label, a in adapters.items()}
+            for adapter in adapters.values():  # cases run in workers, or get fresh instances
+                adapter.close()
+        else:
+            # Each node reports its own hosts' context and adapters' info as it first returns.
+            context["config"]["cluster"] = {"address": args.cluster, "resources": overrides}
+            context["adapters"], context["hosts"] = {}, {}
         writer = RunWriter(config.out, context)
     done = {row_key(row) for row in read_rows(writer.path)}
     if config.repeat > 1 and not args.isolate:
@@ -354,7 +421,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if config.repeat > 1:
                 print(f"repetition {k + 1}/{config.repeat}", file=sys.stderr)
             run = dataclasses.replace(config, repetition=k)
-            if _run_plan(run, plan, writer, done, args.isolate, limits, close=False) is None:
+            if _run_plan(run, plan, writer, done, args.isolate, limits, close=False,
+                         cluster=overrides) is None:
                 writer.close()
                 return 130
         writer.close()
@@ -379,9 +447,11 @@ def _adapters(plan: Plan) -> dict[str, Adapter]:
 
 
 def _run_plan(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], isolate: bool,
-              limits: Any, close: bool = True) -> list[dict[str, Any]] | None:
-    """Run the plan's pending cases, each in its own worker or all in this process; the rows,
-    or None when interrupted (rows finished so far are on disk)."""
+              limits: Any, close: bool = True, cluster: Any = None
+              ) -> list[dict[str, Any]] | None:
+    """Run the plan's pending cases, each in its own worker (on this machine, or on the nodes
+    of the connected Ray cluster when ``cluster`` holds its resource overrides) or all in this
+    process; the rows, or None when interrupted (rows finished so far are on disk)."""
     from harness.isolation import run_isolated
     from harness.progress import Progress
     from harness.runner import Hooks, Runner, pending
@@ -392,7 +462,11 @@ def _run_plan(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], 
     hooks = Hooks(progress.start, progress.done)
     adapters: dict[str, Adapter] = {}
     try:
-        if isolate:
+        if cluster is not None:
+            from harness.cluster import run_cluster
+
+            rows = run_cluster(config, plan, writer, limits, cluster, hooks, done)
+        elif isolate:
             rows = run_isolated(config, plan, writer, limits, hooks, done)
         else:
             adapters = _adapters(plan)
@@ -590,6 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script; returns the exit status."""
     import warnings
 
+    from harness.cluster import ClusterError
     from harness.plan import PlanError
     from harness.plugins import PluginError
     from harness.results import ResultsError
@@ -607,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "import": cmd_import, "history": cmd_history,
                    "export": cmd_export}[args.command]
         return handler(args)
-    except (UsageError, ConfigError, PlanError, PluginError, ResultsError) as exc:
+    except (UsageError, ConfigError, PlanError, PluginError, ResultsError, ClusterError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ImportError as exc:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from harness.config import RunConfig
     from harness.results import RunWriter
     from harness.runner import Hooks, RowKey
+    from harness.workload import Case
 
 #: imported once in the forkserver, so that each forked worker starts with them loaded, with
 #: what the plan's adapters and workloads declare (:func:`preload_for`). Only modules that touch
@@ -122,15 +123,29 @@ def death_cause(exitcode: int | None) -> str:
     return f"exited with status {exitcode} without a result"
 
 
-def _job(config: RunConfig, plan: Plan, spec: AdapterSpec, case_suite: str, workload: str,
-         params: dict[str, Any], peaks: dict[str, Any], limits: Limits) -> str:
-    return json.dumps({
-        "suite": plan.sources.get(case_suite, case_suite), "workload": workload,
-        "params": params, "adapter": spec.name, "adapter_options": spec.options,
+def case_job(config: RunConfig, plan: Plan, spec: AdapterSpec, case: Case, limits: Limits
+             ) -> dict[str, Any]:
+    """What a worker needs to rebuild and run one case, as plain JSON data (peaks come later)."""
+    return {
+        "suite": plan.sources.get(case.suite, case.suite), "workload": case.workload.name,
+        "params": case.params, "adapter": spec.name, "adapter_options": spec.options,
         "timing": asdict(config.timing), "collect": config.collect,
-        "repetition": config.repetition, "peaks": peaks, "recalibrate": config.recalibrate,
-        "max_memory_bytes": limits.max_memory_bytes, "sent_at": time.time(),
-    })
+        "repetition": config.repetition, "max_memory_bytes": limits.max_memory_bytes,
+        "recalibrate": config.recalibrate,
+    }
+
+
+def _set_env(env: dict[str, str | None]) -> None:
+    """Set (or, for None, unset) variables the caller saw but the forkserver may not have: the
+    forkserver's environment is the one it started with, and a Ray worker is told which GPU is
+    its own (``CUDA_VISIBLE_DEVICES``) anew for every task."""
+    import os
+
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _set_memory_cap(limit: int | None) -> None:
@@ -190,7 +205,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.time() - job.get("sent_at", time.time())
     spec = AdapterSpec(job["adapter"], job["adapter_options"])
     config = RunConfig(timing=TimingOptions(**job["timing"]), collect=job["collect"],
-                       repetition=job["repetition"], recalibrate=job["recalibrate"])
+                       repetition=job["repetition"], recalibrate=job.get("recalibrate", False))
     runner = Runner(config, Plan([case], [spec]), writer=None)
     for dtype, known in job["peaks"].items():
         runner._peaks[(spec.label, dtype)] = Peaks(**known) if isinstance(known, dict) else known
@@ -203,6 +218,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
         for collector in [*runner.collectors, *own]:
             collector.close()
+        info = adapter.info()
     finally:
         adapter.close()
     if isinstance(row.get("meta"), dict) and "phases_s" in row["meta"]:
@@ -216,7 +232,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         # this case.
         row["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         row["peak_rss_source"] = "ru_maxrss of the case's own worker process"
-    return {"row": row, "peaks": _peaks_json(runner._peaks)}
+    return {"row": row, "peaks": _peaks_json(runner._peaks), "info": info}
 
 
 def _out_of_memory(message: str) -> bool:
@@ -225,10 +241,32 @@ def _out_of_memory(message: str) -> bool:
                                    "cannot allocate memory", "std::bad_alloc"))
 
 
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the forkserver that forked it exits (Linux).
+
+    The forkserver exits when the process that owns it dies (the harness, or the Ray worker of
+    a cluster run, killed mid-case). An orphaned case would go on loading the machine while
+    the next case is timed there, so it must end with its owner."""
+    import ctypes
+    import os
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        if libc.prctl(1, signal.SIGKILL) != 0:  # 1 = PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):  # not Linux: nothing to set
+        return
+    if os.getppid() != parent:  # the forkserver died before the request took effect
+        os._exit(1)
+
+
 def worker_main(job_text: str, conn: Connection) -> None:
     """Entry point of a worker process: run the job, send the result back as JSON text."""
+    _die_with_parent()
     try:
         job = json.loads(job_text)
+        _set_env(job.get("env") or {})
         _set_memory_cap(job.get("max_memory_bytes"))
         result = run_job(job)
     except BaseException as exc:  # anything at all must reach the parent as a row
@@ -247,41 +285,53 @@ def run_isolated(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limit
     from harness.runner import Hooks, pending
 
     hooks = hooks or Hooks()
-    ctx = context(preload_for(plan))
+    context(preload_for(plan))  # the first call decides what the forkserver preloads
     rows = []
     for spec, cases in pending(plan, done or set(), config.repetition):
         peaks: dict[str, Any] = {}  # dtype → peaks or reason, learnt from this adapter's workers
         for index, case in cases:
             if hooks.on_start:
                 hooks.on_start(case, spec, index, len(plan))
-            # Peaks are calibrated in a worker of their own (their buffers would otherwise
-            # count in the case's peak RSS), once per adapter and dtype. The dtype is read from
-            # the parameters; a task whose dtype differs calibrates in its own worker instead.
-            dtype = str(case.params.get("dtype", "float32"))
-            cached = None if config.recalibrate or dtype in peaks else peak_cache.lookup(
-                spec.label, spec.options, dtype)
-            if cached is not None:  # this machine's calibration: no worker needed
-                peaks[dtype] = asdict(cached)
-            if dtype not in peaks:
-                job = json.dumps({"kind": "peaks", "adapter": spec.name,
-                                  "adapter_options": spec.options, "dtype": dtype,
-                                  "recalibrate": config.recalibrate})
-                found = _run_worker(ctx, job, limits)
-                peaks[dtype] = found.get("peaks", {}).get(
-                    dtype, f"peak calibration failed: {found.get('error', 'no result')}")
-            job = _job(config, plan, spec, case.suite, case.workload.name, case.params, peaks,
-                       limits)
-            result = _run_worker(ctx, job, limits)
-            if "row" in result:
-                row = result["row"]
-                peaks.update(result.get("peaks", {}))
-            else:
-                row = _error_row(case, spec, config, result["error"])
+            result = run_case_job(case_job(config, plan, spec, case, limits), limits, peaks)
+            row = result["row"] if "row" in result else _error_row(case, spec, config,
+                                                                    result["error"])
             writer.append(row)
             rows.append(row)
             if hooks.on_row:
                 hooks.on_row(row, index, len(plan))
     return rows
+
+
+def run_case_job(job: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> dict[str, Any]:
+    """Run one case (a :func:`case_job`) in a fresh worker of this machine's forkserver:
+    ``{"row": ..., "info": ...}`` or ``{"error": ...}`` when the worker died without a row.
+
+    ``peaks`` (dtype → peaks or the reason there are none) is this adapter's cache on this
+    machine, filled as workers learn them. Peaks are calibrated in a worker of their own (their
+    buffers would otherwise count in the case's peak RSS), once per adapter and dtype. The
+    dtype is read from the parameters; a task whose dtype differs calibrates in its own worker
+    instead.
+    """
+    ctx = context()
+    dtype = str(job["params"].get("dtype", "float32"))
+    recalibrate = bool(job.get("recalibrate"))
+    if dtype not in peaks and not recalibrate:
+        cached = peak_cache.lookup(AdapterSpec(job["adapter"], job["adapter_options"]).label,
+                                   job["adapter_options"], dtype)
+        if cached is not None:  # this machine's calibration: no worker needed
+            peaks[dtype] = asdict(cached)
+    if dtype not in peaks:
+        probe = json.dumps({"kind": "peaks", "adapter": job["adapter"],
+                            "adapter_options": job["adapter_options"], "dtype": dtype,
+                            "env": job.get("env"), "recalibrate": recalibrate})
+        found = _run_worker(ctx, probe, limits)
+        peaks[dtype] = found.get("peaks", {}).get(
+            dtype, f"peak calibration failed: {found.get('error', 'no result')}")
+    result = _run_worker(ctx, json.dumps({**job, "peaks": peaks, "sent_at": time.time()}),
+                         limits)
+    if "row" in result:
+        peaks.update(result.get("peaks", {}))
+    return result
 
 
 def _run_worker(ctx: ForkServerContext, job: str, limits: Limits) -> dict[str, Any]:
@@ -315,11 +365,15 @@ def _run_worker(ctx: ForkServerContext, job: str, limits: Limits) -> dict[str, A
             process.join(KILL_GRACE_S)
 
 
-def _error_row(case: Any, spec: AdapterSpec, config: RunConfig, message: str) -> dict[str, Any]:
+def _error_row(case: Any, spec: AdapterSpec, config: RunConfig, message: str,
+               host: str | None = None) -> dict[str, Any]:
+    """The row of a case whose worker ended without one; ``host``: where it ran (this one)."""
+    import socket
     from datetime import UTC, datetime
 
     return {"suite": case.suite, "workload": case.workload.name, "case_id": case.id,
             "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
-            "adapter_options": spec.options, "repetition": config.repetition,
+            "adapter_options": spec.options, "host": host or socket.gethostname(),
+            "repetition": config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "error", "correct": None, "message": message}

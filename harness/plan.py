@@ -54,8 +54,11 @@ def parse_adapter(text: str) -> AdapterSpec:
         raise PlanError(str(exc)) from None
 
 
-def select_adapters(specs: tuple[str, ...]) -> list[AdapterSpec]:
-    """The user's adapters (each must be available), or every available one except ``null``."""
+def select_adapters(specs: tuple[str, ...], here: bool = True) -> list[AdapterSpec]:
+    """The user's adapters (each must be available), or every available one except ``null``.
+
+    ``here=False`` (a cluster run): the adapters the user names need not be available on this
+    machine, only on the nodes that will run them; each node checks for itself."""
     if not specs:
         chosen = [AdapterSpec(name) for name in plugins.registered("harness.adapters")
                   if name != "null" and plugins.adapter_status(name)[0]]
@@ -65,7 +68,7 @@ def select_adapters(specs: tuple[str, ...]) -> list[AdapterSpec]:
     chosen = []
     for text in specs:
         spec = parse_adapter(text)
-        ok, reason = plugins.adapter_status(spec.name)
+        ok, reason = plugins.adapter_status(spec.name) if here else (True, "")
         if not ok:
             raise PlanError(f"adapter {spec.name!r} is not available here: {reason}")
         chosen.append(spec)
@@ -118,8 +121,9 @@ def select_cases(config: RunConfig, sources: dict[str, str] | None = None) -> li
     return cases
 
 
-def make_plan(config: RunConfig) -> Plan:
-    """Resolve the configuration into a plan, or raise :class:`PlanError` with one clear line."""
+def make_plan(config: RunConfig, here: bool = True) -> Plan:
+    """Resolve the configuration into a plan, or raise :class:`PlanError` with one clear line;
+    ``here``: whether the adapters must be available on this machine (not for a cluster)."""
     sources: dict[str, str] = {}
     cases = select_cases(config, sources)
-    return Plan(cases=cases, adapters=select_adapters(config.adapters), sources=sources)
+    return Plan(cases=cases, adapters=select_adapters(config.adapters, here), sources=sources)

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 SCHEMA = 1
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
+#: rows of cases that never returned (``lost``), moved aside when a run is resumed.
+LOST_FILE = "lost.jsonl"
 
 #: Every row carries these columns, in this order; units are in the names (SI).
 COLUMNS: tuple[str, ...] = (
     "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_label",
-    "adapter_options", "device", "repetition", "variant", "status", "message", "correct",
-    "output_varies", "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady",
+    "adapter_options", "device", "host", "repetition", "variant", "status", "message", "lost",
+    "correct", "output_varies", "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady",
     "sampling_s",
     "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
@@ -119,6 +121,59 @@ class RunWriter:
 
     def close(self) -> None:
         self._rows.close()
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, synced, then renamed."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def update_context(run: Path, updates: dict[str, Any]) -> None:
+    """Merge ``updates`` into a run's ``context.json`` (dict values one level deep), atomically.
+
+    A cluster run learns each host's context only when the host first reports back."""
+    context = read_context(Path(run))
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(context.get(key), dict):
+            context[key] = {**context[key], **value}
+        else:
+            context[key] = value
+    _replace(Path(run) / CONTEXT_FILE, json.dumps(_jsonable(context), indent=2) + "\n")
+
+
+def set_aside_lost(run: Path) -> int:
+    """Move the rows of lost cases from ``rows.jsonl`` to ``lost.jsonl``; how many moved.
+
+    A lost row is an error row of a case that never returned because its node or Ray worker
+    died (``lost`` is true): not a result of the case, so ``--resume`` runs it again. Moving
+    it keeps one row per case in the run, and ``lost.jsonl`` keeps the record of the loss. Call
+    before :meth:`RunWriter.reopen`: ``rows.jsonl`` is replaced by a new file.
+    """
+    path = Path(run) / ROWS_FILE
+    if not path.is_file():
+        return 0
+    kept: list[str] = []
+    lost: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None  # a torn row stays where it is: reopen() cuts it
+        (lost if isinstance(row, dict) and row.get("lost") is True else kept).append(line)
+    if not lost:
+        return 0
+    # The record of the loss is on disk before the row leaves rows.jsonl.
+    with open(Path(run) / LOST_FILE, "a", encoding="utf-8") as fh:
+        fh.writelines(line if line.endswith("\n") else line + "\n" for line in lost)
+        fh.flush()
+        os.fsync(fh.fileno())
+    _replace(path, "".join(kept))
+    return len(lost)
 
 
 def run_folders(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -187,7 +188,8 @@ class Runner:
             "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
             "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
             "adapter_options": dict(adapter.config),
-            "device": adapter.device, "repetition": self.config.repetition,
+            "device": adapter.device, "host": socket.gethostname(),
+            "repetition": self.config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "ok", "message": "", "correct": None,
         }

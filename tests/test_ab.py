@@ -139,7 +139,9 @@ def test_harness_ab_flags_the_changed_workload_alone(tmp_path: Path,
     assert result.returncode == 1, result.stdout + result.stderr
     verdicts = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()
                 if line.startswith("demo/")}
-    assert verdicts == {"demo/loop[n=5000]": "slower", "demo/steady[n=5000]": "same"}
+    assert verdicts["demo/loop[n=5000]"] == "slower"
+    # Not flagged; at the default 2% threshold, 3 × 0.1 s may not be enough to call it "same".
+    assert verdicts["demo/steady[n=5000]"] in ("same", "inconclusive")
 
 
 def test_an_a_b_pair_gives_two_measured_rows_with_reasons_for_what_it_skips() -> None:

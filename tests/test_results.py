@@ -12,12 +12,16 @@ import pytest
 import harness
 from harness.results import (
     COLUMNS,
+    LOST_FILE,
     ROWS_FILE,
     ResultsError,
     RunWriter,
     export,
     new_run_id,
     read_context,
+    read_rows,
+    set_aside_lost,
+    update_context,
 )
 
 
@@ -145,3 +149,31 @@ def test_rows_without_params_load_beside_rows_with_them(tmp_path: Path) -> None:
     (run / ROWS_FILE).write_text('{}\n{"params": {}}\n')  # found by hypothesis
     frame = harness.load(run)
     assert len(frame) == 2 and pd.isna(frame.params[0]) and frame.params[1] == "{}"
+
+
+def test_lost_rows_move_aside_and_everything_else_stays(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {"host": "box"})
+    writer.append(row("a", 1e-3, host="box"))
+    writer.append({**row("b", None, host="gpu-box"), "status": "error", "lost": True,
+                   "message": "lost: node gpu-box (Ray node 1234abcd, 10.0.0.2) was lost"})
+    writer.append(row("c", 2e-3, host="box"))
+    writer.close()
+    assert set_aside_lost(writer.path) == 1
+    assert [r["case_id"] for r in read_rows(writer.path)] == ["a", "c"]
+    (moved,) = (json.loads(line) for line in (writer.path / LOST_FILE).read_text().splitlines())
+    assert moved["case_id"] == "b" and moved["message"].startswith("lost: node gpu-box")
+    assert set_aside_lost(writer.path) == 0  # nothing left to move; the record stays
+    assert len((writer.path / LOST_FILE).read_text().splitlines()) == 1
+    frame = harness.load(writer.path)
+    assert list(frame.host) == ["box", "box"] and frame.lost.isna().all()
+
+
+def test_context_updates_merge_one_level_deep(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {"host": "box", "hosts": {"n1": {"host": "a"}}})
+    writer.close()
+    update_context(writer.path, {"hosts": {"n2": {"host": "b"}}, "adapters": {"cpu": {}}})
+    context = read_context(writer.path)
+    assert context["hosts"] == {"n1": {"host": "a"}, "n2": {"host": "b"}}
+    assert context["adapters"] == {"cpu": {}} and context["host"] == "box"
+    assert context["run_id"] == writer.run_id
+    assert not list(writer.path.glob("*.tmp"))

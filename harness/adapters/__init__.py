@@ -52,6 +52,10 @@ class Adapter(ABC):
     name: ClassVar[str]
     #: option name → default value; the default's type is the option's type.
     options: ClassVar[Mapping[str, ParamValue | None]] = {}
+    #: Ray resources one case needs on a cluster node besides its share of the node's CPUs
+    #: (``harness run --cluster``): ``GPU`` for one whole GPU, custom ones (``TPU``, ``fpga``)
+    #: that cluster owners give the nodes holding that hardware. Empty: any node will do.
+    cluster_resources: ClassVar[Mapping[str, float]] = {}
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
     #: modules a case on this adapter imports, which per-case worker processes can import once

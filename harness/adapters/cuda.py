@@ -212,6 +212,7 @@ class CudaAdapter(Adapter):
 
     name: ClassVar[str] = "cuda"
     preload: ClassVar[tuple[str, ...]] = ("torch",)
+    cluster_resources: ClassVar[dict[str, float]] = {"GPU": 1}
     options: ClassVar[dict[str, ParamValue | None]] = {"device": 0, "graphs": False}
 
     def __init__(self, **options: Any) -> None:

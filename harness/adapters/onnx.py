@@ -696,6 +696,7 @@ class FpgaAdapter(OnnxAdapter):
 
     name: ClassVar[str] = "fpga"
     preload: ClassVar[tuple[str, ...]] = ONNX_PRELOAD
+    cluster_resources: ClassVar[dict[str, float]] = {"fpga": 1}
     options: ClassVar[dict[str, ParamValue | None]] = {
         "provider": VITIS_AI_PROVIDER, "config_file": "", "bdf": "", "cache_dir": "",
     }

@@ -553,6 +553,7 @@ class TpuAdapter(XlaAdapter):
 
     name: ClassVar[str] = "tpu"
     preload: ClassVar[tuple[str, ...]] = ("torch", "jax")
+    cluster_resources: ClassVar[dict[str, float]] = {"TPU": 1}
     platform: ClassVar[str] = "tpu"
     install: ClassVar[str] = TPU_INSTALL
 

@@ -443,12 +443,29 @@ def _environment(context: dict[str, Any]) -> tuple[tuple[str, str], ...]:
              ("working directory", c.get("cwd")),
              ("packages", ", ".join(f"{k} {v}" for k, v in packages.items())),
              ("environment variables", _text(c["env"]) if c.get("env") else None),
-             ("configuration", _text(c["config"]) if c.get("config") else None)]
+             ("configuration", _text(c["config"]) if c.get("config") else None),
+             ("cluster hosts", _hosts(c["hosts"]) if c.get("hosts") else None)]
     known = {"run_id", "host", "os", "cpu_model", "cpu_physical_cores", "cpu_logical_cores",
              "cpu_affinity", "memory_bytes", "python", "python_implementation", "packages",
-             "git_sha", "command", "started_at", "cwd", "env", "config", "adapters", "schema"}
+             "git_sha", "command", "started_at", "cwd", "env", "config", "adapters", "schema",
+             "hosts"}
     pairs += [(key, _text(value)) for key, value in c.items() if key not in known]
     return tuple((name, str(value)) for name, value in pairs if value not in (None, ""))
+
+
+def _hosts(hosts: Any) -> str:
+    """A cluster run's hosts in one line each: name, CPU, cores, memory (``context["hosts"]``,
+    keyed by Ray node id)."""
+    if not isinstance(hosts, dict):
+        return _text(hosts)
+    lines = []
+    for node, h in hosts.items():
+        if not isinstance(h, dict):
+            continue
+        lines.append(f"{h.get('host', units.DASH)} (Ray node {str(node)[:8]}): "
+                     f"{h.get('cpu_model', units.DASH)}, {h.get('cpu_logical_cores', units.DASH)}"
+                     f" logical cores, {units.size(h.get('memory_bytes'))}")
+    return "; ".join(lines)
 
 
 def _adapters(contexts: dict[str, dict[str, Any]], order: list[str]) -> tuple[tuple[str, str], ...]:
