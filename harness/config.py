@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.scenarios.options import LoadOptions
+
 Preset = Literal["quick", "full"]
 PRESETS: tuple[Preset, ...] = ("quick", "full")
 
@@ -84,6 +86,8 @@ class RunConfig:
     repeat: int = 1
     #: which repetition this process runs (set for the worker processes of ``--repeat``).
     repetition: int = 0
+    #: a load scenario (``--scenario``) instead of the timing loop; None: the timing loop.
+    load: LoadOptions | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:

@@ -152,6 +152,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from harness.ab import run_pair_job
 
         return run_pair_job(job)
+    if job.get("kind") == "load":
+        from harness.scenarios.case import run_load_job
+
+        return run_load_job(job)
     suite = plugins.load_suite(job["suite"])
     case = Case(suite=suite.name, workload=suite.workloads[job["workload"]],
                 params=job["params"])
