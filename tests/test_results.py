@@ -13,6 +13,7 @@ import harness
 from harness.results import (
     COLUMNS,
     ROWS_FILE,
+    SCHEMA,
     ResultsError,
     RunWriter,
     export,
@@ -50,7 +51,7 @@ def test_round_trip_keeps_values_and_turns_missing_into_nan(tmp_path: Path) -> N
     assert json.loads(frame.missing[0]) == {"energy_j": "no RAPL"}
     assert frame.samples_s[0] == [1e-3, 2e-3]
     assert frame.param_n.tolist() == [1, 1]
-    assert (frame.schema == 1).all()
+    assert (frame.schema == SCHEMA).all()
     assert (frame.run_id == run.name).all()
 
 
@@ -129,7 +130,7 @@ def test_rows_from_a_newer_schema_are_a_clear_error(tmp_path: Path) -> None:
     newer = {**json.loads((run / ROWS_FILE).read_text()), "schema": 99}
     (run / ROWS_FILE).write_text(json.dumps(newer) + "\n")
     with pytest.raises(ResultsError, match="results schema 99; this harness reads up to "
-                                           "schema 1: upgrade it"):
+                                           f"schema {SCHEMA}: upgrade it"):
         harness.load(run)
 
 
@@ -145,3 +146,15 @@ def test_rows_without_params_load_beside_rows_with_them(tmp_path: Path) -> None:
     (run / ROWS_FILE).write_text('{}\n{"params": {}}\n')  # found by hypothesis
     frame = harness.load(run)
     assert len(frame) == 2 and pd.isna(frame.params[0]) and frame.params[1] == "{}"
+
+
+def test_schema_1_rows_load_with_the_load_columns_empty(tmp_path: Path) -> None:
+    # A row written before the load scenarios (schema 1) is a timing-loop row: it loads, with
+    # every load column missing.
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    old = {k: v for k, v in json.loads((run / ROWS_FILE).read_text()).items()
+           if k not in ("scenario", "qps", "peak_qps")}
+    (run / ROWS_FILE).write_text(json.dumps({**old, "schema": 1}) + "\n")
+    frame = harness.load(run)
+    assert frame.schema.tolist() == [1]
+    assert frame.scenario.isna().all() and frame.qps.isna().all()

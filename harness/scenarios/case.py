@@ -217,7 +217,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
         return {**row, "status": "error", "correct": None,
                 "message": f"{stage} failed: {_error_text(exc)}"}
     meta = values.pop("meta")
-    row.update(values)
+    row.update(values)  # the offered qps stays the one this run was given (a peak probe's)
     missing.update(found_missing)
     row.update(items=task.items,
                flops=NAN if task.flops is None else float(task.flops),

@@ -49,7 +49,6 @@ def figures(trace: Trace, options: LoadOptions, items: int
         "dropped_queries": int(trace.dropped.sum()), "max_batch": options.max_batch,
         "mean_batch": float(np.mean(trace.batches)) if trace.batches else NAN,
         "sampling_s": duration, "loops": 1,
-        "qps": options.qps if scenario == "server" else NAN,
         "batch_timeout_s": options.batch_timeout_s if scenario == "server" else NAN,
         "latency_bound_s": NAN if bound is None else bound,
         "achieved_qps": completed / duration if duration > 0 else NAN,

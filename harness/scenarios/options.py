@@ -30,9 +30,10 @@ Rule = Literal["harness", "quick", "loadgen"]
 
 #: The latency percentile each scenario is judged by (LoadGen's ``target_latency_percentile``).
 PERCENTILE: dict[str, float] = {"single-stream": 0.90, "server": 0.99, "multi-stream": 0.99}
-#: Generator lag allowed (p99 of how late queries were issued): the larger of 1 ms and this
+#: Generator lag allowed (p99 of how late arrivals were noticed): the larger of 1 ms and this
 #: fraction of the latency bound. Latency always counts from the *scheduled* time, so lag cannot
-#: hide queueing; but a late generator issues in bursts, which is not the load that was asked for.
+#: hide queueing; it can only add the harness's own lateness to a query's latency, and beyond
+#: this tolerance that addition is too large to call the figures the system's own.
 LAG_FLOOR_S = 1e-3
 LAG_FRACTION = 0.05
 
