@@ -283,4 +283,4 @@ def _error_row(case: Any, spec: AdapterSpec, config: RunConfig, message: str) ->
             "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
             "adapter_options": spec.options, "repetition": config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "error", "correct": None, "message": message}
+            "status": "error", "correct": None, "message": message, "scenario": "loop"}

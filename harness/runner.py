@@ -181,7 +181,7 @@ class Runner:
             "adapter_options": dict(adapter.config),
             "device": adapter.device, "repetition": self.config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "ok", "message": "", "correct": None,
+            "status": "ok", "message": "", "correct": None, "scenario": "loop",
         }
         missing: dict[str, str] = {}
         stage = "build"

@@ -138,7 +138,8 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
                      "each case and adapter; the trend charts show every run.")
     charts: list[Plot] = []
     if plots:
-        charts = _charts(loop, load_report.split(every)[0], contexts, reference)
+        if loop or not under_load:  # a load-only report shows no empty timing charts
+            charts = _charts(loop, load_report.split(every)[0], contexts, reference)
         if under_load:
             charts += load_report.curves(under_load)
     load_tables = load_report.tables(under_load)

@@ -125,7 +125,9 @@ def _warning(warning: ReportWarning) -> str:
 def _results(report: Report) -> list[str]:
     out = ['<h2 id="results">Results</h2>']
     if not report.tables:
-        return [*out, "<p>No results in these runs.</p>"]
+        what = ("No timing-loop results in these runs: the load scenarios are under "
+                "<a href=\"#load\">Under load</a>." if report.load else "No results in these runs.")
+        return [*out, f"<p>{what}</p>"]
     out.append('<p class="note">Median with the half-width of its distribution-free 95% '
                "confidence interval; p99 marked * from fewer than 662 samples (low confidence); "
                "peak memory is the process's resident set (and the device's where there is one). "

@@ -120,11 +120,15 @@ def peak_table(rows: Sequence[Row]) -> PlainTable | None:
         meta = row.get("meta") or {}
         above = meta.get("above_peak_qps")
         peak = row.get("peak_qps")
+        probes = meta.get("probes") or []
+        why = next((str(p.get("why") or "") for p in probes
+                    if above is not None and p.get("qps") == above), "")
         lines.append((str(row.get("label") or row["case_id"]), str(row["adapter"]),
                       units.seconds(row.get("latency_bound_s")),
                       _qps(peak) if not _missing(peak) else f"none: {row.get('message')}",
-                      _qps(above) if above is not None else units.DASH,
-                      str(len(meta.get("probes") or []))))
+                      (_qps(above) + (f" ({why})" if why else "")) if above is not None
+                      else units.DASH,
+                      str(len(probes))))
     return PlainTable("Peak QPS within the latency bound", PEAK_HEADER, tuple(lines),
                       "The highest offered QPS (on a grid of steps of 20%) whose p99 met the "
                       "bound in a valid server run; the next grid step, 20% higher, missed it.")
@@ -142,7 +146,8 @@ def text(rows: Sequence[Row]) -> str:
         out.append(peaks.title)
         out.extend("  " + line for line in grid([peaks.header, *peaks.rows]))
         out.append("")
-    if out:
+    if any(row.get("p99_low_confidence") and not _missing(row.get("latency_p99_s"))
+           for row in rows):
         out.append("* p99 from fewer than 662 queries: low confidence")
     return "\n".join(out).rstrip()
 

@@ -77,7 +77,9 @@ def _warning(warning: ReportWarning) -> str:
 def _results(report: Report) -> list[str]:
     out = ["## Results", ""]
     if not report.tables:
-        return [*out, "No results in these runs.", ""]
+        what = ("No timing-loop results in these runs: the load scenarios are under "
+                "Under load." if report.load else "No results in these runs.")
+        return [*out, what, ""]
     out += ["Median ± the half-width of its 95% confidence interval; p99 marked \\* from fewer "
             "than 662 samples (low confidence).", ""]
     suite = None

@@ -12,6 +12,7 @@ a ``batch`` parameter cannot batch: it is served one query per call and the row 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import statistics
 import time
@@ -23,7 +24,7 @@ from harness.config import TimingOptions
 from harness.plan import AdapterSpec
 from harness.scenarios import serve
 from harness.scenarios.figures import NAN, figures
-from harness.scenarios.options import LoadOptions
+from harness.scenarios.options import LoadOptions, Minimums
 from harness.scenarios.schedule import poisson_offsets, server_count
 from harness.timer import Timer
 from harness.workload import Case, Skip, Task
@@ -175,6 +176,20 @@ def run_scenario(batches: Batches, options: LoadOptions, qps: float | None,
     m = options.minimums
     if options.scenario == "offline":
         count = _offline_count(batches, options)
+    # A full collection now, and everything built so far (the model's many objects) moved out
+    # of the collector's reach: otherwise a full collection can land inside the run, scanning
+    # the whole model for milliseconds, in a call or while an arrival waits.
+    gc.collect()
+    gc.freeze()
+    try:
+        return _scenario(batches, options, qps, m, count if options.scenario == "offline" else 0,
+                         clock, sleep)
+    finally:
+        gc.unfreeze()
+
+
+def _scenario(batches: Batches, options: LoadOptions, qps: float | None, m: Minimums,
+              count: int, clock: serve.Clock, sleep: serve.Sleep) -> serve.Trace:
     with batches.adapter.running():
         if options.scenario == "single-stream":
             return serve.single_stream(batches.serve, m, clock)

@@ -95,11 +95,13 @@ class LoadDriver:
         """``--find-peak``: server runs on the QPS grid (each one a probe row), then one
         ``result`` row naming the peak and the run 20% above it that missed the bound."""
         failures: list[str] = []
+        why: dict[float, str] = {}
 
         def probe(qps: float) -> bool:
             row = self.probe(case, spec, adapter, qps, {"peak_search": "probe"})
             if row["status"] != "ok":
                 failures.append(str(row.get("message") or row["status"]))
+            why[qps] = _verdict(row)
             return bool(row.get("meets_bound"))
 
         start = self.options.qps or DEFAULT_START_QPS
@@ -108,12 +110,14 @@ class LoadDriver:
         row = base_row(case, spec, self.options, found.peak_qps, self.config.repetition,
                        spec.options, spec.name)
         row.update(peak_search="result", peak_qps=found.peak_qps,
-                   meta={"probes": [{"qps": q, "meets_bound": m} for q, m in found.probes],
+                   meta={"probes": [{"qps": q, "meets_bound": m, "why": why.get(q, "")}
+                                    for q, m in found.probes],
                          "above_peak_qps": found.above_qps, "start_qps": start})
         if found.peak_qps is not None and found.above_qps is not None:
             row["message"] = (f"peak {found.peak_qps:.4g} QPS: the highest offered load whose "
                               f"p99 met the {bound * 1e3:g} ms bound in a valid run; "
-                              f"{found.above_qps:.4g} QPS (+20%) missed it")
+                              f"{found.above_qps:.4g} QPS (+20%) missed it: "
+                              f"{why.get(found.above_qps, '')}")
         else:
             row["message"] = found.note
             if found.peak_qps is None:
@@ -123,3 +127,18 @@ class LoadDriver:
             row["message"] = f"{found.note}; a run failed: {failures[0]}"
         self._write(row)
         return row
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    """Why a probe met the bound or not, in a few words."""
+    if row.get("status") != "ok":
+        return f"{row.get('status')}: {str(row.get('message') or '')[:120]}"
+    p99, bound = row.get("latency_p99_s"), row.get("latency_bound_s")
+    figure = f"p99 {p99 * 1e3:.3g} ms" if isinstance(p99, float) else "no p99"
+    if row.get("meets_bound"):
+        return f"{figure} within the bound"
+    if not row.get("load_valid"):
+        reason = next((part for part in str(row.get("message") or "").split("; ")
+                       if part.startswith("invalid:")), "the run was not valid")
+        return f"{figure}, but {reason}"
+    return f"{figure} over the {float(bound or 0) * 1e3:g} ms bound"

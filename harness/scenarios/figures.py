@@ -95,7 +95,7 @@ def figures(trace: Trace, options: LoadOptions, items: int
         meta.update(groups=len(trace.groups), group_size=options.group_size)
     row["meta"] = meta
     _validity(row, notes, trace, options)
-    _loadgen(row, notes, trace, options, meta)
+    _loadgen(row, notes, trace, options, meta, items)
     return row, missing, notes
 
 
@@ -165,7 +165,7 @@ def _validity(row: dict[str, Any], notes: list[str], trace: Trace, options: Load
 
 
 def _loadgen(row: dict[str, Any], notes: list[str], trace: Trace, options: LoadOptions,
-             meta: dict[str, Any]) -> None:
+             meta: dict[str, Any], items: int) -> None:
     """Whether the run would be VALID by LoadGen's rules (its minimums, early stopping and, for
     server, the bound at p99); the first reason it is not goes to the notes."""
     scenario = options.scenario
@@ -181,6 +181,8 @@ def _loadgen(row: dict[str, Any], notes: list[str], trace: Trace, options: LoadO
     if span < need.duration_s:
         reasons.append(f"ran {span:.3g} s of LoadGen's {need.duration_s:g} s minimum")
     count = len(trace.groups) if scenario == "multi-stream" else len(trace.scheduled_ns)
+    if scenario == "offline":
+        count *= items  # LoadGen counts offline samples; a query here is `items` of them
     if count < need.queries:
         unit = {"offline": "samples", "multi-stream": "groups"}.get(scenario, "queries")
         reasons.append(f"{count} {unit} of its {need.queries} minimum")

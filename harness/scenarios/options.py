@@ -110,6 +110,9 @@ class LoadOptions:
             raise OptionsError("--find-peak needs --latency-bound-ms")
         if isinstance(self.max_batch, bool) or self.max_batch < 1:
             raise OptionsError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if self.max_batch > 1 and self.scenario == "single-stream":
+            raise OptionsError("--max-batch does not apply to --scenario single-stream "
+                               "(one query at a time)")
         if not (math.isfinite(self.batch_timeout_s) and self.batch_timeout_s >= 0):
             raise OptionsError("--batch-timeout-ms must be zero or a positive number")
         if self.batch_timeout_s and not server:

@@ -61,8 +61,9 @@ def test_server_run_end_to_end_writes_rows_that_load(tmp_path: Path) -> None:
 def test_each_closed_scenario_runs_inline(tmp_path: Path) -> None:
     rows = {}
     for scenario in ("single-stream", "offline", "multi-stream"):
+        batch = [] if scenario == "single-stream" else ["--max-batch", "2"]
         status = main(["run", "-s", SERVICE, "-w", "service", "-p", "ms=1", "--scenario",
-                       scenario, "--max-batch", "2", "--duration", "0.3", "--quick", "-a",
+                       scenario, *batch, "--duration", "0.3", "--quick", "-a",
                        "cpu:threads=1", "--no-isolate", "--out", str(tmp_path / scenario)])
         assert status == 0
         (rows[scenario],) = harness.load(only_run(tmp_path / scenario)).to_dict("records")
@@ -103,3 +104,17 @@ def test_bert_tiny_under_server_load(tmp_path: Path) -> None:
     (row,) = harness.load(only_run(tmp_path)).itertuples()
     assert row.status == "ok" and row.correct and row.scenario == "server"
     assert row.latency_p99_s > 0 and 0 <= row.over_bound_fraction <= 1
+
+
+def test_a_resumed_load_run_keeps_its_scenario(tmp_path: Path) -> None:
+    args = ["run", "-s", SERVICE, "-w", "service", "-p", "ms=1,2", "--scenario", "server",
+            "--qps", "50", "--quick", "--duration", "0.2", "-a", "cpu:threads=1",
+            "--no-isolate", "--out", str(tmp_path)]
+    assert main(args) == 0
+    run = only_run(tmp_path)
+    rows = (run / "rows.jsonl").read_text().splitlines()
+    (run / "rows.jsonl").write_text(rows[0] + "\n")  # as if killed after the first case
+    assert main(["run", "--resume", str(run), "--no-isolate"]) == 0
+    frame = harness.load(run)
+    assert len(frame) == 2 and (frame.scenario == "server").all() and (frame.qps == 50).all()
+    assert main(["run", "--resume", str(run), "--scenario", "offline"]) == 2

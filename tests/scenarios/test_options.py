@@ -21,6 +21,7 @@ from harness.scenarios.options import LoadOptions, OptionsError
     ({"scenario": "offline", "latency_bound_s": 0.1}, "does not apply to --scenario offline"),
     ({"scenario": "server", "qps": 5.0, "max_queue": 0}, "--max-queue must be at least 1"),
     ({"scenario": "multi-stream", "group_size": 0}, "--group-size must be at least 1"),
+    ({"scenario": "single-stream", "max_batch": 2}, "does not apply to --scenario single-stream"),
     ({"scenario": "single-stream", "duration_s": -1.0}, "--duration must be a positive"),
     ({"scenario": "single-stream", "rule": "loadgen", "duration_s": 60.0},
      "cannot shorten LoadGen's 600 s"),
