@@ -1,8 +1,5 @@
-"""A suite for the scenario tests: a service with a known, fixed time per call (any batch).
-
-``stall_ms`` makes the first ``stall_calls`` calls after the build take that long instead, to
-play a server that stalls. The sleep releases the GIL, as a framework's kernels do.
-"""
+"""A suite for the scenario tests: a service with a known, fixed time per call (any batch),
+and one without a batch parameter. The sleep releases the GIL, as a framework's kernels do."""
 
 from __future__ import annotations
 
@@ -28,17 +25,12 @@ def echo_check(expected: int):  # type: ignore[no-untyped-def]
     return check
 
 
-@workload(params={"ms": [2.0], "batch": [1], "stall_ms": [0.0], "stall_calls": [0]},
-          validate={"batch": at_least(1)})
-def service(ms: float, batch: int, stall_ms: float, stall_calls: int) -> Task:
+@workload(params={"ms": [2.0], "batch": [1]}, validate={"batch": at_least(1)})
+def service(ms: float, batch: int) -> Task:
     """A fixed service time per call, whatever the batch; returns the batch size."""
-    calls = [0]
 
     def serve(n: int) -> int:
-        calls[0] += 1
-        # The build's first call and the warm-up come before the load run: count the stall
-        # from the first call only when asked (stall_calls counts every call after the build).
-        hold((stall_ms if calls[0] <= stall_calls else ms) / 1e3)
+        hold(ms / 1e3)
         return n
 
     return Task(fn=serve, inputs=(batch,), items=batch, check=echo_check(batch),

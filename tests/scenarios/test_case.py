@@ -36,7 +36,7 @@ class FakeAdapter(Adapter):
 
 
 def case(workload: Any = service.service, **params: Any) -> Case:
-    defaults = {"ms": 1.0, "batch": 1, "stall_ms": 0.0, "stall_calls": 0}
+    defaults = {"ms": 1.0, "batch": 1}
     full = {k: params.get(k, v) for k, v in defaults.items() if k in workload.params}
     return Case("service", workload, full)
 
@@ -70,7 +70,7 @@ def test_mean_wait_matches_the_md1_queue_in_real_time(rho: float) -> None:
     d = 10e-3
     qps = rho / d
     adapter = FakeAdapter()
-    task = service.service.build(ms=d * 1e3, batch=1, stall_ms=0.0, stall_calls=0)
+    task = service.service.build(ms=d * 1e3, batch=1)
     batches = Batches(adapter, {1: adapter.prepare(task)})
     options = LoadOptions("server", qps=qps, rule="quick", duration_s=5.0 if rho < 0.6 else 6.0,
                           seed=11)
