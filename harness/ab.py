@@ -61,6 +61,7 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
         "device": adapter.device, "repetition": config.repetition, "variant": variant,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "status": "ok",
         "message": "", "correct": None, "meta": {"source_suite": case.suite},
+        "scenario": "loop",
     } for variant, case in zip(VARIANTS, pair, strict=True)]
     stage = "build"
     try:

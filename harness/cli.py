@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import plugins
 from harness.config import ConfigError, RunConfig, TimingOptions, load_plan
+from harness.scenarios import SCENARIOS
 from harness.workload import format_value
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run workloads on adapters and store the results")
     preset = run.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
-                        help="each workload's quick preset (the default)")
+                        help="each workload's quick preset (the default); with --scenario, "
+                             "also a short smoke test of the scenario")
     preset.add_argument("--full", dest="preset", action="store_const", const="full",
                         help="each workload's full parameter grid")
     run.add_argument("-s", "--suite", action="append", default=[], metavar="SUITE",
@@ -99,6 +101,34 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="measure the adapters' peaks even where this machine has them cached")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
+    load = run.add_argument_group(
+        "load scenarios", "latency under load, as MLPerf LoadGen's scenarios define it (see "
+        "README, Load scenarios); with --scenario, --quick also makes the run a short smoke test")
+    load.add_argument("--scenario", choices=SCENARIOS, metavar="{" + ",".join(SCENARIOS) + "}",
+                      help="loop (the default): the calibrated timing loop; single-stream, "
+                           "offline, server or multi-stream: a load scenario")
+    load.add_argument("--qps", type=float, metavar="QPS",
+                      help="server: offered queries per second, Poisson arrivals (with "
+                           "--find-peak: where the search starts)")
+    load.add_argument("--max-batch", type=int, metavar="N",
+                      help="serve up to N queries in one call (default 1: batching off)")
+    load.add_argument("--batch-timeout-ms", type=float, metavar="MS",
+                      help="server: how long a batch may wait to fill (default 0)")
+    load.add_argument("--latency-bound-ms", type=float, metavar="MS",
+                      help="the latency each query should meet; the fraction over it is reported")
+    load.add_argument("--max-queue", type=int, metavar="N",
+                      help="server: queries that may wait; more are dropped and counted "
+                           "(default 1024)")
+    load.add_argument("--group-size", type=int, metavar="N",
+                      help="multi-stream: queries issued together (default 8)")
+    load.add_argument("--seed", type=int, metavar="N",
+                      help="server: seed of the Poisson schedule (default 0)")
+    load.add_argument("--duration", type=float, metavar="S",
+                      help="minimum length of a scenario run (default 10 s)")
+    load.add_argument("--loadgen-minimums", action="store_true",
+                      help="run as long as MLPerf LoadGen requires (600 s and its query counts)")
+    load.add_argument("--find-peak", action="store_true",
+                      help="server: find the highest QPS whose p99 meets --latency-bound-ms")
 
     rep = sub.add_parser("report", help="write an HTML or Markdown report of runs")
     rep.add_argument("runs", nargs="+", type=Path, help="run folders or results directories")
@@ -244,7 +274,50 @@ def _config(args: argparse.Namespace) -> RunConfig:
             overrides["max_time_s"] = overrides["min_time_s"]
         timing = TimingOptions(**{**timing.__dict__, **overrides})
     kwargs["timing"] = timing
+    kwargs["load"] = _load_options(args)
+    if kwargs["load"] is not None and overrides:
+        flag = {"min_time_s": "--min-time", "max_time_s": "--max-time",
+                "min_samples": "--min-samples", "precision": "--precision"}[next(iter(overrides))]
+        raise UsageError(f"{flag} sets the timing loop; a load scenario runs for --duration")
     return RunConfig(**kwargs)
+
+
+#: Load-scenario flags: argparse destination → the flag as written.
+LOAD_FLAGS = {"qps": "--qps", "max_batch": "--max-batch", "batch_timeout_ms": "--batch-timeout-ms",
+              "latency_bound_ms": "--latency-bound-ms", "max_queue": "--max-queue",
+              "group_size": "--group-size", "seed": "--seed", "duration": "--duration",
+              "loadgen_minimums": "--loadgen-minimums", "find_peak": "--find-peak"}
+
+
+def _load_options(args: argparse.Namespace) -> Any:
+    """The load scenario's options, or None for the timing loop; bad values are one line."""
+    from harness.scenarios.options import LoadOptions, OptionsError, Rule
+
+    given = [flag for dest, flag in LOAD_FLAGS.items()
+             if getattr(args, dest) not in (None, False)]
+    if args.scenario in (None, "loop"):
+        if given:
+            which = "--scenario server" if given[0] in ("--qps", "--batch-timeout-ms",
+                                                        "--find-peak", "--max-queue",
+                                                        "--seed") else "a load --scenario"
+            raise UsageError(f"{given[0]} applies only to {which}")
+        return None
+    if args.loadgen_minimums and args.preset == "quick":
+        raise UsageError("--quick (a smoke test) and --loadgen-minimums contradict each other: "
+                         "choose one")
+    rule: Rule = ("loadgen" if args.loadgen_minimums else
+                  "quick" if args.preset == "quick" else "harness")
+    values: dict[str, Any] = {
+        "qps": args.qps, "max_batch": args.max_batch, "max_queue": args.max_queue,
+        "group_size": args.group_size, "seed": args.seed, "duration_s": args.duration,
+        "batch_timeout_s": None if args.batch_timeout_ms is None else args.batch_timeout_ms / 1e3,
+        "latency_bound_s": (None if args.latency_bound_ms is None
+                            else args.latency_bound_ms / 1e3)}
+    try:
+        return LoadOptions(scenario=args.scenario, rule=rule, find_peak=args.find_peak,
+                           **{k: v for k, v in values.items() if v is not None})
+    except OptionsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -272,14 +345,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 SELECTION_FLAGS = ("suite", "workload", "adapter", "param", "plan", "preset", "repeat",
-                   "min_time", "max_time", "min_samples", "precision", "no_collect")
+                   "min_time", "max_time", "min_samples", "precision", "no_collect", "scenario",
+                   *LOAD_FLAGS)
 
 
 def _resumed(args: argparse.Namespace) -> tuple[RunConfig, Path]:
     """The configuration stored in the run folder being resumed."""
     from harness.results import ResultsError, read_context
+    from harness.scenarios.options import LoadOptions
 
-    given = [f"--{f.replace('_', '-')}" for f in SELECTION_FLAGS if getattr(args, f)]
+    given = [f"--{f.replace('_', '-')}" for f in SELECTION_FLAGS
+             if getattr(args, f) not in (None, False, [], ())]
     if given:
         raise UsageError(f"--resume takes the selection from the run folder; drop {given[0]}")
     run = Path(args.resume)
@@ -297,7 +373,8 @@ def _resumed(args: argparse.Namespace) -> tuple[RunConfig, Path]:
             preset=stored.get("preset", "quick"), out=run.parent,
             timing=TimingOptions(**(stored.get("timing") or {})),
             collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)),
-            recalibrate=args.recalibrate)
+            recalibrate=args.recalibrate,
+            load=LoadOptions(**stored["load"]) if stored.get("load") else None)
     except (TypeError, ValueError, ResultsError) as exc:
         raise UsageError(f"--resume {run}: its stored configuration is not valid: {exc}") from None
     return config, run
@@ -349,6 +426,9 @@ def _cluster_resources(args: argparse.Namespace, resumed: Path | None) -> Any:
     if not args.isolate:
         raise UsageError("--cluster runs each case in its own worker process on its node; "
                          "drop --no-isolate")
+    if args.scenario not in (None, "loop"):
+        raise UsageError("--scenario runs on this machine; a cluster run times the loop only "
+                         "(drop --cluster or --scenario)")
     if args.into is not None:
         raise UsageError("--cluster cannot be used with --into")
     if args.resources or resumed is None:
@@ -399,6 +479,7 @@ def _run_command(args: argparse.Namespace, config: RunConfig, resumed: Path | No
             "params": config.params, "adapters": [s.label for s in plan.adapters],
             "timing": config.timing.__dict__, "collect": config.collect,
             "repeat": config.repeat, "isolate": args.isolate,
+            "load": None if config.load is None else dataclasses.asdict(config.load),
         }
         if overrides is None:
             adapters = _adapters(plan)
@@ -466,6 +547,13 @@ def _run_plan(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], 
             from harness.cluster import run_cluster
 
             rows = run_cluster(config, plan, writer, limits, cluster, hooks, done)
+        elif config.load is not None:
+            from harness.scenarios.driver import LoadDriver
+
+            if not isolate:
+                adapters = _adapters(plan)
+            driver = LoadDriver(config, plan, writer, config.load, isolate, limits, hooks)
+            rows = driver.run(done, adapters if not isolate else None)
         elif isolate:
             rows = run_isolated(config, plan, writer, limits, hooks, done)
         else:

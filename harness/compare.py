@@ -147,8 +147,14 @@ def _median(values: Sequence[float]) -> float:
 
 def sides(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], Side]:
     """Group a run's rows by (suite, case, adapter): each repetition's samples and side figures."""
+    from harness.scenarios import is_load_row
+
     out: dict[tuple[str, str, str], Side] = {}
     for row in rows:
+        if is_load_row(row):
+            # Latencies under load (queueing included) are not the timing loop's per-call
+            # figures: pooling them would compare different quantities.
+            continue
         key = (str(row.get("suite", "")), str(row["case_id"]), str(row["adapter"]))
         side = out.setdefault(key, Side())
         samples = _samples(row.get("samples_s"))

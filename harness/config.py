@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.scenarios.options import LoadOptions
+
 Preset = Literal["quick", "full"]
 PRESETS: tuple[Preset, ...] = ("quick", "full")
 
@@ -91,6 +93,8 @@ class RunConfig:
     #: measure the adapters' peaks even where this machine has a fresh calibration cached
     #: (:mod:`harness.peak_cache`), and replace it.
     recalibrate: bool = False
+    #: a load scenario (``--scenario``) instead of the timing loop; None: the timing loop.
+    load: LoadOptions | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:

@@ -32,8 +32,11 @@ def history(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def trend(frame: pd.DataFrame) -> pd.DataFrame:
     """Per run, case and adapter: the median latency (median over repetitions), with the change
-    from the previous run of the same case and adapter."""
-    ok = frame[frame["status"] == "ok"]
+    from the previous run of the same case and adapter; timing-loop rows only."""
+    from harness.scenarios import LOAD_SCENARIOS
+
+    # Load-scenario rows (latency under load) are not comparable with timing-loop medians.
+    ok = frame[(frame["status"] == "ok") & ~frame["scenario"].isin(LOAD_SCENARIOS)]
     grouped = (ok.groupby(["run_started_at", "run_id", "git_sha", "case_id", "adapter"],
                           dropna=False, sort=False)["latency_median_s"].median().reset_index())
     grouped = grouped.sort_values(["case_id", "adapter", "run_started_at"], kind="stable")

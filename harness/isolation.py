@@ -198,6 +198,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from harness.ab import run_pair_job
 
         return run_pair_job(job)
+    if job.get("kind") == "load":
+        from harness.scenarios.case import run_load_job
+
+        return run_load_job(job)
     suite = plugins.load_suite(job["suite"])
     case = Case(suite=suite.name, workload=suite.workloads[job["workload"]],
                 params=job["params"])
@@ -376,4 +380,4 @@ def _error_row(case: Any, spec: AdapterSpec, config: RunConfig, message: str,
             "adapter_options": spec.options, "host": host or socket.gethostname(),
             "repetition": config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "error", "correct": None, "message": message}
+            "status": "error", "correct": None, "message": message, "scenario": "loop"}

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA = 1
+#: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
+#: them empty (a schema-1 row is a timing-loop row).
+SCHEMA = 2
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
@@ -41,6 +43,10 @@ COLUMNS: tuple[str, ...] = (
     "energy_per_item_j", "energy_net_per_item_j", "energy_source",
     "sm_clock_start_mhz", "sm_clock_end_mhz", "temperature_start_c", "temperature_end_c",
     "throttle_reasons",
+    "scenario", "load_rule", "qps", "achieved_qps", "latency_bound_s", "over_bound_fraction",
+    "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
+    "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
+    "peak_search", "peak_qps",
     "meta", "missing", "started_at", "samples_s",
 )
 
@@ -269,7 +275,10 @@ def load(*paths: str | Path) -> pd.DataFrame:
         ]
     numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
                and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items",
-                                        "arithmetic_intensity", "peak_fraction"]
+                                        "arithmetic_intensity", "peak_fraction", "qps",
+                                        "achieved_qps", "over_bound_fraction", "queries",
+                                        "dropped_queries", "max_batch", "mean_batch",
+                                        "peak_qps"]
     numeric.append("repetition")
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

@@ -191,7 +191,7 @@ class Runner:
             "device": adapter.device, "host": socket.gethostname(),
             "repetition": self.config.repetition,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "ok", "message": "", "correct": None,
+            "status": "ok", "message": "", "correct": None, "scenario": "loop",
         }
         missing: dict[str, str] = {}
         # Wall seconds of each stage of the case: where a run's time goes besides sampling.

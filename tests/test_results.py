@@ -14,6 +14,7 @@ from harness.results import (
     COLUMNS,
     LOST_FILE,
     ROWS_FILE,
+    SCHEMA,
     ResultsError,
     RunWriter,
     export,
@@ -54,7 +55,7 @@ def test_round_trip_keeps_values_and_turns_missing_into_nan(tmp_path: Path) -> N
     assert json.loads(frame.missing[0]) == {"energy_j": "no RAPL"}
     assert frame.samples_s[0] == [1e-3, 2e-3]
     assert frame.param_n.tolist() == [1, 1]
-    assert (frame.schema == 1).all()
+    assert (frame.schema == SCHEMA).all()
     assert (frame.run_id == run.name).all()
 
 
@@ -133,7 +134,7 @@ def test_rows_from_a_newer_schema_are_a_clear_error(tmp_path: Path) -> None:
     newer = {**json.loads((run / ROWS_FILE).read_text()), "schema": 99}
     (run / ROWS_FILE).write_text(json.dumps(newer) + "\n")
     with pytest.raises(ResultsError, match="results schema 99; this harness reads up to "
-                                           "schema 1: upgrade it"):
+                                           f"schema {SCHEMA}: upgrade it"):
         harness.load(run)
 
 
@@ -177,3 +178,15 @@ def test_context_updates_merge_one_level_deep(tmp_path: Path) -> None:
     assert context["adapters"] == {"cpu": {}} and context["host"] == "box"
     assert context["run_id"] == writer.run_id
     assert not list(writer.path.glob("*.tmp"))
+
+
+def test_schema_1_rows_load_with_the_load_columns_empty(tmp_path: Path) -> None:
+    # A row written before the load scenarios (schema 1) is a timing-loop row: it loads, with
+    # every load column missing.
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    old = {k: v for k, v in json.loads((run / ROWS_FILE).read_text()).items()
+           if k not in ("scenario", "qps", "peak_qps")}
+    (run / ROWS_FILE).write_text(json.dumps({**old, "schema": 1}) + "\n")
+    frame = harness.load(run)
+    assert frame.schema.tolist() == [1]
+    assert frame.scenario.isna().all() and frame.qps.isna().all()

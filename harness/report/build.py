@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.report import load as load_report
 from harness.report import units
+from harness.report.load import PlainTable
 from harness.report.plots import Plot, TrendPoint, ratio
 from harness.report.warnings import NOISY_CI, ReportWarning, ci_half, find_warnings
 from harness.results import JSON_COLUMNS, ResultsError, read_context, run_folders
@@ -86,6 +88,8 @@ class Report:
     notes: tuple[str, ...] = ()
     plots: tuple[Plot, ...] = field(default=())
     generated_at: str = ""
+    #: load scenarios (``--scenario``): one table per case, then the peak QPS table.
+    load: tuple[PlainTable, ...] = ()
 
 
 def output_format(output: str | Path) -> Literal["html", "markdown"]:
@@ -125,20 +129,30 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
     _label_cases(every)
     reference = _reference(every, reference)
     shown = _ordered(_latest(every, order), reference)
+    # Load-scenario rows (latency under load, queueing included) get their own tables and
+    # chart: mixing them with the timing loop's per-call figures would compare unlike things.
+    loop, under_load = load_report.split(shown)
     notes = []
     if len(order) > 1:
         notes.append(f"{len(order)} runs: tables, warnings and charts show the latest run of "
                      "each case and adapter; the trend charts show every run.")
     charts: list[Plot] = []
     if plots:
-        charts = _charts(shown, every, contexts, reference)
+        if loop or not under_load:  # a load-only report shows no empty timing charts
+            charts = _charts(loop, load_report.split(every)[0], contexts, reference)
+        if under_load:
+            charts += load_report.curves(under_load)
+    load_tables = load_report.tables(under_load)
+    peaks = load_report.peak_table(under_load)
     return Report(
         reference=reference, counts=_counts(shown),
         runs=tuple(_run_line(run, contexts[run]) for run in order),
         environment=_environment(contexts[order[-1]]) if order else (),
-        adapters=_adapters(contexts, order), tables=tuple(tables(shown, reference)),
-        warnings=tuple(find_warnings(shown)), notes=tuple(notes), plots=tuple(charts),
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        adapters=_adapters(contexts, order), tables=tuple(tables(loop, reference)),
+        warnings=tuple([*find_warnings(loop), *load_report.warnings(under_load)]),
+        notes=tuple(notes), plots=tuple(charts),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        load=(*load_tables, *((peaks,) if peaks else ())))
 
 
 def _charts(shown: list[Row], every: list[Row], contexts: dict[str, dict[str, Any]],
@@ -189,14 +203,17 @@ def _label_cases(rows: list[Row]) -> None:
 
 
 def _latest(rows: list[Row], order: list[str]) -> list[Row]:
-    """Of each case and adapter, only the rows of the latest run that has it."""
+    """Of each case, adapter and scenario, only the rows of the latest run that has it."""
     rank = {run: i for i, run in enumerate(order)}
-    newest: dict[tuple[str, str], str] = {}
+    newest: dict[tuple[str, str, str], str] = {}
+
+    def key(row: Row) -> tuple[str, str, str]:
+        return row["case_id"], row["adapter"], str(row.get("scenario") or "loop")
+
     for row in rows:
-        key = (row["case_id"], row["adapter"])
-        if key not in newest or rank.get(row["run_id"], -1) > rank.get(newest[key], -1):
-            newest[key] = row["run_id"]
-    return [row for row in rows if newest[(row["case_id"], row["adapter"])] == row["run_id"]]
+        if key(row) not in newest or rank.get(row["run_id"], -1) > rank.get(newest[key(row)], -1):
+            newest[key(row)] = row["run_id"]
+    return [row for row in rows if newest[key(row)] == row["run_id"]]
 
 
 def _reference(rows: list[Row], reference: str) -> str:

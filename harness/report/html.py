@@ -60,7 +60,7 @@ def _e(value: object) -> str:
 
 def render(report: Report) -> str:
     """The whole page as one string."""
-    body = [*_header(report), *_warnings(report.warnings), *_results(report),
+    body = [*_header(report), *_warnings(report.warnings), *_results(report), *_load(report),
             *_charts(report.plots), *_environment(report)]
     return "\n".join([
         "<!DOCTYPE html>",
@@ -86,6 +86,7 @@ def _header(report: Report) -> list[str]:
             f"{'s' * (len(report.runs) != 1)}; speedups against {report.reference}; "
             f"generated {report.generated_at}")
     links = [("warnings", f"Warnings ({len(report.warnings)})"), ("results", "Results"),
+             *((("load", "Under load"),) if report.load else ()),
              ("charts", "Charts"), ("environment", "Environment")]
     out = ["<h1>Benchmark report</h1>", f'<p class="meta">{_e(meta)}</p>',
            "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in links) + "</nav>"]
@@ -124,7 +125,9 @@ def _warning(warning: ReportWarning) -> str:
 def _results(report: Report) -> list[str]:
     out = ['<h2 id="results">Results</h2>']
     if not report.tables:
-        return [*out, "<p>No results in these runs.</p>"]
+        what = ("No timing-loop results in these runs: the load scenarios are under "
+                "<a href=\"#load\">Under load</a>." if report.load else "No results in these runs.")
+        return [*out, f"<p>{what}</p>"]
     out.append('<p class="note">Median with the half-width of its distribution-free 95% '
                "confidence interval; p99 marked * from fewer than 662 samples (low confidence); "
                "peak memory is the process's resident set (and the device's where there is one). "
@@ -164,6 +167,19 @@ def _cell(cell: Cell, span: int = 1) -> str:
         f' title="{_e(cell.title)}"' if cell.title else "")
     detail = f"<small>{_e(cell.detail)}</small>" if cell.detail else ""
     return f"<td{attributes}>{_e(cell.text)}{detail}</td>"
+
+
+def _load(report: Report) -> list[str]:
+    """The load scenarios' tables (one per case) and the peak QPS table."""
+    if not report.load:
+        return []
+    out = ['<h2 id="load">Under load</h2>']
+    for table in report.load:
+        out.append(f"<h4>{_e(table.title)}</h4>")
+        out += _plain_table(table.header, table.rows)
+        if table.note:
+            out.append(f'<p class="note">{_e(table.note)}</p>')
+    return out
 
 
 def png_size(png: bytes) -> tuple[int, int]:

@@ -38,9 +38,11 @@ def render(report: Report) -> str:
         out += [f"> {_md(note)}", ""]
     out += _warnings(report.warnings)
     out += _results(report)
+    out += _load(report)
     out += ["## Charts", "",
-            "Charts (latency distributions, speedup, roofline, memory, trend) are drawn only in "
-            "the HTML report: `harness report RUN... -o report.html`.", ""]
+            "Charts (latency distributions, speedup, roofline, memory, trend, latency against "
+            "load) are drawn only in the HTML report: `harness report RUN... -o report.html`.",
+            ""]
     out += _environment(report)
     return "\n".join(out).rstrip() + "\n"
 
@@ -75,7 +77,9 @@ def _warning(warning: ReportWarning) -> str:
 def _results(report: Report) -> list[str]:
     out = ["## Results", ""]
     if not report.tables:
-        return [*out, "No results in these runs.", ""]
+        what = ("No timing-loop results in these runs: the load scenarios are under "
+                "Under load." if report.load else "No results in these runs.")
+        return [*out, what, ""]
     out += ["Median ± the half-width of its 95% confidence interval; p99 marked \\* from fewer "
             "than 662 samples (low confidence).", ""]
     suite = None
@@ -84,6 +88,19 @@ def _results(report: Report) -> list[str]:
             suite = table.suite
             out += [f"### {_md(suite)}", ""]
         out += _table(table)
+    return out
+
+
+def _load(report: Report) -> list[str]:
+    """The load scenarios' tables and the peak QPS table."""
+    if not report.load:
+        return []
+    out = ["## Under load", ""]
+    for table in report.load:
+        out += [f"#### {_md(table.title)}", "", _line(table.header),
+                "|" + "---|" * len(table.header), *(_line(row) for row in table.rows), ""]
+        if table.note:
+            out += [_md(table.note), ""]
     return out
 
 

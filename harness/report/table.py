@@ -72,9 +72,18 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
     """Fixed-width tables, one per workload; errors and skips are listed with their message.
 
     With rows from more than one adapter and ``reference`` among them, a ``vs <reference>``
-    column gives each row's speedup over the reference adapter's row of the same case.
+    column gives each row's speedup over the reference adapter's row of the same case. Rows of
+    load scenarios follow in their own tables (:mod:`harness.report.load`).
     """
-    rows = list(rows)
+    from harness.report.load import split, text
+
+    rows, load_rows = split(list(rows))
+    loop = _render_loop(rows, reference)
+    load = text(load_rows)
+    return "\n\n".join(part for part in (loop, load) if part)
+
+
+def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
     adapters = {row["adapter"] for row in rows}
     compare = reference if len(adapters) > 1 and reference in adapters else None
     baseline = {_key(row): row for row in rows if row["adapter"] == compare}

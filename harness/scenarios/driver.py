@@ -1,0 +1,144 @@
+"""Run a plan's cases under a load scenario: each run in its own worker process (or inline),
+rows written as soon as they exist; ``--find-peak`` drives its search from the parent.
+
+With isolation (the default), every server run of a peak search is a worker of its own: a
+crash costs one row (an error row), the parent decides the next QPS from the row it got back,
+and it only waits while a worker measures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from harness.plan import AdapterSpec, Plan
+from harness.scenarios.case import base_row, run_load_case
+from harness.scenarios.options import LoadOptions
+from harness.scenarios.peak import find_peak
+from harness.workload import Case
+
+if TYPE_CHECKING:
+    from harness.adapters import Adapter
+    from harness.config import RunConfig
+    from harness.isolation import Limits
+    from harness.results import RunWriter
+    from harness.runner import Hooks, RowKey
+
+#: --find-peak without --qps starts here.
+DEFAULT_START_QPS = 10.0
+
+
+class LoadDriver:
+    """Runs load rows for a plan and writes each one at once."""
+
+    def __init__(self, config: RunConfig, plan: Plan, writer: RunWriter | None,
+                 options: LoadOptions, isolate: bool, limits: Limits | None = None,
+                 hooks: Hooks | None = None):
+        from harness.runner import Hooks
+
+        self.config, self.plan, self.writer, self.options = config, plan, writer, options
+        self.isolate, self.limits, self.hooks = isolate, limits, hooks or Hooks()
+        self.rows: list[dict[str, Any]] = []
+
+    def run(self, done: set[RowKey] | None = None,
+            adapters: dict[str, Adapter] | None = None) -> list[dict[str, Any]]:
+        """Every pending case on every adapter (``adapters`` by label when not isolated)."""
+        from harness.runner import pending
+
+        for spec, cases in pending(self.plan, done or set(), self.config.repetition):
+            adapter = None if adapters is None else adapters[spec.label]
+            for index, case in cases:
+                if self.hooks.on_start:
+                    self.hooks.on_start(case, spec, index, len(self.plan))
+                if self.options.find_peak:
+                    row = self.search(case, spec, adapter)
+                else:
+                    row = self.probe(case, spec, adapter, self.options.qps)
+                if self.hooks.on_row:
+                    self.hooks.on_row(row, index, len(self.plan))
+        return self.rows
+
+    def _write(self, row: dict[str, Any]) -> None:
+        if self.writer is not None:
+            self.writer.append(row)
+        self.rows.append(row)
+
+    def probe(self, case: Case, spec: AdapterSpec, adapter: Adapter | None,
+              qps: float | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One scenario run → one row, written at once."""
+        if adapter is not None:
+            row = run_load_case(case, spec, adapter, self.options, qps, self.config.repetition)
+        else:
+            row = self._isolated(case, spec, qps)
+        row.update(extra or {})
+        self._write(row)
+        return row
+
+    def _isolated(self, case: Case, spec: AdapterSpec, qps: float | None) -> dict[str, Any]:
+        from harness.isolation import Limits, _run_worker, context
+
+        job = json.dumps({
+            "kind": "load", "suite": self.plan.sources.get(case.suite, case.suite),
+            "workload": case.workload.name, "params": case.params, "adapter": spec.name,
+            "adapter_options": spec.options, "options": asdict(self.options), "qps": qps,
+            "repetition": self.config.repetition})
+        result = _run_worker(context(), job, self.limits or Limits())
+        if "row" in result:
+            row: dict[str, Any] = result["row"]
+            return row
+        return {**base_row(case, spec, self.options, qps, self.config.repetition, spec.options,
+                           spec.name),
+                "status": "error", "message": str(result.get("error", "no result"))}
+
+    def search(self, case: Case, spec: AdapterSpec, adapter: Adapter | None) -> dict[str, Any]:
+        """``--find-peak``: server runs on the QPS grid (each one a probe row), then one
+        ``result`` row naming the peak and the run 20% above it that missed the bound."""
+        failures: list[str] = []
+        why: dict[float, str] = {}
+
+        def probe(qps: float) -> bool:
+            row = self.probe(case, spec, adapter, qps, {"peak_search": "probe"})
+            if row["status"] != "ok":
+                failures.append(str(row.get("message") or row["status"]))
+            why[qps] = _verdict(row)
+            return bool(row.get("meets_bound"))
+
+        start = self.options.qps or DEFAULT_START_QPS
+        found = find_peak(probe, start)
+        bound = self.options.latency_bound_s or 0.0
+        row = base_row(case, spec, self.options, found.peak_qps, self.config.repetition,
+                       spec.options, spec.name)
+        row.update(peak_search="result", peak_qps=found.peak_qps,
+                   meta={"probes": [{"qps": q, "meets_bound": m, "why": why.get(q, "")}
+                                    for q, m in found.probes],
+                         "above_peak_qps": found.above_qps, "start_qps": start})
+        if found.peak_qps is not None and found.above_qps is not None:
+            row["message"] = (f"peak {found.peak_qps:.4g} QPS: the highest offered load whose "
+                              f"p99 met the {bound * 1e3:g} ms bound in a valid run; "
+                              f"{found.above_qps:.4g} QPS (+20%) missed it: "
+                              f"{why.get(found.above_qps, '')}")
+        else:
+            row["message"] = found.note
+            if found.peak_qps is None:
+                row["missing"] = {"peak_qps": found.note}
+        if failures and found.peak_qps is None:
+            row["status"] = "error"
+            row["message"] = f"{found.note}; a run failed: {failures[0]}"
+        self._write(row)
+        return row
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    """Why a probe met the bound or not, in a few words."""
+    if row.get("status") != "ok":
+        return f"{row.get('status')}: {str(row.get('message') or '')[:120]}"
+    p99, bound = row.get("latency_p99_s"), row.get("latency_bound_s")
+    figure = f"p99 {p99 * 1e3:.3g} ms" if isinstance(p99, float) else "no p99"
+    if row.get("meets_bound"):
+        return f"{figure} within the bound"
+    if not row.get("load_valid"):
+        reason = next((part for part in str(row.get("message") or "").split("; ")
+                       if part.startswith("invalid:")), "the run was not valid")
+        return f"{figure}, but {reason}"
+    return f"{figure} over the {float(bound or 0) * 1e3:g} ms bound"
