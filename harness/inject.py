@@ -6,15 +6,13 @@ change: more work of the same kind on the same core, not a sleep (a sleep does n
 when the machine does, and frees the core). :func:`slowed` appends ``n`` steps of an interpreter
 loop to every call, with ``n`` calibrated so that they cost ``fraction`` of one call.
 
-The calibration interleaves calls of the task with blocks of extra work and takes the median of
-the per-round ratios, so the drift of a shared machine (which moves both alike) cancels. The
-slowdown a study actually injected is still a measurement to report (the paired time ratio),
-not this target.
+The calibration interleaves calls of the task with blocks of extra work, so both see the same
+machine, and compares their fast ends (see :func:`calibrate`). The slowdown a study actually
+injected is still a measurement to report (the paired time ratio), not this target.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,8 +38,13 @@ def spin(n: int) -> int:
 def calibrate(call: Callable[[], Any], fraction: float, rounds: int = ROUNDS,
               budget_s: float = CALIBRATION_S) -> int:
     """How many units of :func:`spin` cost ``fraction`` of one ``call``, measured interleaved:
-    each round times one call and then a block of extra work, and the median of the rounds'
-    ratios gives the cost of a unit relative to a call (drift moves both alike)."""
+    each round times one call and then a block of extra work.
+
+    The ratio is taken between the fast ends (10th percentiles) of the two: a neighbour's burst
+    slows a multi-threaded call (threads stall each other) far more than the single-threaded
+    extra work, so ratios taken under contention would overshoot once the machine is quiet;
+    the fast end is each side's uncontended cost.
+    """
     clock = time.perf_counter_ns
     call()
     start = clock()
@@ -53,16 +56,24 @@ def calibrate(call: Callable[[], Any], fraction: float, rounds: int = ROUNDS,
     unit_ns = max((clock() - start) / 1000, 1e-3)
     # A block of about as many units as the answer, so each timed block is long enough to read.
     block = max(100, round(fraction * call_ns / unit_ns))
-    ratios: list[float] = []
+    calls: list[int] = []
+    units: list[float] = []
     end = clock() + budget_s * 1e9
-    while len(ratios) < rounds or (clock() < end and len(ratios) < 100 * rounds):
+    while len(calls) < rounds or (clock() < end and len(calls) < 100 * rounds):
         t0 = clock()
         call()
         t1 = clock()
         spin(block)
         t2 = clock()
-        ratios.append((t2 - t1) / block / max(t1 - t0, 1))
-    return max(1, round(fraction / statistics.median(ratios)))
+        calls.append(max(t1 - t0, 1))
+        units.append((t2 - t1) / block)
+    return max(1, round(fraction * _low(calls) / max(_low(units), 1e-3)))
+
+
+def _low(values: list[Any]) -> float:
+    """The 10th percentile: the fast end of a timing's spread."""
+    ordered = sorted(values)
+    return float(ordered[len(ordered) // 10])
 
 
 def slowed(task: Task, fraction: float, units: int | None = None) -> Task:

@@ -177,7 +177,8 @@ def bert_memory(size: str, batch: int, seq: int, dtype: str, **_: object) -> flo
     "attn": ["sdpa", "eager"],
     "engine": list(ENGINES),
     "model_path": [""],
-}, free=["model_path"], memory=bert_memory, imports=["transformers"],
+}, free=["model_path"], memory=bert_memory,
+    imports=["transformers", "transformers.models.bert.modeling_bert"],
     validate={"model_path": validate_model_path, "batch": at_least(1), "seq": at_least(1)})
 def bert(size: str, batch: int, seq: int, padding: float, dtype: str, attn: str, engine: str,
          model_path: str) -> Task:
