@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,26 @@ def test_runner_calibrates_once_per_machine_unless_asked(recalibrate: bool,
     assert adapter.calibrations == calibrations
     assert isinstance(peaks, Peaks)
     assert peaks.source.startswith("cached:") is not recalibrate
+
+
+def test_an_isolated_run_starts_no_peaks_worker_when_cached(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    from harness import isolation
+
+    launched: list[dict[str, Any]] = []
+
+    def fake_worker(ctx: object, job: str, limits: object) -> dict[str, Any]:
+        launched.append(json.loads(job))
+        return {"row": {"status": "ok"}, "peaks": {}}
+
+    monkeypatch.setattr(isolation, "_run_worker", fake_worker)
+    monkeypatch.setattr(isolation, "context", lambda *a: None)
+    job = {"adapter": "cpu", "adapter_options": {}, "params": {"dtype": "float32"}}
+    peak_cache.store("cpu", {}, "float32", MEASURED)
+    peaks: dict[str, Any] = {}
+    isolation.run_case_job(job, isolation.Limits(), peaks)
+    assert [j.get("kind") for j in launched] == [None]  # the case alone
+    assert launched[0]["peaks"]["float32"]["source"].startswith("cached:")
+    launched.clear()
+    isolation.run_case_job({**job, "recalibrate": True}, isolation.Limits(), {})
+    assert [j.get("kind") for j in launched] == ["peaks", None]  # --recalibrate measures
