@@ -76,6 +76,12 @@ def _low(values: list[Any]) -> float:
     return float(ordered[len(ordered) // 10])
 
 
+def check_fraction(value: Any) -> None:
+    """A workload validator: ``value`` is a slowdown fraction in [0, 10)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 10:
+        raise WorkloadError(f"must be a fraction in [0, 10), got {value!r}")
+
+
 def slowed(task: Task, fraction: float, units: int | None = None) -> Task:
     """``task`` with calibrated extra work making each call ``fraction`` slower (0: unchanged).
 
@@ -86,8 +92,10 @@ def slowed(task: Task, fraction: float, units: int | None = None) -> Task:
     each trial injects the same work, as one code change would). ``meta`` records the target
     fraction and the units of work added.
     """
-    if not 0 <= fraction < 10:
-        raise WorkloadError(f"slowdown must be a fraction in [0, 10), got {fraction!r}")
+    try:
+        check_fraction(fraction)
+    except WorkloadError as exc:
+        raise WorkloadError(f"slowdown {exc}") from None
     if fraction == 0:
         return replace(task, meta={**task.meta, "injected_slowdown": 0.0})
     import torch

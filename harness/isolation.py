@@ -206,7 +206,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     case = Case(suite=suite.name, workload=suite.workloads[job["workload"]],
                 params=job["params"])
     # From the job's creation to here: forking the worker and loading the suite's module.
-    started = time.time() - job.get("sent_at", time.time())
+    arrived = time.time()
+    started = arrived - job.get("sent_at", arrived)
     spec = AdapterSpec(job["adapter"], job["adapter_options"])
     config = RunConfig(timing=TimingOptions(**job["timing"]), collect=job["collect"],
                        repetition=job["repetition"], recalibrate=job.get("recalibrate", False))
@@ -218,7 +219,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         own = adapter.collectors() if config.collect else []
         _calibrate([*runner.collectors, *own])
         # The adapter's start and the collectors' idle baselines.
-        setup = time.time() - job.get("sent_at", time.time()) - started
+        setup = time.time() - arrived
         row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
         for collector in [*runner.collectors, *own]:
             collector.close()

@@ -72,11 +72,13 @@ def lookup(label: str, options: dict[str, Any], dtype: str,
            now: float | None = None) -> Peaks | None:
     """The cached peaks for this machine, adapter and dtype, if fresh; else None."""
     entry = _read(cache_dir() / FILE).get(machine_key(label, options, dtype))
+    if not isinstance(entry, dict):
+        return None
     now = time.time() if now is None else now
     try:
-        measured_at = float(entry["measured_at"])  # type: ignore[index]
-        peaks = Peaks(float(entry["flops_per_s"]), float(entry["bytes_per_s"]),  # type: ignore[index]
-                      str(entry["source"]))  # type: ignore[index]
+        measured_at = float(entry["measured_at"])
+        peaks = Peaks(float(entry["flops_per_s"]), float(entry["bytes_per_s"]),
+                      str(entry["source"]))
     except (TypeError, KeyError, ValueError):
         return None
     if not 0 <= now - measured_at <= MAX_AGE_S:

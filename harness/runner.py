@@ -196,12 +196,13 @@ class Runner:
         missing: dict[str, str] = {}
         # Wall seconds of each stage of the case: where a run's time goes besides sampling.
         phases: dict[str, float] = {}
-        clock = [time.perf_counter()]
+        last = time.perf_counter()
 
         def lap(name: str) -> None:
+            nonlocal last
             now = time.perf_counter()
-            phases[name] = round(now - clock[0], 6)
-            clock[0] = now
+            phases[name] = round(now - last, 6)
+            last = now
 
         stage = "build"
         try:

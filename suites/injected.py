@@ -10,7 +10,7 @@ not part of a default run); load it as ``-s suites.injected``.
 from __future__ import annotations
 
 from harness import Task, workload
-from harness.inject import slowed
+from harness.inject import check_fraction, slowed
 from suites import lookup, transformer
 
 SLOWDOWNS = [0.0, 0.02, 0.05, 0.1]
@@ -28,14 +28,7 @@ def _slowed(name: str, task: Task, slowdown: float, params: str) -> Task:
     return out
 
 
-def _slowdown(value: object) -> None:
-    from harness.workload import WorkloadError
-
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 10:
-        raise WorkloadError(f"must be a fraction in [0, 10), got {value!r}")
-
-
-@workload(params={"slowdown": SLOWDOWNS, "tokens": [128]}, validate={"slowdown": _slowdown})
+@workload(params={"slowdown": SLOWDOWNS, "tokens": [128]}, validate={"slowdown": check_fraction})
 def ffn(slowdown: float, tokens: int) -> Task:
     """The transformer FFN block (768 → 3072 → 768, float32, eager), ``slowdown`` slower."""
     task = transformer.ffn.build(tokens=tokens, hidden=768, intermediate=3072,
@@ -44,7 +37,7 @@ def ffn(slowdown: float, tokens: int) -> Task:
 
 
 @workload(params={"slowdown": SLOWDOWNS, "impl": ["dict", "pandas"]},
-          validate={"slowdown": _slowdown})
+          validate={"slowdown": check_fraction})
 def hash_lookup(slowdown: float, impl: str) -> Task:
     """Hash lookups (1,000 keys, 4,096 queries, 90% hits), ``slowdown`` slower."""
     task = lookup.hash_lookup.build(n_keys=1_000, batch=4096, hit_rate=0.9, impl=impl)
