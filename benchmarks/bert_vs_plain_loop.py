@@ -20,9 +20,9 @@ import torch
 
 from harness.adapters.cpu import CpuAdapter
 from harness.config import RunConfig
+from harness.execution.loop import Runner
 from harness.plan import AdapterSpec, make_plan
 from harness.results import RunWriter
-from harness.runner import Runner
 
 
 def plain_loop(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], seconds: float) -> float:

@@ -5,7 +5,8 @@ For each case of ``suites/injected.py`` and each injected slowdown (0 for A/A, t
 (``slowdown=0``) and candidate and records two kinds of data:
 
 - **interleaved**: R repetitions of both versions freshly built, samples alternating
-  (A B B A ...), through :func:`harness.ab.run_pair`, the code path of ``harness ab --repeat R``;
+  (A B B A ...), through :func:`harness.execution.ab.run_pair`, the code path of
+  ``harness ab --repeat R``;
 - **sequential**: ``--repeat R`` runs of the baseline, then R of the candidate, each a full
   timing procedure (:meth:`harness.timer.Timer.measure`), as two ``harness run`` invocations
   record them.
@@ -53,7 +54,7 @@ GATES = (*(f"harness ab δ={t:.0%}" for t in THRESHOLDS),
 def sequential_rows(case: Any, variant: str, adapter: Any, config: Any,
                     repeat: int) -> list[dict[str, Any]]:
     """``repeat`` full timing procedures of one freshly built case: one row per repetition."""
-    from harness.runner import measured_row
+    from harness.execution.loop import measured_row
     from harness.timer import Timer
 
     task = case.build()
@@ -80,8 +81,8 @@ def pytest_benchmark_fails(baseline: list[float], candidate: list[float]) -> boo
 def trial(name: str, params: dict[str, Any], slowdown: float, adapter: Any, config: Any,
           repeat: int) -> dict[str, Any]:
     """One trial: fresh builds, both data layouts, every gate's verdict."""
-    from harness.ab import run_pair
     from harness.compare import Options, compare, compare_paired
+    from harness.execution.ab import run_pair
     from harness.plan import AdapterSpec
     from harness.workload import Case
     from suites import injected

@@ -100,6 +100,33 @@ class RunConfig:
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
             raise ConfigError(f"--repeat must be a positive integer, got {self.repeat!r}")
 
+    def stored(self, adapters: list[str]) -> dict[str, Any]:
+        """The selection as a run folder's ``context.json`` keeps it (``adapters``: the plan's
+        adapter labels), which :meth:`from_stored` reads back for ``--resume``."""
+        return {
+            "suites": self.suites, "workloads": self.workloads, "preset": self.preset,
+            "params": self.params, "adapters": adapters, "timing": self.timing.__dict__,
+            "collect": self.collect, "repeat": self.repeat,
+            "load": None if self.load is None else dataclasses.asdict(self.load),
+        }
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any], out: Path, recalibrate: bool = False
+                    ) -> RunConfig:
+        """The configuration a run folder's context recorded (:meth:`stored`); ``out``: the
+        results directory holding that folder. Raises TypeError or ValueError when the stored
+        values are not valid."""
+        return cls(
+            suites=tuple(stored.get("suites") or ()),
+            workloads=tuple(stored.get("workloads") or ()),
+            adapters=tuple(stored.get("adapters") or ()),
+            params={k: tuple(v) for k, v in (stored.get("params") or {}).items()},
+            preset=stored.get("preset", "quick"), out=out,
+            timing=TimingOptions(**(stored.get("timing") or {})),
+            collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)),
+            recalibrate=recalibrate,
+            load=LoadOptions(**stored["load"]) if stored.get("load") else None)
+
 
 PLAN_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
              "repeat"}

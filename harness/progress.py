@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
+from harness.execution.hooks import Hooks
 from harness.plan import AdapterSpec
 from harness.report import units
 from harness.workload import Case
@@ -21,6 +22,19 @@ class Progress:
         self.tty = stream.isatty()
         self.started = time.monotonic()
         self._width = 0
+
+    def hooks(self) -> Hooks:
+        """The execution layer's callbacks, drawing this progress."""
+        return Hooks(on_start=self.start, on_row=self.done, on_pass=self.begin,
+                     on_pass_end=self.finish)
+
+    def begin(self, repetition: int, repetitions: int, total: int, skipped: int) -> None:
+        """A pass over the plan begins: repetition ``repetition`` (0-based) of ``repetitions``,
+        ``skipped`` of its ``total`` cases already in the run folder."""
+        if repetitions > 1:
+            self.stream.write(f"repetition {repetition + 1}/{repetitions}\n")
+        self.total, self.started, self._width = total, time.monotonic(), 0
+        self.skipped(skipped)
 
     def skipped(self, count: int) -> None:
         """Say how many cases a resumed run already holds (and will not run again)."""

@@ -46,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _plan(config: pytest.Config) -> Plan:
-    from harness.cli import UsageError, _parse_params
+    from harness.cli.common import UsageError, parse_params
     from harness.config import RunConfig
     from harness.plan import PlanError, make_plan
 
@@ -54,7 +54,7 @@ def _plan(config: pytest.Config) -> Plan:
         run = RunConfig(suites=tuple(config.getoption("harness_suite")),
                         workloads=tuple(config.getoption("harness_workload")),
                         adapters=tuple(config.getoption("harness_adapter")),
-                        params=_parse_params(config.getoption("harness_param")),
+                        params=parse_params(config.getoption("harness_param")),
                         preset="full" if config.getoption("harness_full") else "quick")
         return make_plan(run)
     except (UsageError, PlanError, ValueError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,9 @@ import pytest
 
 from harness import peak_cache
 from harness.config import RunConfig
+from harness.execution.loop import Runner
 from harness.plan import AdapterSpec, Plan
 from harness.roofline import Peaks
-from harness.runner import Runner
 
 MEASURED = Peaks(flops_per_s=1e11, bytes_per_s=2e10, source="measured: matmul")
 
@@ -101,22 +100,22 @@ def test_runner_calibrates_once_per_machine_unless_asked(recalibrate: bool,
 
 def test_an_isolated_run_starts_no_peaks_worker_when_cached(monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    from harness import isolation
+    from harness.execution import local
+    from harness.execution.workers import Limits
 
-    launched: list[dict[str, Any]] = []
+    launched: list[tuple[str, dict[str, Any]]] = []
 
-    def fake_worker(ctx: object, job: str, limits: object) -> dict[str, Any]:
-        launched.append(json.loads(job))
+    def fake_worker(target: str, payload: dict[str, Any], limits: object) -> dict[str, Any]:
+        launched.append((target, payload))
         return {"row": {"status": "ok"}, "peaks": {}}
 
-    monkeypatch.setattr(isolation, "_run_worker", fake_worker)
-    monkeypatch.setattr(isolation, "context", lambda *a: None)
+    monkeypatch.setattr(local, "run_in_worker", fake_worker)
     job = {"adapter": "cpu", "adapter_options": {}, "params": {"dtype": "float32"}}
     peak_cache.store("cpu", {}, "float32", MEASURED)
     peaks: dict[str, Any] = {}
-    isolation.run_case_job(job, isolation.Limits(), peaks)
-    assert [j.get("kind") for j in launched] == [None]  # the case alone
-    assert launched[0]["peaks"]["float32"]["source"].startswith("cached:")
+    local.run_case(job, Limits(), peaks)
+    assert [t for t, _ in launched] == [local.CASE_TARGET]  # the case alone
+    assert launched[0][1]["peaks"]["float32"]["source"].startswith("cached:")
     launched.clear()
-    isolation.run_case_job({**job, "recalibrate": True}, isolation.Limits(), {})
-    assert [j.get("kind") for j in launched] == ["peaks", None]  # --recalibrate measures
+    local.run_case({**job, "recalibrate": True}, Limits(), {})
+    assert [t for t, _ in launched] == [local.PEAKS_TARGET, local.CASE_TARGET]  # measures

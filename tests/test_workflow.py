@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import _build_parser
+from harness.cli import build_parser
 
 WORKFLOW = Path(__file__).parent.parent / ".github" / "workflows" / "benchmark.yml"
 
@@ -32,7 +32,7 @@ def harness_commands() -> list[list[str]]:
 def test_the_workflow_runs_compares_and_lists_with_valid_arguments() -> None:
     commands = harness_commands()
     assert [c[0] for c in commands] == ["run", "baseline", "compare", "ab"]
-    parser = _build_parser()
+    parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)  # raises UsageError on an unknown flag or a bad value
     run = parser.parse_args(commands[0])

@@ -59,8 +59,8 @@ class Adapter(ABC):
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
     #: modules a case on this adapter imports, which per-case worker processes can import once
-    #: before forking (:mod:`harness.isolation`); only modules that start no thread and touch
-    #: no device when imported.
+    #: before forking (:mod:`harness.execution.workers`); only modules that start no thread
+    #: and touch no device when imported.
     preload: ClassVar[tuple[str, ...]] = ()
     #: Seconds the last :meth:`prepare` spent compiling ahead of time (stored as ``compile_s``),
     #: or None, with :attr:`compile_missing` saying why. Adapters that compile in ``prepare``

@@ -16,11 +16,12 @@ import gc
 import math
 import statistics
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from harness.adapters import Adapter, Step
 from harness.config import TimingOptions
+from harness.execution.loop import does_not_fit, rebuild
+from harness.execution.rows import error_text, identity, is_empty, join, worker_peak_rss
 from harness.plan import AdapterSpec
 from harness.scenarios import serve
 from harness.scenarios.figures import NAN, figures
@@ -48,11 +49,8 @@ def base_row(case: Case, spec: AdapterSpec, options: LoadOptions, qps: float | N
              repetition: int, adapter_options: dict[str, Any], device: str) -> dict[str, Any]:
     """The identifying columns of a load row (also used for its error row)."""
     return {
-        "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
-        "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
-        "adapter_options": adapter_options, "device": device, "repetition": repetition,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "status": "ok", "message": "", "correct": None, "scenario": options.scenario,
+        **identity(case, spec, repetition, adapter_options=adapter_options, device=device,
+                   scenario=options.scenario),
         "load_rule": options.rule, "qps": qps if qps is not None else NAN,
         "max_batch": options.max_batch,
         "latency_bound_s": NAN if options.latency_bound_s is None else options.latency_bound_s,
@@ -137,7 +135,7 @@ def _check(task: Task, adapter: Adapter, output: Any, size: int, row: dict[str, 
     except AssertionError as exc:
         lines = str(exc).strip().splitlines() or ["output differs from the reference"]
         row["correct"] = False
-        row["message"] = _join(row["message"], f"check failed at batch {size}: {lines[0]}")
+        row["message"] = join(row["message"], f"check failed at batch {size}: {lines[0]}")
 
 
 def _warm(batches: Batches, options: LoadOptions) -> tuple[float, bool]:
@@ -209,14 +207,12 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
                   sleep: serve.Sleep = time.sleep) -> dict[str, Any]:
     """One row for ``case`` under ``options.scenario`` (at ``qps`` for server); any failure
     becomes an error row, never an exception."""
-    from harness.runner import _does_not_fit, _error_text
-
     qps = options.qps if qps is None else qps
     row = base_row(case, spec, options, qps, repetition, dict(adapter.config), adapter.device)
     missing: dict[str, str] = {}
     stage = "build"
     try:
-        too_big = _does_not_fit(case)
+        too_big = does_not_fit(case)
         if too_big:
             return {**row, "status": "skipped", "message": too_big}
         batches, task, options = _build(case, adapter, options, row, missing)
@@ -230,7 +226,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
         return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
     except (Exception, MemoryError) as exc:
         return {**row, "status": "error", "correct": None,
-                "message": f"{stage} failed: {_error_text(exc)}"}
+                "message": f"{stage} failed: {error_text(exc)}"}
     meta = values.pop("meta")
     row.update(values)  # the offered qps stays the one this run was given (a peak probe's)
     missing.update(found_missing)
@@ -247,7 +243,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
         notes.append("warm-up never settled: figures may drift")
     row["message"] = "; ".join(filter(None, [row["message"], *notes,
                                              f"followed {options.rule_text()}"]))
-    row["missing"] = {k: v for k, v in missing.items() if _empty(row.get(k))}
+    row["missing"] = {k: v for k, v in missing.items() if is_empty(row.get(k))}
     return row
 
 
@@ -258,39 +254,20 @@ def _meets(row: dict[str, Any], options: LoadOptions) -> bool | None:
     if bound is None or options.scenario == "offline":
         return None
     figure = row.get("latency_p99_s" if options.scenario == "server" else "early_stop_latency_s")
-    if figure is None or _empty(figure):
+    if figure is None or is_empty(figure):
         return None
     return bool(float(figure) <= bound and row.get("load_valid"))
 
 
-def _join(first: str, second: str) -> str:
-    return f"{first}; {second}" if first else second
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def run_load_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A worker's side of :func:`run_load_case` (see :mod:`harness.isolation`): ``{"row": ...}``,
-    with the worker's own peak RSS (it ran only this case: every batch size built)."""
-    import resource
-
-    from harness import plugins
-
-    suite = plugins.load_suite(job["suite"])
-    case = Case(suite=suite.name, workload=suite.workloads[job["workload"]], params=job["params"])
-    spec = AdapterSpec(job["adapter"], job["adapter_options"])
-    options = LoadOptions(**job["options"])
-    adapter = plugins.adapter_class(spec.name)(**spec.options)
+def load_target(payload: dict[str, Any]) -> dict[str, Any]:
+    """A worker's side of :func:`run_load_case`: ``{"row": ...}``, with the worker's own peak RSS
+    (it ran only this case: every batch size built)."""
+    case, spec, adapter = rebuild(payload)
+    options = LoadOptions(**payload["options"])
     try:
-        row = run_load_case(case, spec, adapter, options, job.get("qps"), job["repetition"])
+        row = run_load_case(case, spec, adapter, options, payload.get("qps"),
+                            payload["repetition"])
     finally:
         adapter.close()
-    if row["status"] == "ok":
-        # Linux reports ru_maxrss in KiB: the high-water mark of this process, which ran only
-        # this case.
-        row["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        row["peak_rss_source"] = "ru_maxrss of the case's own worker process (all batch sizes)"
-        row.setdefault("missing", {}).pop("peak_rss_bytes", None)
+    worker_peak_rss(row, " (all batch sizes)")
     return {"row": row}

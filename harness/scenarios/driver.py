@@ -8,10 +8,12 @@ and it only waits while a worker measures.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from harness.execution.hooks import Hooks
+from harness.execution.rows import pending
+from harness.execution.workers import Limits, run_in_worker
 from harness.plan import AdapterSpec, Plan
 from harness.scenarios.case import base_row, run_load_case
 from harness.scenarios.options import LoadOptions
@@ -21,10 +23,10 @@ from harness.workload import Case
 if TYPE_CHECKING:
     from harness.adapters import Adapter
     from harness.config import RunConfig
-    from harness.isolation import Limits
+    from harness.execution.rows import RowKey
     from harness.results import RunWriter
-    from harness.runner import Hooks, RowKey
 
+LOAD_TARGET = "harness.scenarios.case:load_target"
 #: --find-peak without --qps starts here.
 DEFAULT_START_QPS = 10.0
 
@@ -35,8 +37,6 @@ class LoadDriver:
     def __init__(self, config: RunConfig, plan: Plan, writer: RunWriter | None,
                  options: LoadOptions, isolate: bool, limits: Limits | None = None,
                  hooks: Hooks | None = None):
-        from harness.runner import Hooks
-
         self.config, self.plan, self.writer, self.options = config, plan, writer, options
         self.isolate, self.limits, self.hooks = isolate, limits, hooks or Hooks()
         self.rows: list[dict[str, Any]] = []
@@ -44,19 +44,15 @@ class LoadDriver:
     def run(self, done: set[RowKey] | None = None,
             adapters: dict[str, Adapter] | None = None) -> list[dict[str, Any]]:
         """Every pending case on every adapter (``adapters`` by label when not isolated)."""
-        from harness.runner import pending
-
         for spec, cases in pending(self.plan, done or set(), self.config.repetition):
             adapter = None if adapters is None else adapters[spec.label]
             for index, case in cases:
-                if self.hooks.on_start:
-                    self.hooks.on_start(case, spec, index, len(self.plan))
+                self.hooks.started(case, spec, index, len(self.plan))
                 if self.options.find_peak:
                     row = self.search(case, spec, adapter)
                 else:
                     row = self.probe(case, spec, adapter, self.options.qps)
-                if self.hooks.on_row:
-                    self.hooks.on_row(row, index, len(self.plan))
+                self.hooks.arrived(row, index, len(self.plan))
         return self.rows
 
     def _write(self, row: dict[str, Any]) -> None:
@@ -76,14 +72,11 @@ class LoadDriver:
         return row
 
     def _isolated(self, case: Case, spec: AdapterSpec, qps: float | None) -> dict[str, Any]:
-        from harness.isolation import Limits, _run_worker, context
-
-        job = json.dumps({
-            "kind": "load", "suite": self.plan.sources.get(case.suite, case.suite),
+        result = run_in_worker(LOAD_TARGET, {
+            "suite": self.plan.sources.get(case.suite, case.suite),
             "workload": case.workload.name, "params": case.params, "adapter": spec.name,
             "adapter_options": spec.options, "options": asdict(self.options), "qps": qps,
-            "repetition": self.config.repetition})
-        result = _run_worker(context(), job, self.limits or Limits())
+            "repetition": self.config.repetition}, self.limits)
         if "row" in result:
             row: dict[str, Any] = result["row"]
             return row

@@ -36,10 +36,10 @@ from harness.adapters.onnx import (
 from harness.collectors.energy import RaplCollector
 from harness.collectors.xrt_power import XrtPowerCollector
 from harness.config import RunConfig, TimingOptions
+from harness.execution.loop import Runner
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import NoPeaks
-from harness.runner import Runner
 from harness.workload import Case
 
 REAL_SESSION = onnxruntime.InferenceSession

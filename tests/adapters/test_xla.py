@@ -41,10 +41,10 @@ from harness.adapters.xla import (  # noqa: E402
     tpu_datasheet_peaks,
 )
 from harness.config import RunConfig, TimingOptions  # noqa: E402
+from harness.execution.loop import Runner  # noqa: E402
 from harness.plan import AdapterSpec, Plan  # noqa: E402
 from harness.results import RunWriter  # noqa: E402
 from harness.roofline import Peaks  # noqa: E402
-from harness.runner import Runner  # noqa: E402
 from harness.workload import Case  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

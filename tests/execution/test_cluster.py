@@ -23,7 +23,7 @@ import pytest
 
 import harness
 from harness.cli import main
-from harness.cluster import (
+from harness.execution.cluster import (
     SLOT,
     ClusterError,
     Node,
@@ -34,7 +34,7 @@ from harness.cluster import (
 from harness.plan import AdapterSpec
 from harness.results import LOST_FILE, read_rows
 
-SUITE = Path(__file__).parent / "faults" / "faulty_suite.py"
+SUITE = Path(__file__).parent.parent / "faults" / "faulty_suite.py"
 FAST = ["--min-time", "0.05", "--min-samples", "3", "--no-collect"]
 
 

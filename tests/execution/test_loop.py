@@ -11,10 +11,10 @@ from harness import Skip, Task, workload
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig, TimingOptions
+from harness.execution.loop import Runner
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import Peaks
-from harness.runner import Runner
 from harness.workload import Case
 
 FAST = TimingOptions(min_time_s=0.005, min_samples=3, max_time_s=0.5, max_warmup_s=0.05)

@@ -1,21 +1,34 @@
-"""Execute a plan: per adapter and case, time it, check it, collect side metrics, write a row."""
+"""The timing loop: per adapter and case, time it, check it, collect side metrics, write a row.
+
+:class:`Runner` runs cases in this process (``--no-isolate``, and inside every worker);
+:func:`case_target` and :func:`peaks_target` are the worker targets of an isolated run
+(:mod:`harness.execution.workers` runs them), and :func:`rebuild` turns a worker's payload back
+into the case it names.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import socket
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import Any
 
 from harness import plugins
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
-from harness.config import RunConfig
+from harness.config import RunConfig, TimingOptions
+from harness.execution.hooks import Hooks
+from harness.execution.rows import (
+    RowKey,
+    error_text,
+    identity,
+    is_empty,
+    join,
+    out_of_memory,
+    pending,
+    worker_peak_rss,
+)
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import NoPeaks, Peaks, row_figures
@@ -26,25 +39,6 @@ from harness.workload import Case, Skip, Task
 NAN = float("nan")
 CONSTANT_OUTPUT = ("the output did not change when every input changed: a cached or constant "
                    "answer, so the timing may measure no real work")
-OnStart = Callable[[Case, AdapterSpec, int, int], None]
-OnRow = Callable[[dict[str, Any], int, int], None]
-
-@dataclass
-class Hooks:
-    """Progress callbacks for the CLI; both optional."""
-
-    on_start: OnStart | None = None
-    on_row: OnRow | None = None
-
-
-def _error_text(exc: BaseException) -> str:
-    """One line naming the exception and where it was raised (the innermost frame)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
-
-
 def collector_pass(step: Step, adapter: Adapter, collectors: list[Collector], items: int,
                    clock: Callable[[], float] = time.perf_counter) -> Figures:
     """Run the case for the collectors' window, apart from timing (polling threads perturb it)."""
@@ -91,30 +85,6 @@ def measured_row(task: Task, measurement: Measurement) -> tuple[dict[str, Any], 
     return row, missing
 
 
-RowKey = tuple[str, str, int]
-
-
-def row_key(row: dict[str, Any]) -> RowKey:
-    """What identifies a row within a run: case, adapter label and repetition."""
-    label = row.get("adapter_label") or row.get("adapter") or ""
-    return str(row.get("case_id")), str(label), int(row.get("repetition") or 0)
-
-
-def pending(plan: Plan, done: set[RowKey], repetition: int = 0
-            ) -> list[tuple[AdapterSpec, list[tuple[int, Case]]]]:
-    """Per adapter, the (1-based position, case) pairs still to run, in plan order."""
-    out = []
-    index = 0
-    for spec in plan.adapters:
-        cases = []
-        for case in plan.cases:
-            index += 1
-            if (case.id, spec.label, repetition) not in done:
-                cases.append((index, case))
-        out.append((spec, cases))
-    return out
-
-
 class Runner:
     """Runs a plan and writes each result as soon as it exists."""
 
@@ -129,14 +99,15 @@ class Runner:
         self.done = done or set()
         self.timer = timer or Timer(config.timing)
         self.collectors: list[Collector] = []
-        #: (adapter label, dtype) → its peaks, or the reason there are none; measured once.
-        self._peaks: dict[tuple[str, str], Peaks | str] = {}
+        #: (adapter label, dtype) → its peaks, or the reason there are none; measured once
+        #: (a worker is handed those its parent learnt: :func:`case_target`).
+        self.known_peaks: dict[tuple[str, str], Peaks | str] = {}
         if config.collect:
             self.collectors = [cls() for cls in plugins.collector_classes().values()]
 
     def run(self, adapters: dict[str, Adapter]) -> list[dict[str, Any]]:
         """Run every case on every adapter (instances keyed by spec label); return the rows."""
-        _calibrate(self.collectors)
+        calibrate(self.collectors)
         rows = []
         for spec, cases in pending(self.plan, self.done, self.config.repetition):
             if not cases:
@@ -144,16 +115,14 @@ class Runner:
             adapter = adapters[spec.label]
             # The adapter's own counters (device energy) measure alongside the host collectors.
             own = adapter.collectors() if self.config.collect else []
-            _calibrate(own)
+            calibrate(own)
             for index, case in cases:
-                if self.hooks.on_start:
-                    self.hooks.on_start(case, spec, index, len(self.plan))
+                self.hooks.started(case, spec, index, len(self.plan))
                 row = self.run_case(case, spec, adapter, [*self.collectors, *own])
                 if self.writer is not None:
                     self.writer.append(row)
                 rows.append(row)
-                if self.hooks.on_row:
-                    self.hooks.on_row(row, index, len(self.plan))
+                self.hooks.arrived(row, index, len(self.plan))
             for collector in own:
                 collector.close()
         for collector in self.collectors:
@@ -166,33 +135,26 @@ class Runner:
         from harness import peak_cache
 
         key = (spec.label, dtype)
-        if key not in self._peaks and not self.config.recalibrate:
+        if key not in self.known_peaks and not self.config.recalibrate:
             cached = peak_cache.lookup(spec.label, spec.options, dtype)
             if cached is not None:
-                self._peaks[key] = cached
-        if key not in self._peaks:
+                self.known_peaks[key] = cached
+        if key not in self.known_peaks:
             try:
-                self._peaks[key] = peaks = adapter.peaks(dtype)
+                self.known_peaks[key] = peaks = adapter.peaks(dtype)
                 peak_cache.store(spec.label, spec.options, dtype, peaks)
             except NoPeaks as exc:
-                self._peaks[key] = str(exc)
+                self.known_peaks[key] = str(exc)
             except Exception as exc:  # a failed calibration empties the figures, not the run
-                self._peaks[key] = f"peak calibration failed: {_error_text(exc)}"
-        return self._peaks[key]
+                self.known_peaks[key] = f"peak calibration failed: {error_text(exc)}"
+        return self.known_peaks[key]
 
     def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter,
                  collectors: list[Collector] | None = None) -> dict[str, Any]:
         """One result row; any failure of the case becomes an error row, never an exception."""
         collectors = self.collectors if collectors is None else collectors
-        row: dict[str, Any] = {
-            "suite": case.suite, "workload": case.workload.name, "case_id": case.id,
-            "params": case.params, "adapter": spec.name, "adapter_label": spec.label,
-            "adapter_options": dict(adapter.config),
-            "device": adapter.device, "host": socket.gethostname(),
-            "repetition": self.config.repetition,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "status": "ok", "message": "", "correct": None, "scenario": "loop",
-        }
+        row = identity(case, spec, self.config.repetition, adapter_options=adapter.config,
+                       device=adapter.device)
         missing: dict[str, str] = {}
         # Wall seconds of each stage of the case: where a run's time goes besides sampling.
         phases: dict[str, float] = {}
@@ -206,7 +168,7 @@ class Runner:
 
         stage = "build"
         try:
-            too_big = _does_not_fit(case)
+            too_big = does_not_fit(case)
             if too_big:
                 return {**row, "status": "skipped", "message": too_big}
             task = case.build()
@@ -231,12 +193,12 @@ class Runner:
                 timing, timing_missing = measured_row(task, measurement)
                 missing.update(timing_missing)
                 row.update(timing)
-                row["correct"], row["message"] = self._check(task, adapter, measurement)
+                row["correct"], row["message"] = check_outputs(task, adapter, measurement)
                 lap("check")
-                row["output_varies"] = self._varies(task, adapter, measurement.output)
+                row["output_varies"] = output_varies(task, adapter, measurement.output)
                 lap("probe")
                 if row["output_varies"] is False:
-                    row["message"] = _join(row["message"], CONSTANT_OUTPUT)
+                    row["message"] = join(row["message"], CONSTANT_OUTPUT)
                 stage = "collectors"
                 if collectors:
                     figures = collector_pass(step, adapter, collectors, task.items)
@@ -248,7 +210,7 @@ class Runner:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
         except (Exception, MemoryError) as exc:
             return {**row, "status": "error", "correct": None,
-                    "message": f"{stage} failed: {_error_text(exc)}"}
+                    "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)
         peaks = self.peaks(spec, adapter, str(task.meta.get("dtype", "float32")))
         roofline, roofline_missing = row_figures(
@@ -272,57 +234,71 @@ class Runner:
             row["energy_source"] = f"unavailable: {reason}"
             missing["energy_j"] = reason
         if not measurement.steady:
-            row["message"] = _join(row["message"], "warm-up never settled: figures may drift")
+            row["message"] = join(row["message"], "warm-up never settled: figures may drift")
         if measurement.hit_time_cap:
             precision = self.config.timing.precision
-            row["message"] = _join(row["message"], (
+            row["message"] = join(row["message"], (
                 f"hit the time cap before the median's CI reached ±{precision:.1%}"
                 if precision is not None else "hit the time cap before the minimum samples"))
-        row["missing"] = {k: v for k, v in missing.items() if _is_empty(row.get(k))}
+        row["missing"] = {k: v for k, v in missing.items() if is_empty(row.get(k))}
         return row
 
-    @staticmethod
-    def _check(task: Task, adapter: Adapter, measurement: Measurement
-               ) -> tuple[bool | None, str]:
-        """Check the first call's output and those of a few timed samples (a case must stay
-        right under load, not only once before timing)."""
-        if not adapter.checks_output:
-            return None, ""
-        if task.check is None:
-            return None, "no correctness check defined"
-        outputs = [("the first call", measurement.output)]
-        outputs += [(f"timed sample {i + 1}", out) for i, out in measurement.sampled_outputs]
-        for where, output in outputs:
-            try:
-                task.check(adapter.to_host(output))
-            except AssertionError as exc:
-                lines = str(exc).strip().splitlines() or ["output differs from the reference"]
-                suffix = "" if where == "the first call" else f" (on {where})"
-                return False, f"check failed: {lines[0]}{suffix}"
-        return True, ""
-
-    @staticmethod
-    def _varies(task: Task, adapter: Adapter, output: Any) -> bool | None:
-        """Whether the output changes when the inputs change; None when it cannot be tried.
-
-        A constant or cached answer makes a case look fast while doing no work; the check
-        against a reference cannot see it, because the reference used the same inputs.
-        """
-        from harness.checks import same_output, vary
-
-        if not adapter.checks_output:
-            return None
+def check_outputs(task: Task, adapter: Adapter, measurement: Measurement
+           ) -> tuple[bool | None, str]:
+    """Check the first call's output and those of a few timed samples (a case must stay
+    right under load, not only once before timing)."""
+    if not adapter.checks_output:
+        return None, ""
+    if task.check is None:
+        return None, "no correctness check defined"
+    outputs = [("the first call", measurement.output)]
+    outputs += [(f"timed sample {i + 1}", out) for i, out in measurement.sampled_outputs]
+    for where, output in outputs:
         try:
-            inputs = (task.vary or vary)(task.inputs)
-            if inputs is None:
-                return None
-            other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
-            with adapter.running():
-                changed = other()
-                adapter.synchronize()
-            return not same_output(adapter.to_host(output), adapter.to_host(changed))
-        except Exception:  # the probe is a safeguard: its own failure says nothing of the case
+            task.check(adapter.to_host(output))
+        except AssertionError as exc:
+            lines = str(exc).strip().splitlines() or ["output differs from the reference"]
+            suffix = "" if where == "the first call" else f" (on {where})"
+            return False, f"check failed: {lines[0]}{suffix}"
+    return True, ""
+
+def output_varies(task: Task, adapter: Adapter, output: Any) -> bool | None:
+    """Whether the output changes when the inputs change; None when it cannot be tried.
+
+    A constant or cached answer makes a case look fast while doing no work; the check
+    against a reference cannot see it, because the reference used the same inputs.
+    """
+    from harness.checks import same_output, vary
+
+    if not adapter.checks_output:
+        return None
+    try:
+        inputs = (task.vary or vary)(task.inputs)
+        if inputs is None:
             return None
+        other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
+        with adapter.running():
+            changed = other()
+            adapter.synchronize()
+        return not same_output(adapter.to_host(output), adapter.to_host(changed))
+    except Exception:  # the probe is a safeguard: its own failure says nothing of the case
+        return None
+
+
+def instantiate(plan: Plan) -> dict[str, Adapter]:
+    """One adapter instance per spec of ``plan``, keyed by label, for running cases in this
+    process; a :class:`~harness.plan.PlanError` when one refuses its options."""
+    from harness.plan import PlanError
+
+    adapters: dict[str, Adapter] = {}
+    try:
+        for spec in plan.adapters:
+            adapters[spec.label] = plugins.adapter_class(spec.name)(**spec.options)
+    except ValueError as exc:
+        for adapter in adapters.values():
+            adapter.close()
+        raise PlanError(str(exc)) from None
+    return adapters
 
 
 def available_memory() -> tuple[float, str]:
@@ -344,7 +320,7 @@ def available_memory() -> tuple[float, str]:
     return max(free, 0.0), what
 
 
-def _does_not_fit(case: Case) -> str:
+def does_not_fit(case: Case) -> str:
     """Why a case is predicted not to fit in memory, or "" (unknown or fits)."""
     predict = case.workload.memory
     if predict is None:
@@ -357,15 +333,100 @@ def _does_not_fit(case: Case) -> str:
             f"the {free / 2**30:.3g} GiB {what}: skipped before it was tried")
 
 
-def _calibrate(collectors: list[Collector]) -> None:
+def calibrate(collectors: list[Collector]) -> None:
     for collector in collectors:
         if collector.available()[0]:
             collector.calibrate()
 
 
-def _join(first: str, second: str) -> str:
-    return f"{first}; {second}" if first else second
+# --- the worker side of an isolated run ---------------------------------------------------------
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def case_payload(config: RunConfig, plan: Plan, spec: AdapterSpec, case: Case,
+                 max_memory_bytes: int | None = None) -> dict[str, Any]:
+    """What a worker needs to rebuild and run one case, as plain JSON data (peaks come later)."""
+    return {
+        "suite": plan.sources.get(case.suite, case.suite), "workload": case.workload.name,
+        "params": case.params, "adapter": spec.name, "adapter_options": spec.options,
+        "timing": asdict(config.timing), "collect": config.collect,
+        "repetition": config.repetition, "max_memory_bytes": max_memory_bytes,
+        "recalibrate": config.recalibrate,
+    }
+
+
+def rebuild(payload: dict[str, Any]) -> tuple[Case, AdapterSpec, Adapter]:
+    """The case, adapter spec and a fresh adapter instance a worker's payload names (``suite``,
+    ``workload``, ``params``, ``adapter``, ``adapter_options``)."""
+    case = rebuild_case(payload["suite"], payload)
+    spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
+    return case, spec, plugins.adapter_class(spec.name)(**spec.options)
+
+
+def rebuild_case(source: str, payload: dict[str, Any]) -> Case:
+    """The case of suite ``source`` with the payload's workload name and parameters."""
+    suite = plugins.load_suite(source)
+    return Case(suite=suite.name, workload=suite.workloads[payload["workload"]],
+                params=payload["params"])
+
+
+def peaks_to_json(known: dict[tuple[str, str], Peaks | str]) -> dict[str, Any]:
+    """dtype → peaks as a dict, or the reason there are none."""
+    return {dtype: asdict(p) if isinstance(p, Peaks) else str(p) for (_, dtype), p in known.items()}
+
+
+def peaks_target(payload: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate one adapter's peaks for one dtype: ``{"peaks": ...}``.
+
+    A worker of its own, so that the calibration's large buffers never count in a case's
+    peak RSS."""
+    from harness.execution.workers import set_env
+
+    set_env(payload.get("env") or {})
+    spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
+    runner = Runner(RunConfig(collect=False, recalibrate=payload.get("recalibrate", False)),
+                    Plan([], [spec]), writer=None)
+    adapter = plugins.adapter_class(spec.name)(**spec.options)
+    try:
+        runner.peaks(spec, adapter, payload["dtype"])
+    finally:
+        adapter.close()
+    return {"peaks": peaks_to_json(runner.known_peaks)}
+
+
+def case_target(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one case (a :func:`case_payload` with the ``peaks`` known so far) in this worker:
+    ``{"row": ..., "peaks": ..., "info": ...}``."""
+    from harness.execution.workers import set_env
+
+    set_env(payload.get("env") or {})
+    # From the payload's creation to here: forking the worker and loading the suite's module.
+    arrived = time.time()
+    started = arrived - payload.get("sent_at", arrived)
+    case, spec, adapter = rebuild(payload)
+    config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=payload["collect"],
+                       repetition=payload["repetition"],
+                       recalibrate=payload.get("recalibrate", False))
+    runner = Runner(config, Plan([case], [spec]), writer=None)
+    for dtype, known in payload["peaks"].items():
+        runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
+                                                   else known)
+    try:
+        own = adapter.collectors() if config.collect else []
+        calibrate([*runner.collectors, *own])
+        # The adapter's start and the collectors' idle baselines.
+        setup = time.time() - arrived
+        row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
+        for collector in [*runner.collectors, *own]:
+            collector.close()
+        info = adapter.info()
+    finally:
+        adapter.close()
+    if isinstance(row.get("meta"), dict) and "phases_s" in row["meta"]:
+        row["meta"]["phases_s"] = {"worker_start": round(started, 6),
+                                   "worker_setup": round(setup, 6), **row["meta"]["phases_s"]}
+    limit = payload.get("max_memory_bytes")
+    if limit and row["status"] == "error" and out_of_memory(row["message"]):
+        row["message"] += f" (the worker's memory cap, --max-memory, is {limit / 2**30:.3g} GiB)"
+    if config.collect:
+        worker_peak_rss(row, "")
+    return {"row": row, "peaks": peaks_to_json(runner.known_peaks), "info": info}

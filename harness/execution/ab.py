@@ -12,18 +12,23 @@ column (``baseline`` or ``candidate``) and the candidate's case id, and
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+from harness import plugins
+from harness.config import RunConfig, TimingOptions
+from harness.execution.hooks import Hooks
+from harness.execution.loop import NAN, check_outputs, measured_row, rebuild_case
+from harness.execution.rows import error_row, error_text, identity
+from harness.execution.workers import Limits, context, preload_for, run_in_worker
 from harness.plan import AdapterSpec, Plan
+from harness.roofline import row_figures
+from harness.timer import Timer, measure_pair
 from harness.workload import Case, Skip
 
 if TYPE_CHECKING:
     from harness.adapters import Adapter
-    from harness.config import RunConfig
-    from harness.isolation import Limits
     from harness.results import RunWriter
-    from harness.runner import Hooks
 
 VARIANTS = ("baseline", "candidate")
 
@@ -49,20 +54,11 @@ def pair_cases(baseline: list[Case], candidate: list[Case]) -> list[tuple[Case, 
 def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
              pair: tuple[Case, Case]) -> list[dict[str, Any]]:
     """Both versions of one case on one adapter, samples interleaved: two rows."""
-    from harness.roofline import row_figures
-    from harness.runner import NAN, Runner, _error_text, measured_row
-    from harness.timer import Timer, measure_pair
-
-    candidate = pair[1]
-    rows: list[dict[str, Any]] = [{
-        "suite": candidate.suite, "workload": candidate.workload.name,
-        "case_id": candidate.id, "params": candidate.params, "adapter": spec.name,
-        "adapter_label": spec.label, "adapter_options": dict(adapter.config),
-        "device": adapter.device, "repetition": config.repetition, "variant": variant,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "status": "ok",
-        "message": "", "correct": None, "meta": {"source_suite": case.suite},
-        "scenario": "loop",
-    } for variant, case in zip(VARIANTS, pair, strict=True)]
+    header = identity(pair[1], spec, config.repetition, adapter_options=adapter.config,
+                      device=adapter.device)
+    rows: list[dict[str, Any]] = [{**header, "variant": variant,
+                                   "meta": {"source_suite": case.suite}}
+                                  for variant, case in zip(VARIANTS, pair, strict=True)]
     stage = "build"
     try:
         tasks = [case.build() for case in pair]
@@ -80,7 +76,7 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
             for row, task, measurement in zip(rows, tasks, measured, strict=True):
                 values, missing = measured_row(task, measurement)
                 row.update(values)
-                row["correct"], row["message"] = Runner._check(task, adapter, measurement)
+                row["correct"], row["message"] = check_outputs(task, adapter, measurement)
                 row["meta"] = {**task.meta, **row["meta"]}
                 missing["energy_j"] = "not measured in an A/B run (timing only)"
                 row["energy_source"] = "unavailable: not measured in an A/B run"
@@ -97,24 +93,21 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
     except Skip as exc:
         return [{**row, "status": "skipped", "message": str(exc) or "skipped"} for row in rows]
     except (Exception, MemoryError) as exc:
-        return [{**row, "status": "error", "message": f"{stage} failed: {_error_text(exc)}"}
+        return [{**row, "status": "error", "message": f"{stage} failed: {error_text(exc)}"}
                 for row in rows]
     return rows
 
 
-def run_pair_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A worker's side of :func:`run_pair` (see :mod:`harness.isolation`)."""
-    from harness import plugins
-    from harness.config import RunConfig, TimingOptions
+PAIR_TARGET = "harness.execution.ab:pair_target"
 
-    cases = []
-    for source in (job["baseline"], job["candidate"]):
-        suite = plugins.load_suite(source)
-        cases.append(Case(suite=suite.name, workload=suite.workloads[job["workload"]],
-                          params=job["params"]))
-    spec = AdapterSpec(job["adapter"], job["adapter_options"])
-    config = RunConfig(timing=TimingOptions(**job["timing"]), collect=False,
-                       repetition=job["repetition"])
+
+def pair_target(payload: dict[str, Any]) -> dict[str, Any]:
+    """A worker's side of :func:`run_pair`: ``{"rows": [baseline, candidate]}``."""
+    cases = [rebuild_case(source, payload) for source in (payload["baseline"],
+                                                           payload["candidate"])]
+    spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
+    config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=False,
+                       repetition=payload["repetition"])
     adapter = plugins.adapter_class(spec.name)(**spec.options)
     try:
         return {"rows": run_pair(config, spec, adapter, (cases[0], cases[1]))}
@@ -125,13 +118,9 @@ def run_pair_job(job: dict[str, Any]) -> dict[str, Any]:
 def run_ab(config: RunConfig, plans: tuple[Plan, Plan], writer: RunWriter, isolate: bool,
            limits: Limits, hooks: Hooks | None = None) -> list[dict[str, Any]]:
     """Every repetition of every paired case on every adapter; rows written as they come."""
-    from dataclasses import asdict, replace
-
-    from harness import plugins
-    from harness.isolation import _error_row, _run_worker, context, preload_for
-    from harness.runner import Hooks
-
     hooks = hooks or Hooks()
+    if isolate:
+        context(preload_for(*plans))  # the first call decides what the forkserver preloads
     pairs = pair_cases(plans[0].cases, plans[1].cases)
     sources = [plans[0].sources, plans[1].sources]
     total = len(pairs) * len(plans[1].adapters) * config.repeat
@@ -144,26 +133,23 @@ def run_ab(config: RunConfig, plans: tuple[Plan, Plan], writer: RunWriter, isola
             try:
                 for pair in pairs:
                     index += 1
-                    if hooks.on_start:
-                        hooks.on_start(pair[1], spec, index, total)
+                    hooks.started(pair[1], spec, index, total)
                     if adapter is not None:
                         got = run_pair(run, spec, adapter, pair)
                     else:
-                        job = json.dumps({
-                            "kind": "pair", "baseline": sources[0][pair[0].suite],
+                        result = run_in_worker(PAIR_TARGET, {
+                            "baseline": sources[0][pair[0].suite],
                             "candidate": sources[1][pair[1].suite],
                             "workload": pair[1].workload.name, "params": pair[1].params,
                             "adapter": spec.name, "adapter_options": spec.options,
-                            "timing": asdict(run.timing), "repetition": k})
-                        result = _run_worker(context(preload_for(*plans)), job, limits)
+                            "timing": asdict(run.timing), "repetition": k}, limits)
                         got = result.get("rows") or [
-                            {**_error_row(pair[1], spec, run, result.get("error", "no result")),
+                            {**error_row(pair[1], spec, k, result.get("error", "no result")),
                              "variant": variant} for variant in VARIANTS]
                     for row in got:
                         writer.append(row)
                     rows.extend(got)
-                    if hooks.on_row:
-                        hooks.on_row(got[-1], index, total)
+                    hooks.arrived(got[-1], index, total)
             finally:
                 if adapter is not None:
                     adapter.close()

@@ -2,7 +2,7 @@
 
 ``harness run --cluster ADDRESS`` connects to Ray (``local`` starts a private instance), and
 hands each pending case × adapter to a node as one Ray task. The task runs the case exactly as
-a local isolated run does (:func:`harness.isolation.run_case_job`: a fresh worker forked from
+a local isolated run does (:func:`harness.execution.local.run_case`: a fresh worker forked from
 that node's forkserver, with ``--timeout`` and ``--max-memory``) and returns the row, the host
 name, and, the first time, that host's context. This process writes each row with the run's
 :class:`~harness.results.RunWriter` as soon as it returns, so a crash here loses nothing that
@@ -44,10 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
-    from harness.isolation import Limits
+    from harness.execution.hooks import Hooks
+    from harness.execution.rows import RowKey
+    from harness.execution.workers import Limits
     from harness.plan import AdapterSpec, Plan
     from harness.results import RunWriter
-    from harness.runner import Hooks, RowKey
     from harness.workload import Case
 
 INSTALL = "pip install 'inference-harness[cluster]'"
@@ -230,11 +231,12 @@ def _undo_ray_threads() -> None:
 
 def node_task(job_text: str, limits: dict[str, Any], want_context: bool) -> dict[str, Any]:
     """Run one case on this node (the body of a Ray task): ``{"host", "node_id", "result"}``,
-    plus ``"context"`` when asked. ``result`` is :func:`harness.isolation.run_case_job`'s."""
+    plus ``"context"`` when asked. ``result`` is :func:`harness.execution.local.run_case`'s."""
     import ray
 
     from harness import environment, plugins
-    from harness.isolation import Limits, run_case_job
+    from harness.execution.local import run_case
+    from harness.execution.workers import Limits
 
     _undo_ray_threads()
     job = json.loads(job_text)
@@ -252,7 +254,7 @@ def node_task(job_text: str, limits: dict[str, Any], want_context: bool) -> dict
         return reply
     job["env"] = {name: os.environ.get(name) for name in ACCELERATOR_ENV}
     key = json.dumps([job["adapter"], job["adapter_options"], job["env"]], sort_keys=True)
-    reply["result"] = run_case_job(job, Limits(**limits), _PEAKS.setdefault(key, {}))
+    reply["result"] = run_case(job, Limits(**limits), _PEAKS.setdefault(key, {}))
     return reply
 
 
@@ -273,8 +275,9 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 overrides: dict[str, Resources], hooks: Hooks | None = None,
                 done: set[RowKey] | None = None) -> list[dict[str, Any]]:
     """Run every pending case of ``plan`` on the connected cluster; write and return the rows."""
-    from harness.isolation import _error_row, case_job
-    from harness.runner import Hooks, pending
+    from harness.execution.hooks import Hooks
+    from harness.execution.loop import case_payload
+    from harness.execution.rows import error_row, pending
 
     ray = _ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -295,8 +298,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
     def emit(row: dict[str, Any], index: int) -> None:
         writer.append(row)
         rows.append(row)
-        if hooks.on_row:
-            hooks.on_row(row, index, len(plan))
+        hooks.arrived(row, index, len(plan))
 
     try:
         while todo or flying:
@@ -311,8 +313,8 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 able = [n for n in nodes.values() if n.offers(need)]
                 if not able:
                     gone = "; ".join(f"{n.name} was lost" for n in lost) or "none was lost"
-                    row = _error_row(case, spec, config, "lost: no live node of the cluster "
-                                     f"offers {_text(need)} any more ({gone})")
+                    row = error_row(case, spec, config.repetition, "lost: no live node of the "
+                                    f"cluster offers {_text(need)} any more ({gone})")
                     emit({**row, "host": None, "lost": True}, index)  # it ran nowhere
                     continue
                 free = [n for n in able if busy[n.id] < n.slots]
@@ -321,7 +323,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                     continue
                 # The plainest free node: keep nodes with special hardware for cases needing it.
                 node = min(free, key=lambda n: (n.hardware, busy[n.id], n.id))
-                job = case_job(config, plan, spec, case, limits)
+                job = case_payload(config, plan, spec, case, limits.max_memory_bytes)
                 ref = remote.options(
                     **node.request(need), max_retries=0, name=f"harness {case.id} on "
                     f"{spec.label}", scheduling_strategy=NodeAffinitySchedulingStrategy(
@@ -329,8 +331,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 ).remote(json.dumps(job), asdict(limits), reported.wants(node.id))
                 busy[node.id] += 1
                 flying[ref] = _Flight(index, case, spec, node)
-                if hooks.on_start:
-                    hooks.on_start(case, spec, index, len(plan))
+                hooks.started(case, spec, index, len(plan))
             todo = waiting
             if not flying:
                 continue
@@ -350,8 +351,8 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
             if "row" in result:
                 row = result["row"]
             else:
-                row = _error_row(flight.case, flight.spec, config, result["error"],
-                                 host=reply["host"])
+                row = error_row(flight.case, flight.spec, config.repetition, result["error"],
+                                host=reply["host"])
             row["meta"] = {**(row.get("meta") or {}), "ray_node_id": reply["node_id"]}
             emit(row, flight.index)
     finally:
@@ -365,14 +366,14 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
 def _lost_row(config: RunConfig, flight: _Flight, exc: BaseException,
               node_alive: bool) -> dict[str, Any]:
     """The error row of a case whose Ray task failed: it names the node and the Ray error."""
-    from harness.isolation import _error_row
+    from harness.execution.rows import error_row
 
     lines = str(exc).strip().splitlines() or [""]
     first = next((line for line in lines if line.strip() and not line.startswith("ray::")),
                  lines[0]).strip()
     what = (f"the Ray worker on {flight.node.name} died" if node_alive
             else f"node {flight.node.name} was lost")
-    row = _error_row(flight.case, flight.spec, config,
+    row = error_row(flight.case, flight.spec, config.repetition,
                      f"lost: {what} before the case returned: {type(exc).__name__}: {first}",
                      host=flight.node.host)
     return {**row, "lost": True, "meta": {"ray_node_id": flight.node.id}}

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from harness import Task, workload
-from harness.ab import PairingError, pair_cases
 from harness.compare import Options, compare_paired
 from harness.config import TimingOptions
+from harness.execution.ab import PairingError, pair_cases
 from harness.timer import Timer, measure_pair
 from harness.workload import Case
 from tests.fakes import FakeClock
@@ -145,9 +145,9 @@ def test_harness_ab_flags_the_changed_workload_alone(tmp_path: Path,
 
 
 def test_an_a_b_pair_gives_two_measured_rows_with_reasons_for_what_it_skips() -> None:
-    from harness.ab import run_pair
     from harness.adapters.cpu import CpuAdapter
     from harness.config import RunConfig
+    from harness.execution.ab import run_pair
     from harness.plan import AdapterSpec
 
     def spin(n: int) -> int:

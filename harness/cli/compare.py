@@ -1,0 +1,51 @@
+"""``harness compare``: a candidate run against a baseline, case by case."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.cli.common import UsageError, fraction
+
+
+def add_parser(sub: Any) -> None:
+    cmp = sub.add_parser("compare", help="compare a candidate run with a baseline, case by case")
+    cmp.add_argument("baseline", help="a run folder, a results directory, or a baseline name "
+                                      "(results/baselines/NAME)")
+    cmp.add_argument("candidate", help="a run folder or a results directory")
+    cmp.add_argument("--threshold", type=fraction, default=0.05, metavar="PCT",
+                     help="smallest slowdown that counts, e.g. 5%% or 0.05 (default 5%%)")
+    cmp.add_argument("--alpha", type=float, default=0.01,
+                     help="false-discovery rate across cases (default 0.01)")
+    cmp.add_argument("--memory-threshold", type=fraction, metavar="PCT",
+                     help="flag a peak-memory growth beyond this as a regression")
+    cmp.add_argument("--energy-threshold", type=fraction, metavar="PCT",
+                     help="flag an energy-per-item growth beyond this as a regression")
+    cmp.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="also write the comparison as Markdown (CI summary, PR comment)")
+    cmp.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                     help="where baseline names are looked up (default: results/)")
+
+
+def command(args: argparse.Namespace) -> int:
+    from harness import baselines
+    from harness.compare import Options, compare
+    from harness.report.comparison import render_markdown, render_text
+    from harness.results import read_rows, run_folders
+
+    try:
+        options = Options(threshold=args.threshold, alpha=args.alpha,
+                          memory_threshold=args.memory_threshold,
+                          energy_threshold=args.energy_threshold)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    baseline = baselines.resolve(args.baseline, args.results)
+    rows = [[row for run in run_folders([path]) for row in read_rows(run)]
+            for path in (baseline, Path(args.candidate))]
+    report = compare(rows[0], rows[1], options)
+    print(render_text(report))
+    if args.markdown:
+        title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
+        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+    return 1 if report.regressions else 0

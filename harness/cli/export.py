@@ -1,0 +1,21 @@
+"""``harness export``: a run's rows as CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    export = sub.add_parser("export", help="write a run's rows as CSV or Parquet")
+    export.add_argument("run", type=Path, help="a run folder")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("-o", "--output", type=Path, help="destination file (default: in the run)")
+
+
+def command(args: argparse.Namespace) -> int:
+    from harness.results import export
+
+    print(export(args.run, args.format, args.output))
+    return 0

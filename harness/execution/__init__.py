@@ -1,0 +1,167 @@
+"""How cases execute: the one place that chooses inline, workers, a cluster or a load scenario.
+
+A run mode is a module with a target function that a worker runs
+(:func:`harness.execution.workers.run_in_worker`), and a parent side that hands it payloads and
+writes the rows it gets back:
+
+- :mod:`~harness.execution.loop`: the timing loop (:class:`~harness.execution.loop.Runner`),
+  inline or as :func:`~harness.execution.loop.case_target`;
+- :mod:`~harness.execution.local`: each case in a fresh worker on this machine (the default);
+- :mod:`~harness.execution.cluster`: each case on a node of a Ray cluster;
+- :mod:`~harness.execution.repeat`: ``--repeat`` without isolation, a worker per repetition;
+- :mod:`~harness.execution.ab`: two versions of a suite timed interleaved (``harness ab``);
+- :mod:`harness.scenarios.driver`: load scenarios, inline or a worker per scenario run.
+
+The command line parses and prints; :func:`open_run`, :func:`reopen_run` and :func:`execute`
+decide how the cases run. See ``docs/architecture.md`` for the path of one case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.execution.hooks import Hooks
+from harness.execution.loop import Runner, instantiate
+from harness.execution.rows import pending, row_key
+from harness.execution.workers import Limits
+
+if TYPE_CHECKING:
+    from harness.adapters import Adapter
+    from harness.config import RunConfig
+    from harness.plan import Plan
+    from harness.results import RunWriter
+
+__all__ = ["ExecutionError", "Hooks", "Limits", "Mode", "execute", "open_run", "reopen_run"]
+
+
+class ExecutionError(Exception):
+    """A run could not go on (a repetition's process failed); rows so far are on disk."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a run's cases execute (the command line's ``--no-isolate``, ``--timeout``,
+    ``--max-memory``, ``--cluster`` and ``--resources``)."""
+
+    isolate: bool = True
+    limits: Limits = field(default_factory=Limits)
+    #: a Ray cluster's address (``--cluster``); None: this machine.
+    cluster: str | None = None
+    #: adapter name → the Ray resources one case needs there (``--resources``).
+    resources: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def prepare(plan: Plan, mode: Mode) -> None:
+    """Start what the run needs before its set-up (the forkserver's imports overlap it); on a
+    cluster, check that live nodes can run every adapter (connected by the caller)."""
+    if mode.cluster is not None:
+        from harness.execution import cluster
+
+        cluster.check(plan.adapters, mode.resources, cluster.live_nodes())
+    elif mode.isolate:
+        from harness.execution import workers
+
+        workers.start(plan)
+
+
+def open_run(config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
+    """A new run folder under ``config.out``, its context holding the environment, the
+    selection and (on this machine) the adapters' facts."""
+    from harness import environment
+    from harness.results import RunWriter
+
+    context = environment.collect()
+    context["config"] = {**config.stored([s.label for s in plan.adapters]),
+                         "isolate": mode.isolate}
+    if mode.cluster is None:
+        adapters = instantiate(plan)
+        context["adapters"] = {label: a.info() for label, a in adapters.items()}
+        for adapter in adapters.values():  # cases run in workers, or get fresh instances
+            adapter.close()
+    else:
+        # Each node reports its own hosts' context and adapters' info as it first returns.
+        context["config"]["cluster"] = {"address": mode.cluster, "resources": mode.resources}
+        context["adapters"], context["hosts"] = {}, {}
+    return RunWriter(config.out, context)
+
+
+def reopen_run(run: Path, config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
+    """The run folder of ``--resume``, its lost rows (cases lost with a node or Ray worker)
+    moved aside to be run again; on a cluster, refused before anything changes when no live
+    node can run what is missing."""
+    from harness.results import RunWriter, read_rows, set_aside_lost
+
+    if mode.cluster is not None:
+        from harness.execution import cluster
+
+        kept = {row_key(row) for row in read_rows(run) if row.get("lost") is not True}
+        needed = {spec.label: spec for k in range(config.repeat)
+                  for spec, cases in pending(plan, kept, k) if cases}
+        cluster.check(list(needed.values()), mode.resources, cluster.live_nodes())
+    moved = set_aside_lost(run)
+    if moved:
+        print(f"{moved} lost case(s) moved to {run / 'lost.jsonl'}: running them again",
+              file=sys.stderr)
+    return RunWriter.reopen(run)
+
+
+def execute(config: RunConfig, plan: Plan, writer: RunWriter, mode: Mode,
+            hooks: Hooks | None = None) -> list[dict[str, Any]]:
+    """Every repetition of every case of ``plan`` not yet in the run folder; rows are written
+    as they come, and the writer is closed at the end. A ``KeyboardInterrupt`` passes through
+    (rows finished so far are on disk); an :class:`ExecutionError` when a repetition's process
+    failed."""
+    from harness.results import read_rows
+
+    hooks = hooks or Hooks()
+    done = {row_key(row) for row in read_rows(writer.path)}
+    rows: list[dict[str, Any]] = []
+    try:
+        if config.repeat > 1 and not mode.isolate:
+            from harness.execution.repeat import run_repetitions
+
+            writer.close()
+            failure = run_repetitions(writer.path, config.repeat, config.recalibrate)
+            if failure:
+                raise ExecutionError(f"{failure}; rows finished so far are in {writer.path}")
+            return read_rows(writer.path)
+        for k in range(config.repeat):
+            run = dataclasses.replace(config, repetition=k)
+            todo = sum(len(cases) for _, cases in pending(plan, done, k))
+            hooks.pass_begins(k, config.repeat, len(plan), len(plan) - todo)
+            try:
+                rows += _one_pass(run, plan, writer, done, mode, hooks)
+            finally:
+                hooks.pass_ends()
+    finally:
+        writer.close()
+    return rows
+
+
+def _one_pass(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], mode: Mode,
+              hooks: Hooks) -> list[dict[str, Any]]:
+    """One repetition of the plan's pending cases, in the mode's way."""
+    if mode.cluster is not None:
+        from harness.execution.cluster import run_cluster
+
+        return run_cluster(config, plan, writer, mode.limits, mode.resources, hooks, done)
+    if mode.isolate and config.load is None:
+        from harness.execution.local import run_local
+
+        return run_local(config, plan, writer, mode.limits, hooks, done)
+    adapters: dict[str, Adapter] = {} if mode.isolate else instantiate(plan)
+    try:
+        if config.load is not None:
+            from harness.scenarios.driver import LoadDriver
+
+            driver = LoadDriver(config, plan, writer, config.load, mode.isolate, mode.limits,
+                                hooks)
+            return driver.run(done, adapters if not mode.isolate else None)
+        return Runner(config, plan, writer, hooks, done=done).run(adapters)
+    finally:
+        for adapter in adapters.values():
+            adapter.close()

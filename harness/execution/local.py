@@ -1,0 +1,79 @@
+"""The parent side of an isolated run on this machine: each case in a fresh worker.
+
+The parent writes each row itself, so rows are written by one process, in order; it only waits
+while a worker measures (:mod:`harness.execution.workers`). Peaks are calibrated in a worker of
+their own (their buffers would otherwise count in the case's peak RSS), once per adapter and
+dtype, unless this machine's calibration is cached (:mod:`harness.peak_cache`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from harness import peak_cache
+from harness.execution.hooks import Hooks
+from harness.execution.loop import case_payload
+from harness.execution.rows import error_row, pending
+from harness.execution.workers import Limits, context, preload_for, run_in_worker
+from harness.plan import AdapterSpec
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from harness.execution.rows import RowKey
+    from harness.plan import Plan
+    from harness.results import RunWriter
+
+CASE_TARGET = "harness.execution.loop:case_target"
+PEAKS_TARGET = "harness.execution.loop:peaks_target"
+
+
+def run_local(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits,
+              hooks: Hooks | None = None, done: set[RowKey] | None = None,
+              ) -> list[dict[str, Any]]:
+    """Run every pending case of ``plan`` in its own worker; write and return the rows."""
+    hooks = hooks or Hooks()
+    context(preload_for(plan))  # the first call decides what the forkserver preloads
+    rows = []
+    for spec, cases in pending(plan, done or set(), config.repetition):
+        peaks: dict[str, Any] = {}  # dtype → peaks or reason, learnt from this adapter's workers
+        for index, case in cases:
+            hooks.started(case, spec, index, len(plan))
+            result = run_case(case_payload(config, plan, spec, case, limits.max_memory_bytes),
+                              limits, peaks)
+            row = (result["row"] if "row" in result
+                   else error_row(case, spec, config.repetition, result["error"]))
+            writer.append(row)
+            rows.append(row)
+            hooks.arrived(row, index, len(plan))
+    return rows
+
+
+def run_case(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> dict[str, Any]:
+    """Run one case (a :func:`~harness.execution.loop.case_payload`) in a fresh worker of this
+    machine's forkserver: ``{"row": ..., "info": ...}`` or ``{"error": ...}`` when the worker
+    died without a row.
+
+    ``peaks`` (dtype → peaks or the reason there are none) is this adapter's cache on this
+    machine, filled as workers learn them. The dtype is read from the parameters; a task whose
+    dtype differs calibrates in its own worker instead.
+    """
+    dtype = str(payload["params"].get("dtype", "float32"))
+    recalibrate = bool(payload.get("recalibrate"))
+    if dtype not in peaks and not recalibrate:
+        spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
+        cached = peak_cache.lookup(spec.label, spec.options, dtype)
+        if cached is not None:  # this machine's calibration: no worker needed
+            peaks[dtype] = asdict(cached)
+    if dtype not in peaks:
+        found = run_in_worker(PEAKS_TARGET, {
+            "adapter": payload["adapter"], "adapter_options": payload["adapter_options"],
+            "dtype": dtype, "env": payload.get("env"), "recalibrate": recalibrate}, limits)
+        peaks[dtype] = found.get("peaks", {}).get(
+            dtype, f"peak calibration failed: {found.get('error', 'no result')}")
+    result = run_in_worker(CASE_TARGET, {**payload, "peaks": peaks, "sent_at": time.time()},
+                           limits)
+    if "row" in result:
+        peaks.update(result.get("peaks", {}))
+    return result
