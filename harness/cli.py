@@ -718,7 +718,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from harness.history import history, trend
     from harness.report import units
-    from harness.report.table import grid
+    from harness.report.units import grid
 
     frame = history(args.dirs)
     if args.case:
