@@ -119,7 +119,7 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class Report:
+class ComparisonReport:
     """Every comparison, and the geometric mean of the time ratio per suite and adapter."""
 
     comparisons: list[Comparison]
@@ -261,7 +261,7 @@ def _benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
 
 
 def compare(baseline_rows: Iterable[dict[str, Any]], candidate_rows: Iterable[dict[str, Any]],
-            options: Options | None = None) -> Report:
+            options: Options | None = None) -> ComparisonReport:
     """Compare two runs (rows as stored) case by case; see the module docstring."""
     import numpy as np
 
@@ -300,7 +300,7 @@ def compare(baseline_rows: Iterable[dict[str, Any]], candidate_rows: Iterable[di
             energy_ratio=energy_ratio, other_regressions=others))
     comparisons.extend(missing)
     comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
-    return Report(comparisons, geometric_means(comparisons), options)
+    return ComparisonReport(comparisons, geometric_means(comparisons), options)
 
 
 def decide(p_slower: float, p_faster: float, low: float, high: float, delta: float,
@@ -340,7 +340,8 @@ def geometric_means(comparisons: Sequence[Comparison]) -> dict[tuple[str, str], 
     return {key: (math.exp(sum(v) / len(v)), len(v)) for key, v in sorted(logs.items())}
 
 
-def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = None) -> Report:
+def compare_paired(rows: Iterable[dict[str, Any]],
+                   options: Options | None = None) -> ComparisonReport:
     """Judge an A/B run (``harness ab``): rows of variant ``baseline`` and ``candidate`` whose
     samples were interleaved, so sample i of each side form a pair taken moments apart.
 
@@ -412,4 +413,4 @@ def compare_paired(rows: Iterable[dict[str, Any]], options: Options | None = Non
             noise=noise, p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
             candidate_median_s=cand_median, repetitions=(n, n), note="paired, interleaved"))
     comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
-    return Report(comparisons, geometric_means(comparisons), options, "paired")
+    return ComparisonReport(comparisons, geometric_means(comparisons), options, "paired")

@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness.history import history, trend
     from harness.report import units
-    from harness.report.table import grid
+    from harness.report.units import grid
 
     frame = history(args.dirs)
     if args.case:

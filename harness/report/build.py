@@ -1,7 +1,7 @@
 """``harness report``: gathers runs into one report (tables, warnings, plots, environment) and
 writes it as a self-contained HTML page or as Markdown, chosen by the output's extension.
 
-This module decides *what* the report says, as plain text in frozen dataclasses; ``html`` and
+This module decides *what* the report says, as a ``model.Document`` of plain text; ``html`` and
 ``markdown`` only lay it out and escape it, so both formats carry the same content and no string
 reaches a page without passing through exactly one escaping step.
 """
@@ -12,16 +12,15 @@ import json
 import math
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.report import load as load_report
-from harness.report import units
-from harness.report.load import PlainTable
-from harness.report.plots import Plot, TrendPoint, ratio
-from harness.report.warnings import NOISY_CI, ReportWarning, ci_half, find_warnings
+from harness.report import html, markdown, scenarios, units
+from harness.report.canvas import Plot
+from harness.report.model import Cell, Document, Table, TableRow
+from harness.report.plots import TrendPoint, ratio
+from harness.report.warnings import NOISY_CI, ci_half, find_warnings
 from harness.results import JSON_COLUMNS, ResultsError, read_context, run_folders
 from harness.workload import format_value
 
@@ -30,66 +29,12 @@ Row = dict[str, Any]
 #: Output formats by file extension.
 FORMATS: dict[str, Literal["html", "markdown"]] = {".html": "html", ".htm": "html",
                                                     ".md": "markdown"}
-#: The figures of each adapter's column group, in order.
-FIGURES = ("median ± 95% CI", "p99", "throughput", "peak memory", "energy / item", "% of peak",
-           "check")
 #: True/False columns (None: not known).
 FLAGS = ("correct", "warmup_steady", "p90_low_confidence", "p99_low_confidence")
-
-Tone = Literal["", "bad", "warn", "muted"]
 
 
 class ReportError(ResultsError):
     """The report cannot be written as asked (an unknown output extension, no runs)."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell as plain text: a value, a smaller second line, and hover text."""
-
-    text: str
-    detail: str = ""
-    title: str = ""
-    tone: Tone = ""
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One case (and repetition): its varying parameters, then per adapter either one cell per
-    figure or a single cell spanning them all (error, skipped, not run)."""
-
-    labels: tuple[str, ...]
-    cells: tuple[tuple[Cell, ...], ...]
-
-
-@dataclass(frozen=True)
-class Table:
-    """One workload's cases × adapters."""
-
-    suite: str
-    workload: str
-    fixed: str
-    labels: tuple[str, ...]
-    adapters: tuple[str, ...]
-    rows: tuple[TableRow, ...]
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything the page says, as plain (unescaped) text and PNG bytes."""
-
-    reference: str
-    counts: tuple[tuple[str, int], ...]
-    runs: tuple[tuple[str, ...], ...]
-    environment: tuple[tuple[str, str], ...]
-    adapters: tuple[tuple[str, str], ...]
-    tables: tuple[Table, ...]
-    warnings: tuple[ReportWarning, ...]
-    notes: tuple[str, ...] = ()
-    plots: tuple[Plot, ...] = field(default=())
-    generated_at: str = ""
-    #: load scenarios (``--scenario``): one table per case, then the peak QPS table.
-    load: tuple[PlainTable, ...] = ()
 
 
 def output_format(output: str | Path) -> Literal["html", "markdown"]:
@@ -104,8 +49,6 @@ def output_format(output: str | Path) -> Literal["html", "markdown"]:
 def write_report(runs: Sequence[str | Path], output: str | Path, reference: str = "cpu") -> Path:
     """Write the report on ``runs`` (run folders or results directories) to ``output``:
     a self-contained HTML page (``.html``/``.htm``) or Markdown (``.md``). Returns its path."""
-    from harness.report import html, markdown
-
     output = Path(output)
     fmt = output_format(output)  # before any loading: a wrong name fails fast
     report = gather(runs, reference, plots=fmt == "html")
@@ -115,7 +58,7 @@ def write_report(runs: Sequence[str | Path], output: str | Path, reference: str 
     return output
 
 
-def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = True) -> Report:
+def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = True) -> Document:
     """Load ``runs`` and build the report's content; charts only when ``plots``."""
     from harness.results import load
 
@@ -131,7 +74,7 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
     shown = _ordered(_latest(every, order), reference)
     # Load-scenario rows (latency under load, queueing included) get their own tables and
     # chart: mixing them with the timing loop's per-call figures would compare unlike things.
-    loop, under_load = load_report.split(shown)
+    loop, under_load = scenarios.split(shown)
     notes = []
     if len(order) > 1:
         notes.append(f"{len(order)} runs: tables, warnings and charts show the latest run of "
@@ -139,17 +82,17 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
     charts: list[Plot] = []
     if plots:
         if loop or not under_load:  # a load-only report shows no empty timing charts
-            charts = _charts(loop, load_report.split(every)[0], contexts, reference)
+            charts = _charts(loop, scenarios.split(every)[0], contexts, reference)
         if under_load:
-            charts += load_report.curves(under_load)
-    load_tables = load_report.tables(under_load)
-    peaks = load_report.peak_table(under_load)
-    return Report(
+            charts += scenarios.curves(under_load)
+    load_tables = scenarios.tables(under_load)
+    peaks = scenarios.peak_table(under_load)
+    return Document(
         reference=reference, counts=_counts(shown),
         runs=tuple(_run_line(run, contexts[run]) for run in order),
         environment=_environment(contexts[order[-1]]) if order else (),
         adapters=_adapters(contexts, order), tables=tuple(tables(loop, reference)),
-        warnings=tuple([*find_warnings(loop), *load_report.warnings(under_load)]),
+        warnings=tuple([*find_warnings(loop), *scenarios.warnings(under_load)]),
         notes=tuple(notes), plots=tuple(charts),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         load=(*load_tables, *((peaks,) if peaks else ())))

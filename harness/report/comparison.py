@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.compare import Comparison, Report
+from harness.compare import Comparison, ComparisonReport
 from harness.report import units
-from harness.report.table import grid
+from harness.report.units import grid
 
 #: how each verdict reads in Markdown (a glyph helps a long PR comment be scanned).
 MARKS = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same",
@@ -40,7 +40,7 @@ HEADER = ("case", "adapter", "verdict", "baseline", "candidate", "change", "95% 
           "reps", "note")
 
 
-def _summary(report: Report) -> str:
+def _summary(report: ComparisonReport) -> str:
     counts = report.counts()
     parts = [f"{n} {verdict}" for verdict, n in counts.items() if n]
     regressions = len(report.regressions)
@@ -49,12 +49,12 @@ def _summary(report: Report) -> str:
     return f"{head} ({', '.join(parts) or 'nothing compared'})"
 
 
-def _geomeans(report: Report) -> list[tuple[str, str, str, str]]:
+def _geomeans(report: ComparisonReport) -> list[tuple[str, str, str, str]]:
     return [(suite, adapter, _change(mean), str(n))
             for (suite, adapter), (mean, n) in report.geomeans.items()]
 
 
-def render_text(report: Report) -> str:
+def render_text(report: ComparisonReport) -> str:
     """Fixed-width table, geometric means per suite, and a one-line summary at the end."""
     lines = [HEADER, *(_cells(c) for c in report.comparisons)]
     out = grid(lines)
@@ -74,7 +74,7 @@ def _md(text: str) -> str:
     return html.escape(text).replace("|", "&#124;").replace("\n", " ").replace("`", "&#96;")
 
 
-def _method(report: Report) -> str:
+def _method(report: ComparisonReport) -> str:
     o = report.options
     if report.method == "paired":
         return (f"paired samples, timed interleaved: threshold {o.threshold * 100:g}%, "
@@ -83,7 +83,8 @@ def _method(report: Report) -> str:
             f"whichever is larger), false-discovery rate {o.alpha:g}")
 
 
-def render_markdown(report: Report, title: str = "Benchmark comparison") -> str:
+def render_markdown(report: ComparisonReport,
+                    title: str = "Benchmark comparison") -> str:
     """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
     out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
     flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]

@@ -14,8 +14,8 @@ import html
 import struct
 from collections.abc import Iterable, Sequence
 
-from harness.report.build import FIGURES, Cell, Report, Table
-from harness.report.plots import Plot
+from harness.report.canvas import Plot
+from harness.report.model import REPORT_FIGURES, Cell, Document, Table
 from harness.report.warnings import KINDS, ReportWarning
 
 #: Nothing but this page's own style and embedded images: no script, no network.
@@ -58,7 +58,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render(report: Report) -> str:
+def render(report: Document) -> str:
     """The whole page as one string."""
     body = [*_header(report), *_warnings(report.warnings), *_results(report), *_load(report),
             *_charts(report.plots), *_environment(report)]
@@ -79,7 +79,7 @@ def render(report: Report) -> str:
     ]) + "\n"
 
 
-def _header(report: Report) -> list[str]:
+def _header(report: Document) -> list[str]:
     counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
     total = sum(n for _, n in report.counts)
     meta = (f"{total} results ({counts}) from {len(report.runs)} run"
@@ -122,7 +122,7 @@ def _warning(warning: ReportWarning) -> str:
     return text + "</li>"
 
 
-def _results(report: Report) -> list[str]:
+def _results(report: Document) -> list[str]:
     out = ['<h2 id="results">Results</h2>']
     if not report.tables:
         what = ("No timing-loop results in these runs: the load scenarios are under "
@@ -147,14 +147,15 @@ def _table(table: Table) -> list[str]:
         out.append(f'<p class="fixed">{_e(table.fixed)}</p>')
     labels = table.labels or ("case",)
     head = [f'<th rowspan="2">{_e(label)}</th>' for label in labels]
-    head += [f'<th class="adapter" colspan="{len(FIGURES)}">{_e(a)}</th>' for a in table.adapters]
-    figures = "".join(f"<th>{_e(f)}</th>" for f in FIGURES) * len(table.adapters)
+    head += [f'<th class="adapter" colspan="{len(REPORT_FIGURES)}">{_e(a)}</th>'
+             for a in table.adapters]
+    figures = "".join(f"<th>{_e(f)}</th>" for f in REPORT_FIGURES) * len(table.adapters)
     out += ['<div class="scroll"><table>', "<thead>", f"<tr>{''.join(head)}</tr>",
             f"<tr>{figures}</tr>", "</thead>", "<tbody>"]
     for row in table.rows:
         cells = [f"<td>{_e(label)}</td>" for label in (row.labels or (table.workload,))]
         for group in row.cells:
-            span = len(FIGURES) if len(group) == 1 else 1
+            span = len(REPORT_FIGURES) if len(group) == 1 else 1
             cells += [_cell(cell, span) for cell in group]
         out.append(f"<tr>{''.join(cells)}</tr>")
     return [*out, "</tbody>", "</table></div>"]
@@ -169,7 +170,7 @@ def _cell(cell: Cell, span: int = 1) -> str:
     return f"<td{attributes}>{_e(cell.text)}{detail}</td>"
 
 
-def _load(report: Report) -> list[str]:
+def _load(report: Document) -> list[str]:
     """The load scenarios' tables (one per case) and the peak QPS table."""
     if not report.load:
         return []
@@ -208,7 +209,7 @@ def _charts(plots: Sequence[Plot]) -> list[str]:
     return out
 
 
-def _environment(report: Report) -> list[str]:
+def _environment(report: Document) -> list[str]:
     out = ['<h2 id="environment">Environment</h2>', "<h3>Runs</h3>"]
     out += _plain_table(("run", "started", "host", "git SHA", "command"), report.runs)
     if report.environment:

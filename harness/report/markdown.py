@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from harness.report.build import FIGURES, Cell, Report, Table
+from harness.report.model import REPORT_FIGURES, Cell, Document, Table
 from harness.report.warnings import KINDS, ReportWarning
 
 #: Markdown's inline syntax that could turn a name into emphasis, code, a link or a strike.
@@ -31,7 +31,7 @@ def _md(value: object) -> str:
     return text.replace("|", "&#124;").replace("\r", " ").replace("\n", " ")
 
 
-def render(report: Report) -> str:
+def render(report: Document) -> str:
     """The whole report as one Markdown document."""
     out = ["# Benchmark report", "", _md(_summary(report)), ""]
     for note in report.notes:
@@ -47,7 +47,7 @@ def render(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _summary(report: Report) -> str:
+def _summary(report: Document) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
     total = sum(n for _, n in report.counts)
     return (f"{total} results ({counts}) from {len(report.runs)} run"
@@ -74,7 +74,7 @@ def _warning(warning: ReportWarning) -> str:
     return f"- **{_md(warning.adapter)}**: {_md(warning.text)} ({shown}{more})"
 
 
-def _results(report: Report) -> list[str]:
+def _results(report: Document) -> list[str]:
     out = ["## Results", ""]
     if not report.tables:
         what = ("No timing-loop results in these runs: the load scenarios are under "
@@ -91,7 +91,7 @@ def _results(report: Report) -> list[str]:
     return out
 
 
-def _load(report: Report) -> list[str]:
+def _load(report: Document) -> list[str]:
     """The load scenarios' tables and the peak QPS table."""
     if not report.load:
         return []
@@ -112,13 +112,13 @@ def _table(table: Table) -> list[str]:
     out = [f"#### {_md(table.suite)}/{_md(table.workload)}", ""]
     if table.fixed:
         out += [f"Parameters: {_md(table.fixed)}", ""]
-    header = (*(table.labels or ("case",)), "adapter", *FIGURES)
+    header = (*(table.labels or ("case",)), "adapter", *REPORT_FIGURES)
     lines = [_line(header), "|" + "---|" * len(header)]
     for row in table.rows:
         labels = row.labels or (table.workload,)
         for adapter, cells in zip(table.adapters, row.cells, strict=True):
             if len(cells) == 1:  # error, skipped, not run: status and message, no figures
-                texts = [_text(cells[0]), *[""] * (len(FIGURES) - 1)]
+                texts = [_text(cells[0]), *[""] * (len(REPORT_FIGURES) - 1)]
             else:
                 texts = [_text(cell) for cell in cells]
             lines.append(_line((*labels, adapter, *texts)))
@@ -129,7 +129,7 @@ def _line(cells: Sequence[str]) -> str:
     return "| " + " | ".join(_md(cell) for cell in cells) + " |"
 
 
-def _environment(report: Report) -> list[str]:
+def _environment(report: Document) -> list[str]:
     out = ["## Environment", "", "### Runs", "",
            _line(("run", "started", "host", "git SHA", "command")), "|---|---|---|---|---|"]
     out += [_line(run) for run in report.runs]

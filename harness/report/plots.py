@@ -2,52 +2,33 @@
 
 Every chart takes result rows (dicts as ``harness.report.build`` prepares them: NaN already None,
 JSON columns decoded, a short ``label`` per case) and returns PNG bytes, or no image and a note
-that says why, so the page never shows a blank chart. matplotlib is imported inside the functions
-(``import harness`` stays light) and never through pyplot: a ``Figure`` on an explicit Agg canvas
-needs no GUI and leaves the process's global backend alone (a notebook calling the report keeps
-its own).
+that says why, so the page never shows a blank chart. The drawing surface they share (size,
+style, colours, PNG encoding) is ``canvas``.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.report import units
+from harness.report import canvas, units
+from harness.report.canvas import Plot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 Row = dict[str, Any]
 
-#: 9.6 in at 100 dpi: 960 px, the page's content width, so charts are never scaled up.
-WIDTH_IN, DPI = 9.6, 100
 #: Boxes or bars per chart: beyond this a chart is split, so each stays readable and bounded.
 MAX_ITEMS = 32
 #: Series per trend chart: more lines than this cannot be told apart by colour.
 MAX_SERIES = 8
-#: A linear axis hides everything but the largest value once values span more than this ratio.
-LOG_RATIO = 20.0
 MARKERS = "osD^vP*Xh<>"
 #: Roofline points named beside themselves when there are at most this many.
 MAX_LABELLED = 12
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One chart: PNG bytes, or ``png=None`` and a note that says why it was left out.
-
-    A drawn chart may carry a note too (what it leaves out, e.g. lookups on the roofline)."""
-
-    title: str
-    png: bytes | None
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,37 +40,6 @@ class TrendPoint:
     workload: str
     started: datetime
     median_s: float
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    import matplotlib
-
-    with matplotlib.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
-        yield
-
-
-def _safe(text: object) -> str:
-    """A name from the results as literal chart text: an unescaped ``$`` would start mathtext
-    (which can fail on arbitrary text). Mathtext itself stays on for log-axis tick labels."""
-    return str(text).replace("$", r"\$")
-
-
-def _figure(height_in: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)  # explicit Agg canvas: no pyplot, no global backend switch
-    axes = figure.subplots(1, columns, squeeze=False)[0]
-    return figure, list(axes)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # No "Software" metadata: the page's bytes then depend only on the data.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def _finite(value: Any) -> bool:
@@ -104,19 +54,6 @@ def _ok(rows: Sequence[Row]) -> list[Row]:
     return [row for row in rows if row.get("status") == "ok"]
 
 
-def _colours(rows: Sequence[Row]) -> dict[str, str]:
-    """One colour per adapter, in order of first appearance, the same in every chart."""
-    adapters = list(dict.fromkeys(str(row["adapter"]) for row in rows))
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]
-    return {name: palette[i % len(palette)] for i, name in enumerate(adapters)}
-
-
-def _label(row: Row, limit: int = 60) -> str:
-    text = str(row.get("label") or row.get("case_id") or "?")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def ratio(value: float) -> str:
     """Three significant digits, never in scientific notation (219000, not 2.19e+05)."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -127,11 +64,11 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def _scale(axis: Axes, values: Sequence[float], which: str = "x") -> None:
-    """Log scale where the values span more than LOG_RATIO, and unit-aware tick labels."""
+    """Log scale where the values span more than canvas.LOG_RATIO, and unit-aware tick labels."""
     from matplotlib.ticker import NullFormatter
 
     positive = [v for v in values if v > 0]
-    if positive and max(positive) / min(positive) > LOG_RATIO:
+    if positive and max(positive) / min(positive) > canvas.LOG_RATIO:
         (axis.set_xscale if which == "x" else axis.set_yscale)("log")
         # Minor ticks unlabelled: matplotlib's default labels them as 3×10⁰ on short ranges.
         (axis.xaxis if which == "x" else axis.yaxis).set_minor_formatter(NullFormatter())
@@ -146,17 +83,10 @@ def _plain_log(axis: Any, unit: str, fmt: Any = None) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _seconds_axis(axis: Axes, which: str = "x") -> None:
-    from matplotlib.ticker import FuncFormatter
-
-    formatter = FuncFormatter(lambda value, _: units.seconds(value))
-    (axis.xaxis if which == "x" else axis.yaxis).set_major_formatter(formatter)
-
-
 def _legend(axis: Axes, colours: dict[str, str], used: Sequence[str]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=colours[name], label=_safe(name)) for name in dict.fromkeys(used)]
+    handles = [Patch(color=colours[name], label=canvas.safe(name)) for name in dict.fromkeys(used)]
     axis.legend(handles=handles, loc="best", fontsize=8)
 
 
@@ -164,7 +94,7 @@ def _case_groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
     """Rows grouped by case label (adapters side by side), cases in first-seen order."""
     groups: dict[str, list[Row]] = {}
     for row in rows:
-        groups.setdefault(_safe(_label(row)), []).append(row)
+        groups.setdefault(canvas.safe(canvas.label(row)), []).append(row)
     return list(groups.items())
 
 
@@ -210,12 +140,12 @@ def latency_distributions(rows: Sequence[Row]) -> list[Plot]:
                                                  if _positive(s)]]
     if not with_samples:
         return [Plot(title, None, "no result holds raw samples (samples_s).")]
-    colours = _colours(rows)
+    colours = canvas.colours(rows)
     workloads: dict[str, list[Row]] = {}
     for row in with_samples:
         workloads.setdefault(f"{row.get('suite')}/{row.get('workload')}", []).append(row)
     plots = []
-    with _style():
+    with canvas.style():
         for workload, members in workloads.items():
             pages = _bounded(_case_groups(members))
             for index, page in enumerate(pages):
@@ -227,7 +157,7 @@ def latency_distributions(rows: Sequence[Row]) -> list[Plot]:
 def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> bytes:
     members = [row for _, rows in groups for row in rows]
     data = [[s for s in row["samples_s"] if _positive(s)] for row in members]
-    figure, (axis,) = _figure(_height(members, groups))
+    figure, (axis,) = canvas.new_figure(_height(members, groups))
     slots, centres = _positions(groups)
     boxes = axis.boxplot(data, positions=slots, orientation="horizontal", widths=0.7,
                          patch_artist=True, flierprops={"markersize": 2, "alpha": 0.4},
@@ -238,10 +168,10 @@ def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> byte
     axis.set_yticks(centres, [label for label, _ in groups])
     axis.invert_yaxis()  # first case on top, as in the tables
     _scale(axis, [v for values in data for v in values])
-    _seconds_axis(axis)
+    canvas.seconds_axis(axis)
     axis.set_xlabel("time per call (each raw sample)")
     _legend(axis, colours, [row["adapter"] for row in members])
-    return _png(figure)
+    return canvas.png(figure)
 
 
 def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
@@ -264,9 +194,9 @@ def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
             and _positive(row.get("latency_median_s"))]
     if not bars:
         return [Plot(title, None, f"no case succeeded on both {reference!r} and another adapter.")]
-    colours = _colours(rows)
+    colours = canvas.colours(rows)
     pages = _bounded(_case_groups(bars))
-    with _style():
+    with canvas.style():
         return [Plot(_part(title, i, len(pages)), _bars(page, colours, reference))
                 for i, page in enumerate(pages)]
 
@@ -274,7 +204,7 @@ def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
 def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], reference: str) -> bytes:
     members = [row for _, rows in groups for row in rows]
     values = [row["speedup"] for row in members]
-    figure, (axis,) = _figure(_height(members, groups))
+    figure, (axis,) = canvas.new_figure(_height(members, groups))
     slots, centres = _positions(groups)
     axis.barh(slots, values, height=0.7, color=[colours[row["adapter"]] for row in members])
     for y, value in zip(slots, values, strict=True):
@@ -288,14 +218,14 @@ def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], referenc
     axis.invert_yaxis()
     axis.set_xlabel(f"{reference} median / adapter median (above 1: faster than {reference})")
     _legend(axis, colours, [row["adapter"] for row in members])
-    return _png(figure)
+    return canvas.png(figure)
 
 
 def _memory_bound_note(rows: Sequence[Row]) -> str:
     """Cases without floating-point work (lookups): no place on a FLOP/s chart, so listed."""
     if not rows:
         return ""
-    shown = [f"{_label(row)} on {row['adapter']}: "
+    shown = [f"{canvas.label(row)} on {row['adapter']}: "
              f"{units.rate(row.get('achieved_bytes_per_s'), 'B/s')}"
              + (f" ({units.percent(row.get('peak_fraction'))} of peak bandwidth)"
                 if _finite(row.get("peak_fraction")) else "")
@@ -345,8 +275,8 @@ def roofline(rows: Sequence[Row]) -> list[Plot]:
         return [Plot(title, None, f"{why} {note}".strip())]
     roofs = {(row["adapter"], row["peak_flops_per_s"], row["peak_bytes_per_s"],
               str((row.get("meta") or {}).get("dtype", ""))): None for row in points}
-    with _style():
-        png = _roofline_chart(points, list(roofs), _colours(rows))
+    with canvas.style():
+        png = _roofline_chart(points, list(roofs), canvas.colours(rows))
     return [Plot(title, png, note)]
 
 
@@ -354,14 +284,15 @@ def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]
                     colours: dict[str, str]) -> bytes:
     import numpy as np
 
-    figure, (axis,) = _figure(5.5)
+    figure, (axis,) = canvas.new_figure(5.5)
     intensities = [row["arithmetic_intensity"] for row in points]
     intensities += [flops / bandwidth for _, flops, bandwidth, _ in roofs]  # the ridge points
     low, high = min(intensities) / 4, max(intensities) * 4
     xs = np.geomspace(low, high, 200)
     dtypes = {dtype for *_, dtype in roofs}
     for adapter, flops, bandwidth, dtype in roofs:
-        label = _safe(f"{adapter} roof" + (f" ({dtype})" if len(dtypes) > 1 and dtype else ""))
+        label = canvas.safe(f"{adapter} roof"
+                            + (f" ({dtype})" if len(dtypes) > 1 and dtype else ""))
         axis.plot(xs, np.minimum(flops, xs * bandwidth), linestyle="--",
                   color=colours[adapter], label=label)
     markers: dict[str, str] = {}
@@ -371,7 +302,7 @@ def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]
         axis.scatter(row["arithmetic_intensity"], row["achieved_flops_per_s"], marker=marker,
                      color=colours[row["adapter"]], edgecolors="black", linewidths=0.5, zorder=3)
         if len(points) <= MAX_LABELLED:  # beyond a dozen, labels overlap: the legend must do
-            axis.annotate(_safe(_label(row, 40)), (row["arithmetic_intensity"],
+            axis.annotate(canvas.safe(canvas.label(row, 40)), (row["arithmetic_intensity"],
                                                    row["achieved_flops_per_s"]),
                           xytext=(5, 3), textcoords="offset points", fontsize=7)
     _roofline_legend(axis, colours, points, markers)
@@ -381,7 +312,7 @@ def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]
     axis.set_ylabel("achieved FLOP/s")
     _plain_log(axis.xaxis, "")
     _plain_log(axis.yaxis, "FLOP/s", units.rate)
-    return _png(figure)
+    return canvas.png(figure)
 
 
 def _roofline_legend(axis: Axes, colours: dict[str, str], points: list[Row],
@@ -391,10 +322,10 @@ def _roofline_legend(axis: Axes, colours: dict[str, str], points: list[Row],
     handles, labels = axis.get_legend_handles_labels()
     for adapter in dict.fromkeys(row["adapter"] for row in points):
         handles.append(Line2D([], [], marker="o", linestyle="", color=colours[adapter]))
-        labels.append(_safe(adapter))
+        labels.append(canvas.safe(adapter))
     for workload, marker in markers.items():
         handles.append(Line2D([], [], marker=marker, linestyle="", color="grey"))
-        labels.append(_safe(workload))
+        labels.append(canvas.safe(workload))
     axis.legend(handles, labels, loc="best", fontsize=8)
 
 
@@ -407,9 +338,9 @@ def memory(rows: Sequence[Row]) -> list[Plot]:
         return [Plot(title, None, "no peak memory was measured (collectors off, or no "
                                   "result succeeded).")]
     device = any(_positive(row.get("peak_device_bytes")) for row in measured)
-    colours = _colours(rows)
+    colours = canvas.colours(rows)
     pages = _bounded(_case_groups(measured))
-    with _style():
+    with canvas.style():
         return [Plot(_part(title, i, len(pages)), _memory_chart(page, colours, device))
                 for i, page in enumerate(pages)]
 
@@ -427,7 +358,7 @@ def _memory_chart(groups: list[tuple[str, list[Row]]], colours: dict[str, str],
     panels = [("peak_rss_bytes", "peak RSS of the process (host)")]
     if device:
         panels.append(("peak_device_bytes", "peak device memory (allocator)"))
-    figure, axes = _figure(_height(members, groups), len(panels))
+    figure, axes = canvas.new_figure(_height(members, groups), len(panels))
     slots, centres = _positions(groups)
     for axis, (column, label) in zip(axes, panels, strict=True):
         values = [row[column] if _positive(row.get(column)) else 0.0 for row in members]
@@ -439,7 +370,7 @@ def _memory_chart(groups: list[tuple[str, list[Row]]], colours: dict[str, str],
         axis.set_yticks(centres, [name for name, _ in groups] if axis is axes[0] else [])
         axis.invert_yaxis()
     _legend(axes[-1], colours, [row["adapter"] for row in members])
-    return _png(figure)
+    return canvas.png(figure)
 
 
 def trend(points: Sequence[TrendPoint]) -> list[Plot]:
@@ -454,7 +385,7 @@ def trend(points: Sequence[TrendPoint]) -> list[Plot]:
     for key, values in kept.items():
         by_workload.setdefault(values[0].workload, []).append(key)
     plots = []
-    with _style():
+    with canvas.style():
         for workload, keys in by_workload.items():
             pages = _chunks(keys, MAX_SERIES)
             for i, page in enumerate(pages):
@@ -464,16 +395,16 @@ def trend(points: Sequence[TrendPoint]) -> list[Plot]:
 
 
 def _trend_chart(series: dict[tuple[str, str], list[TrendPoint]]) -> bytes:
-    figure, (axis,) = _figure(4.0)
+    figure, (axis,) = canvas.new_figure(4.0)
     for (label, adapter), values in series.items():
         # datetimes go through matplotlib's date converter; its stubs accept only numbers.
         times: Any = [p.started for p in values]
         axis.plot(times, [p.median_s for p in values], marker="o",
-                  label=_safe(f"{label[:50]} on {adapter}"))
+                  label=canvas.safe(f"{label[:50]} on {adapter}"))
     _scale(axis, [p.median_s for values in series.values() for p in values], "y")
-    _seconds_axis(axis, "y")
+    canvas.seconds_axis(axis, "y")
     axis.set_ylabel("median latency per run")
     axis.set_xlabel("run start (UTC)")
     figure.autofmt_xdate()
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize=7, ncol=2)
-    return _png(figure)
+    return canvas.png(figure)

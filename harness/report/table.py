@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.report import units
+from harness.report import scenarios, units
+from harness.report.units import grid
 from harness.workload import format_value
 
-FIGURES = ("median", "95% CI", "p99", "throughput", "% peak", "peak RSS", "check")
+TERMINAL_FIGURES = ("median", "95% CI", "p99", "throughput", "% peak", "peak RSS", "check")
 
 
 def _ci(row: dict[str, Any]) -> str:
@@ -34,7 +35,7 @@ def _check(row: dict[str, Any]) -> str:
 
 def _figures(row: dict[str, Any]) -> tuple[str, ...]:
     if row.get("status") != "ok":
-        return (row.get("status", ""),) + (units.DASH,) * (len(FIGURES) - 1)
+        return (row.get("status", ""),) + (units.DASH,) * (len(TERMINAL_FIGURES) - 1)
     p99 = units.seconds(row.get("latency_p99_s")) + ("*" if row.get("p99_low_confidence") else "")
     return (units.seconds(row.get("latency_median_s")), _ci(row), p99,
             units.rate(row.get("throughput_items_per_s"),
@@ -57,29 +58,16 @@ def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
     return f"{theirs / mine:.3g}×"
 
 
-def grid(lines: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, the first line a header underlined by dashes."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str:
     """Fixed-width tables, one per workload; errors and skips are listed with their message.
 
     With rows from more than one adapter and ``reference`` among them, a ``vs <reference>``
     column gives each row's speedup over the reference adapter's row of the same case. Rows of
-    load scenarios follow in their own tables (:mod:`harness.report.load`).
+    load scenarios follow in their own tables (:mod:`harness.report.scenarios`).
     """
-    from harness.report.load import split, text
-
-    rows, load_rows = split(list(rows))
+    rows, load_rows = scenarios.split(list(rows))
     loop = _render_loop(rows, reference)
-    load = text(load_rows)
+    load = scenarios.text(load_rows)
     return "\n\n".join(part for part in (loop, load) if part)
 
 
@@ -106,7 +94,7 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
         out.append(f"{name}  {fixed}".rstrip())
         speedup: tuple[str, ...] = (f"vs {compare}",) if compare else ()
         rep: tuple[str, ...] = ("rep",) if repeated else ()
-        header = (*varying, *rep, "adapter", *FIGURES[:1], *speedup, *FIGURES[1:])
+        header = (*varying, *rep, "adapter", *TERMINAL_FIGURES[:1], *speedup, *TERMINAL_FIGURES[1:])
         lines: list[Sequence[str]] = [header]
         for row in group:
             params = tuple(format_value(row["params"].get(k, "")) for k in varying)

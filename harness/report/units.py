@@ -1,8 +1,10 @@
-"""Human-readable numbers with units (seconds, bytes, rates); NaN prints as a dash."""
+"""Human-readable numbers with units (seconds, bytes, rates), NaN printed as a dash, and the
+fixed-width grid the terminal tables are printed in."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 DASH = "-"
@@ -56,3 +58,14 @@ def percent(fraction: Any) -> str:
     if missing(fraction):
         return DASH
     return f"{float(fraction) * 100:.3g}%"
+
+
+def grid(lines: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, the first line a header underlined by dashes."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from harness.compare import Comparison, Options, Report
+from harness.compare import Comparison, ComparisonReport, Options
 from harness.report.comparison import render_markdown, render_text
 
 
-def report(*comparisons: Comparison) -> Report:
-    return Report(list(comparisons), {("s", "cpu"): (1.1, 2)}, Options())
+def report(*comparisons: Comparison) -> ComparisonReport:
+    return ComparisonReport(list(comparisons), {("s", "cpu"): (1.1, 2)}, Options())
 
 
 SLOWER = Comparison("s", "s/w[x=1]", "cpu", "slower", ratio=1.2, ratio_low=1.1, ratio_high=1.3,

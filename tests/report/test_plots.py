@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harness.report import plots
+from harness.report import canvas, plots
 from harness.report.html import png_size
 from tests.report.test_build import ok_row, synthetic_rows
 
@@ -17,11 +17,11 @@ def labelled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, "label": f"{row['workload']}[{row['params']}]"} for row in rows]
 
 
-def assert_png(plot: plots.Plot) -> tuple[int, int]:
+def assert_png(plot: canvas.Plot) -> tuple[int, int]:
     assert plot.png is not None, plot.note
     assert plot.png.startswith(PNG)
     width, height = png_size(plot.png)
-    assert width == plots.WIDTH_IN * plots.DPI and 150 < height < 1600
+    assert width == canvas.WIDTH_IN * canvas.DPI and 150 < height < 1600
     return width, height
 
 

@@ -1,17 +1,18 @@
-"""The load scenarios in reports: one table per case (each scenario run a line), the peak QPS
-within the latency bound per adapter, and the latency-versus-load curve (p50 and p99 against
-offered QPS, per adapter). Plain text here; ``html`` and ``markdown`` lay it out and escape it.
+"""Load-scenario rows (``--scenario``) in reports and in ``harness run``'s output: one table per
+case (each scenario run a line), the peak QPS within the latency bound per adapter, and the
+latency-versus-load curve (p50 and p99 against offered QPS, per adapter). Plain text here;
+``html`` and ``markdown`` lay it out and escape it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from harness.report import units
-from harness.report.plots import Plot
-from harness.report.table import grid
+from harness.report import canvas, units
+from harness.report.canvas import Plot
+from harness.report.model import PlainTable
+from harness.report.units import grid
 from harness.report.warnings import ReportWarning
 from harness.scenarios import is_load_row
 
@@ -24,16 +25,6 @@ NOTE = ("Latency counts from each query's scheduled issue time (queueing include
         "stop' is LoadGen's early-stopping estimate (p90 single-stream, p99 multi-stream); "
         "'valid' is the run's own rule (generator on schedule, nothing dropped, minimum count "
         "reached); 'LoadGen' whether it would be valid by LoadGen's rules (600 s minimums).")
-
-
-@dataclass(frozen=True)
-class PlainTable:
-    """A titled table of plain text cells, with a note under it."""
-
-    title: str
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
 
 
 def split(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
@@ -174,8 +165,6 @@ def warnings(rows: Sequence[Row]) -> list[ReportWarning]:
 def curves(rows: Sequence[Row]) -> list[Plot]:
     """Per case: p50 (solid) and p99 (dashed) latency against offered QPS, one colour per
     adapter, the latency bound as a line and each adapter's peak marked."""
-    from harness.report import plots
-
     title = "Latency against load"
     runs = [row for row in _runs(rows) if row.get("status") == "ok"
             and row.get("scenario") == "server" and not _missing(row.get("qps"))
@@ -183,19 +172,19 @@ def curves(rows: Sequence[Row]) -> list[Plot]:
     if not runs:
         return [Plot(title, None, "no successful server run: run --scenario server at several "
                                   "--qps values, or with --find-peak.")]
-    colours = plots._colours(rows)
+    colours = canvas.colours(rows)
     cases: dict[str, list[Row]] = {}
     for row in runs:
         cases.setdefault(str(row["case_id"]), []).append(row)
     peaks = {(row["case_id"], row["adapter"]): row.get("peak_qps") for row in rows
              if row.get("peak_search") == "result" and not _missing(row.get("peak_qps"))}
     out = []
-    with plots._style():
+    with canvas.style():
         for group in cases.values():
             points = len({float(row["qps"]) for row in group})
             note = ("" if points > 1 else
                     "one offered load only: run more --qps values (or --find-peak) for a curve.")
-            out.append(Plot(f"{title}: {plots._label(group[0], 80)}",
+            out.append(Plot(f"{title}: {canvas.label(group[0], 80)}",
                             _curve(group, colours, peaks), note))
     return out
 
@@ -204,9 +193,7 @@ def _curve(group: list[Row], colours: dict[str, str],
            peaks: dict[tuple[str, str], Any]) -> bytes:
     from matplotlib.lines import Line2D
 
-    from harness.report import plots
-
-    figure, (axis,) = plots._figure(4.2)
+    figure, (axis,) = canvas.new_figure(4.2)
     handles = []
     for adapter in dict.fromkeys(str(row["adapter"]) for row in group):
         mine = sorted((row for row in group if row["adapter"] == adapter),
@@ -216,7 +203,7 @@ def _curve(group: list[Row], colours: dict[str, str],
         axis.plot(qps, [row["latency_median_s"] for row in mine], marker="o", color=colour)
         axis.plot(qps, [row["latency_p99_s"] for row in mine], marker="s", linestyle="--",
                   color=colour)
-        handles.append(Line2D([], [], color=colour, label=plots._safe(adapter)))
+        handles.append(Line2D([], [], color=colour, label=canvas.safe(adapter)))
         peak = peaks.get((mine[0]["case_id"], adapter))
         if peak is not None:
             axis.axvline(float(peak), color=colour, linestyle=":", linewidth=1)
@@ -232,11 +219,11 @@ def _curve(group: list[Row], colours: dict[str, str],
                 Line2D([], [], color="grey", marker="s", linestyle="--", label="p99")]
     values = [float(v) for row in group for v in (row["latency_median_s"], row["latency_p99_s"])
               if not _missing(v)] + list(bounds)
-    if values and min(values) > 0 and max(values) / min(values) > plots.LOG_RATIO:
+    if values and min(values) > 0 and max(values) / min(values) > canvas.LOG_RATIO:
         axis.set_yscale("log")
-    plots._seconds_axis(axis, "y")
+    canvas.seconds_axis(axis, "y")
     axis.set_xlabel("offered load (queries per second, Poisson)")
     axis.set_ylabel("latency from scheduled issue")
     axis.set_ylim(bottom=0 if axis.get_yscale() == "linear" else None)
     axis.legend(handles=handles, loc="upper left", fontsize=8)
-    return plots._png(figure)
+    return canvas.png(figure)

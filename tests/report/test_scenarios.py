@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.report import load
+from harness.report import scenarios
 from harness.report.build import gather, write_report
 from harness.report.html import render
 from tests.report.test_browser import CHROMIUM, console_messages, image_probe
@@ -48,12 +48,12 @@ def load_rows() -> list[dict[str, Any]]:
 
 def test_split_keeps_loop_rows_apart() -> None:
     loop_row = ok_row("matmul", {"n": 64}, "cpu", 1e-3)
-    loop, under = load.split([loop_row, *load_rows()])
+    loop, under = scenarios.split([loop_row, *load_rows()])
     assert loop == [loop_row] and len(under) == len(load_rows())
 
 
 def test_tables_list_each_run_in_qps_order_and_the_peak() -> None:
-    (table,) = load.tables(load_rows())
+    (table,) = scenarios.tables(load_rows())
     assert "latency bound 100 ms" in table.title
     offered = [line[2] for line in table.rows if line[0] == "server" and line[1] == "cpu"]
     assert offered == ["50", "60", "72", "86.4"]
@@ -61,23 +61,23 @@ def test_tables_list_each_run_in_qps_order_and_the_peak() -> None:
     assert single[table.header.index("early stop")] == "2.5 ms"
     error = next(line for line in table.rows if line[1] == "xla-cpu")
     assert error[3] == "error" and XSS in error[4]
-    peaks = load.peak_table(load_rows())
+    peaks = scenarios.peak_table(load_rows())
     assert peaks is not None and peaks.rows == (
         (CASE, "cpu", "100 ms", "72", "86.4", "4"),)
 
 
 def test_text_for_the_terminal() -> None:
-    text = load.text(load_rows())
+    text = scenarios.text(load_rows())
     assert "Peak QPS within the latency bound" in text and "server" in text
 
 
 def test_curve_is_drawn_per_case_and_says_when_it_is_one_point() -> None:
-    plots = load.curves(load_rows())
+    plots = scenarios.curves(load_rows())
     assert len(plots) == 1 and plots[0].png is not None
     assert plots[0].png.startswith(b"\x89PNG")
-    single = load.curves([server_row("cpu", 50, 1e-3, 2e-3)])
+    single = scenarios.curves([server_row("cpu", 50, 1e-3, 2e-3)])
     assert "one offered load only" in single[0].note
-    assert load.curves([])[0].png is None
+    assert scenarios.curves([])[0].png is None
 
 
 def test_reports_carry_the_load_section_escaped(tmp_path: Path) -> None:
