@@ -9,13 +9,15 @@ dtype, unless this machine's calibration is cached (:mod:`harness.peak_cache`).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from harness import peak_cache
 from harness.execution.hooks import Hooks
 from harness.execution.loop import case_payload
-from harness.execution.rows import error_row, pending
+from harness.execution.rows import RunOne, error_row, run_pending
 from harness.execution.workers import Limits, context, preload_for, run_in_worker
 from harness.plan import AdapterSpec
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from harness.execution.rows import RowKey
     from harness.plan import Plan
     from harness.results import RunWriter
+    from harness.workload import Case
 
 CASE_TARGET = "harness.execution.loop:case_target"
 PEAKS_TARGET = "harness.execution.loop:peaks_target"
@@ -33,21 +36,22 @@ def run_local(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits,
               hooks: Hooks | None = None, done: set[RowKey] | None = None,
               ) -> list[dict[str, Any]]:
     """Run every pending case of ``plan`` in its own worker; write and return the rows."""
-    hooks = hooks or Hooks()
     context(preload_for(plan))  # the first call decides what the forkserver preloads
-    rows = []
-    for spec, cases in pending(plan, done or set(), config.repetition):
+
+    @contextmanager
+    def session(spec: AdapterSpec) -> Iterator[RunOne]:
         peaks: dict[str, Any] = {}  # dtype → peaks or reason, learnt from this adapter's workers
-        for index, case in cases:
-            hooks.started(case, spec, index, len(plan))
+
+        def run_one(case: Case) -> dict[str, Any]:
             result = run_case(case_payload(config, plan, spec, case, limits.max_memory_bytes),
                               limits, peaks)
-            row = (result["row"] if "row" in result
-                   else error_row(case, spec, config.repetition, result["error"]))
-            writer.append(row)
-            rows.append(row)
-            hooks.arrived(row, index, len(plan))
-    return rows
+            row: dict[str, Any] = result.get("row") or error_row(
+                case, spec, config.repetition, result.get("error", "no result"))
+            return row
+
+        yield run_one
+
+    return run_pending(plan, done or set(), config.repetition, writer, hooks or Hooks(), session)
 
 
 def run_case(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -21,12 +22,13 @@ from harness.config import RunConfig, TimingOptions
 from harness.execution.hooks import Hooks
 from harness.execution.rows import (
     RowKey,
+    RunOne,
     error_text,
     identity,
     is_empty,
     join,
     out_of_memory,
-    pending,
+    run_pending,
     worker_peak_rss,
 )
 from harness.plan import AdapterSpec, Plan
@@ -107,27 +109,26 @@ class Runner:
 
     def run(self, adapters: dict[str, Adapter]) -> list[dict[str, Any]]:
         """Run every case on every adapter (instances keyed by spec label); return the rows."""
-        calibrate(self.collectors)
-        rows = []
-        for spec, cases in pending(self.plan, self.done, self.config.repetition):
-            if not cases:
-                continue
+
+        @contextmanager
+        def session(spec: AdapterSpec) -> Iterator[RunOne]:
             adapter = adapters[spec.label]
             # The adapter's own counters (device energy) measure alongside the host collectors.
             own = adapter.collectors() if self.config.collect else []
             calibrate(own)
-            for index, case in cases:
-                self.hooks.started(case, spec, index, len(self.plan))
-                row = self.run_case(case, spec, adapter, [*self.collectors, *own])
-                if self.writer is not None:
-                    self.writer.append(row)
-                rows.append(row)
-                self.hooks.arrived(row, index, len(self.plan))
-            for collector in own:
+            try:
+                yield lambda case: self.run_case(case, spec, adapter, [*self.collectors, *own])
+            finally:
+                for collector in own:
+                    collector.close()
+
+        calibrate(self.collectors)
+        try:
+            return run_pending(self.plan, self.done, self.config.repetition, self.writer,
+                               self.hooks, session)
+        finally:
+            for collector in self.collectors:
                 collector.close()
-        for collector in self.collectors:
-            collector.close()
-        return rows
 
     def peaks(self, spec: AdapterSpec, adapter: Adapter, dtype: str) -> Peaks | str:
         """The adapter's peaks for ``dtype``: this machine's cached calibration, else calibrated

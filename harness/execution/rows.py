@@ -6,12 +6,21 @@ from __future__ import annotations
 import math
 import socket
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from harness.execution.hooks import Hooks
     from harness.plan import AdapterSpec, Plan
+    from harness.results import RunWriter
     from harness.workload import Case
+
+#: one case → its row.
+RunOne = Callable[["Case"], dict[str, Any]]
+#: an adapter → a context (its set-up and tear-down) that gives how to run one case on it.
+Session = Callable[["AdapterSpec"], AbstractContextManager[RunOne]]
 
 #: (case id, adapter label, repetition): what identifies a row within a run.
 RowKey = tuple[str, str, int]
@@ -103,3 +112,23 @@ def pending(plan: Plan, done: set[RowKey], repetition: int = 0
                 cases.append((index, case))
         out.append((spec, cases))
     return out
+
+
+def run_pending(plan: Plan, done: set[RowKey], repetition: int, writer: RunWriter | None,
+                hooks: Hooks, session: Session) -> list[dict[str, Any]]:
+    """The plan loop every sequential mode shares: per adapter with cases still to run, open
+    its ``session``, run each case, write its row at once (``writer``: None when the mode
+    writes rows itself), and tell the hooks."""
+    rows = []
+    for spec, cases in pending(plan, done, repetition):
+        if not cases:
+            continue
+        with session(spec) as run_one:
+            for index, case in cases:
+                hooks.started(case, spec, index, len(plan))
+                row = run_one(case)
+                if writer is not None:
+                    writer.append(row)
+                rows.append(row)
+                hooks.arrived(row, index, len(plan))
+    return rows

@@ -8,11 +8,13 @@ and it only waits while a worker measures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from harness.execution.hooks import Hooks
-from harness.execution.rows import pending
+from harness.execution.rows import RunOne, run_pending
 from harness.execution.workers import Limits, run_in_worker
 from harness.plan import AdapterSpec, Plan
 from harness.scenarios.case import base_row, run_load_case
@@ -44,15 +46,15 @@ class LoadDriver:
     def run(self, done: set[RowKey] | None = None,
             adapters: dict[str, Adapter] | None = None) -> list[dict[str, Any]]:
         """Every pending case on every adapter (``adapters`` by label when not isolated)."""
-        for spec, cases in pending(self.plan, done or set(), self.config.repetition):
+
+        @contextmanager
+        def session(spec: AdapterSpec) -> Iterator[RunOne]:
             adapter = None if adapters is None else adapters[spec.label]
-            for index, case in cases:
-                self.hooks.started(case, spec, index, len(self.plan))
-                if self.options.find_peak:
-                    row = self.search(case, spec, adapter)
-                else:
-                    row = self.probe(case, spec, adapter, self.options.qps)
-                self.hooks.arrived(row, index, len(self.plan))
+            # A peak search writes a row per probe itself: the plan loop writes none.
+            yield lambda case: (self.search(case, spec, adapter) if self.options.find_peak
+                                else self.probe(case, spec, adapter, self.options.qps))
+
+        run_pending(self.plan, done or set(), self.config.repetition, None, self.hooks, session)
         return self.rows
 
     def _write(self, row: dict[str, Any]) -> None:
