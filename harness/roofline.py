@@ -54,12 +54,13 @@ def _copy(src: Any, dst: Any) -> Any:
 
 
 def measure_peaks(adapter: Adapter, dtype: str, *, gemm_n: int | None = None,
-                  copy_bytes: int = COPY_BYTES) -> Peaks:
+                  copy_bytes: int | None = None) -> Peaks:
     """Calibrate through ``adapter``: a square matmul in ``dtype`` and a large float32 copy
     (sizes for a CPU unless given: a GPU needs far larger ones to reach its roof)."""
     import torch
 
     n = gemm_n or GEMM_N.get(dtype, 1024)
+    copy_bytes = copy_bytes or COPY_BYTES
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(n, n, generator=generator).to(getattr(torch, dtype)) for _ in range(2))
     flops = 2.0 * n**3
