@@ -12,6 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+#: Variables that shape results, by prefix: threading, device choice and order (CUDA_VISIBLE_*,
+#: CUDA_DEVICE_ORDER), lazy module loading (CUDA_MODULE_LOADING), TF32 overrides, the allocator.
+ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "CUDA_", "XLA_", "JAX_", "NVIDIA_TF32_OVERRIDE",
+                "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "PYTORCH_CUDA_ALLOC_CONF")
 PACKAGES = ("inference-harness", "torch", "transformers", "numpy", "pandas", "psutil",
             "nvidia-ml-py", "jax", "jaxlib", "onnxruntime", "pytest-benchmark")
 
@@ -77,6 +81,5 @@ def collect(argv: list[str] | None = None) -> dict[str, Any]:
         "packages": package_versions(),
         "git_sha": git_sha(),
         "cwd": os.getcwd(),
-        "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "CUDA_VISIBLE", "XLA_", "JAX_"))},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)},
     }

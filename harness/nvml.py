@@ -1,9 +1,10 @@
 """A thin, typed wrapper over NVML (``pynvml`` from nvidia-ml-py): every failure is one-line reason.
 
 NVML is the driver's management library: device names, power limits, memory, clocks,
-temperatures and the total-energy counter. The ``pynvml`` module is imported lazily (never at
-``import harness``) and every entry point takes an injected module object instead, so the tests
-drive this code with a fake ``pynvml`` on machines without a GPU.
+temperatures, throttling (violation) counters, MIG instances and the total-energy counter. The
+``pynvml`` module is imported lazily (never at ``import harness``) and every entry point takes an
+injected module object instead, so the tests drive this code with a fake ``pynvml`` on machines
+without a GPU.
 
 Units follow NVML but are converted to SI where NVML is not: milliwatts → watts. The energy
 counter stays in millijoules (an exact integer) and collectors convert deltas to joules.
@@ -21,24 +22,20 @@ from typing import Any
 #: An NVML device handle (a ctypes pointer in the real bindings; anything in a fake).
 Handle = Any
 
-#: Clock event ("throttle") reasons in bit order, by their NVML suffix. nvidia-ml-py ≥ 12.535
-#: names the constants ``nvmlClocksEventReason*``; older releases ``nvmlClocksThrottleReason*``.
-#: The bit values are part of NVML's ABI; the defaults apply where a release has neither name.
-REASON_BITS: tuple[tuple[str, int], ...] = (
-    ("GpuIdle", 0x1),
-    ("ApplicationsClocksSetting", 0x2),
-    ("SwPowerCap", 0x4),
-    ("HwSlowdown", 0x8),
-    ("SyncBoost", 0x10),
-    ("SwThermalSlowdown", 0x20),
-    ("HwThermalSlowdown", 0x40),
-    ("HwPowerBrakeSlowdown", 0x80),
-    ("DisplayClockSetting", 0x100),
+#: Perf policies whose violation counters say why clocks were held down, by the suffix of
+#: their ``NVML_PERF_POLICY_*`` constant, with the nvml.h value used where a release lacks it.
+#: Each counter is the time the policy held clocks below what was asked since the driver loaded,
+#: so its change over a window says how long the window was throttled and why.
+POLICIES: tuple[tuple[str, int], ...] = (
+    ("POWER", 0),
+    ("THERMAL", 1),
+    ("SYNC_BOOST", 2),
+    ("BOARD_LIMIT", 3),
+    ("LOW_UTILIZATION", 4),
+    ("RELIABILITY", 5),
+    ("TOTAL_APP_CLOCKS", 10),
+    ("TOTAL_BASE_CLOCKS", 11),
 )
-_REASON_PREFIXES = ("nvmlClocksEventReason", "nvmlClocksThrottleReason")
-#: Readers of the current reasons, newest name first (the old one is deprecated in NVML 12.x).
-_REASON_FUNCTIONS = ("nvmlDeviceGetCurrentClocksEventReasons",
-                     "nvmlDeviceGetCurrentClocksThrottleReasons")
 
 _INSTALL_HINT = "nvidia-ml-py is not installed (pip install nvidia-ml-py; it provides pynvml)"
 # Defaults of the real bindings, for a module that lacks the constant.
@@ -208,6 +205,10 @@ class Nvml:
         """Marketing name, e.g. ``NVIDIA H100 80GB HBM3``."""
         return _str(self._call("nvmlDeviceGetName", handle))
 
+    def uuid(self, handle: Handle) -> str:
+        """The device's UUID, ``GPU-…`` (or ``MIG-…`` for a MIG instance)."""
+        return _str(self._call("nvmlDeviceGetUUID", handle))
+
     def power_limit_w(self, handle: Handle) -> float:
         """The power limit the driver enforces, in W (NVML reports mW)."""
         try:
@@ -251,26 +252,116 @@ class Nvml:
         sensor = getattr(self.module, "NVML_TEMPERATURE_GPU", _NVML_TEMPERATURE_GPU)
         return int(self._call("nvmlDeviceGetTemperature", handle, sensor))
 
-    def throttle_reasons(self, handle: Handle) -> tuple[str, ...]:
-        """Why clocks are below their maximum right now, as NVML reason names (empty: none).
+    def violation_ns(self, handle: Handle) -> dict[str, int]:
+        """Each perf policy's cumulative violation time in ns (``nvmlDeviceGetViolationStatus``).
 
-        Tries the current reader (``…ClocksEventReasons``) first and falls back to the older
-        ``…ClocksThrottleReasons`` where the bindings or the driver lack the new one.
+        Policies the device does not report are left out; raises :class:`NvmlError` when it
+        reports none of them.
         """
-        errors: list[NvmlError] = []
-        for name in _REASON_FUNCTIONS:
-            if getattr(self.module, name, None) is None and name != _REASON_FUNCTIONS[-1]:
-                continue
+        times: dict[str, int] = {}
+        first: NvmlError | None = None
+        for name, default in POLICIES:
+            policy = getattr(self.module, f"NVML_PERF_POLICY_{name}", default)
             try:
-                mask = int(self._call(name, handle))
+                status = self._call("nvmlDeviceGetViolationStatus", handle, policy)
             except NvmlError as exc:
-                if not exc.not_supported:
-                    raise
-                errors.append(exc)
+                first = first or exc
                 continue
-            return decode_reasons(mask, self.module)
-        # The first reader that exists says best why there is no answer.
-        raise errors[0]
+            times[name.lower()] = int(status.violationTime)
+        if not times:
+            assert first is not None
+            raise first
+        return times
+
+    # --- MIG -----------------------------------------------------------------------------
+
+    def is_mig(self, handle: Handle) -> bool:
+        """Whether ``handle`` is a MIG instance (False where NVML predates MIG)."""
+        try:
+            return bool(self._call("nvmlDeviceIsMigDeviceHandle", handle))
+        except NvmlError as exc:
+            if exc.not_supported:
+                return False
+            raise
+
+    def mig_enabled(self, handle: Handle) -> bool:
+        """Whether a whole GPU is in MIG mode (split into instances)."""
+        try:
+            current, _ = self._call("nvmlDeviceGetMigMode", handle)
+        except NvmlError as exc:
+            if exc.not_supported:
+                return False
+            raise
+        return bool(current)
+
+    def parent(self, handle: Handle) -> Handle:
+        """The whole GPU a MIG instance is carved from."""
+        return self._call("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle)
+
+
+@dataclass(frozen=True)
+class Device:
+    """The NVML device behind one CUDA device.
+
+    ``handle`` is the device itself; for a MIG instance, ``gpu`` is the whole GPU it shares
+    with other instances (clocks, temperature and throttling are the GPU's; energy and power
+    exist only for the whole GPU), else the same handle.
+    """
+
+    handle: Handle
+    gpu: Handle
+    mig: bool
+    name: str
+
+
+#: Why a MIG instance has no energy or power figures.
+MIG_ENERGY = ("a MIG instance: NVML counts energy and power only for the whole GPU, which other "
+              "instances share, so no figure is this instance's")
+
+
+def find_device(session: Nvml, uuid: str | None, index: int, *, mig: bool = False) -> Device:
+    """The NVML device that CUDA calls ``uuid`` (bare, or ``GPU-``/``MIG-`` prefixed).
+
+    CUDA and NVML number devices differently (NVML ignores CUDA_VISIBLE_DEVICES and follows PCI
+    order), so the CUDA ``index`` is used only where it cannot name the wrong device: NVML sees
+    one device and that device is not split into MIG instances. ``mig`` says CUDA's device is a
+    MIG instance (its name says so); its UUID is then tried as ``MIG-`` first and nothing falls
+    back to a whole GPU, whose figures would be every tenant's.
+    """
+    label = uuid or f"cuda:{index}"
+    if uuid:
+        bare = uuid.removeprefix("GPU-").removeprefix("MIG-")
+        if uuid != bare:
+            names = [uuid]
+        else:
+            names = [f"MIG-{bare}", f"GPU-{bare}"] if mig else [f"GPU-{bare}", f"MIG-{bare}"]
+        for name in names:
+            try:
+                return _device(session, session.handle(name))
+            except NvmlError:
+                continue
+    if mig:
+        raise NvmlError(f"MIG instance {label} not found in NVML; its GPU's figures would be "
+                        "every instance's, so none are reported")
+    count = session.device_count()
+    if count != 1:
+        raise NvmlError(f"cannot find GPU {label} in NVML by UUID, and with {count} devices "
+                        "the CUDA index may name another one")
+    handle = session.handle(0)
+    if session.mig_enabled(handle):
+        raise NvmlError(f"cannot find {label} in NVML by UUID, and its GPU is split into MIG "
+                        "instances: the whole GPU's figures are not this device's")
+    return _device(session, handle)
+
+
+def _device(session: Nvml, handle: Handle) -> Device:
+    mig = session.is_mig(handle)
+    try:
+        name = session.name(handle)
+    except NvmlError:
+        name = ""
+    return Device(handle=handle, gpu=session.parent(handle) if mig else handle, mig=mig,
+                  name=name)
 
 
 def _str(value: Any) -> str:
@@ -278,34 +369,17 @@ def _str(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def reason_bits(module: Any) -> tuple[tuple[str, int], ...]:
-    """(name, bit) for each known reason, with bits from ``module`` under either naming."""
-    bits = []
-    for name, default in REASON_BITS:
-        value = default
-        for prefix in _REASON_PREFIXES:
-            constant = getattr(module, prefix + name, None)
-            if isinstance(constant, int):
-                value = constant
-                break
-        bits.append((name, value))
-    return tuple(bits)
+def identity(module: Any | None = None) -> list[str]:
+    """Every GPU NVML sees, as ``name UUID`` in NVML's order; empty where NVML is unusable.
 
-
-def decode_reasons(mask: int, module: Any = None) -> tuple[str, ...]:
-    """Names of the set bits of a clock event reasons mask, in bit order.
-
-    Bits without a known name come out as ``Unknown0x…`` rather than vanishing.
-    """
-    names: list[str] = []
-    left = mask
-    for name, bit in reason_bits(module):
-        if mask & bit:
-            names.append(name)
-            left &= ~bit
-    if left:
-        names.append(f"Unknown{left:#x}")
-    return tuple(names)
+    Names the hardware without initialising CUDA, so a run's parent can key what belongs to
+    these GPUs (the peak cache)."""
+    try:
+        with Nvml.open(module) as session:
+            handles = [session.handle(i) for i in range(session.device_count())]
+            return [f"{session.name(h)} {session.uuid(h)}" for h in handles]
+    except NvmlError:
+        return []
 
 
 def probe(module: Any | None = None) -> tuple[bool, str]:

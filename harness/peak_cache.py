@@ -3,8 +3,10 @@
 A peak calibration (a large matmul and a 128 MiB copy, see :mod:`harness.roofline`) takes a
 few seconds per adapter and dtype: more than many cases' sampling. The roof belongs to the
 hardware and its software stack, so a calibration is reused while both are the same: the key
-holds the host name, CPU model and core count, the CPUs this process may use, the visible GPUs,
-the versions of the packages that run the work, and the adapter's label and options. Entries
+holds the host name, CPU model and core count, the CPUs this process may use, the GPUs (each by
+name and UUID from NVML, with the variables that choose and order the visible ones), the float32
+matmul precision (TF32 set by torch or by environment gets another roof), the versions of the
+packages that run the work, and the adapter's label and options. Entries
 expire after :data:`MAX_AGE_S`; ``harness run --recalibrate`` measures again and replaces them.
 A reused figure says so in its source, with the time it was measured.
 
@@ -19,6 +21,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -32,6 +35,8 @@ from harness.roofline import Peaks
 MAX_AGE_S = 7 * 24 * 3600
 FILE = "peaks.json"
 MARK = "cached:"
+#: Variables that turn TF32 on or off for float32 matmuls behind torch's back.
+TF32_VARIABLES = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
 
 
 def cache_dir() -> Path:
@@ -45,6 +50,7 @@ def cache_dir() -> Path:
 
 def machine_key(label: str, options: dict[str, Any], dtype: str) -> str:
     """A digest of everything that makes a calibration valid for this adapter and dtype."""
+    from harness import nvml
     from harness.environment import cpu_model, package_versions
 
     try:
@@ -54,10 +60,24 @@ def machine_key(label: str, options: dict[str, Any], dtype: str) -> str:
     parts = {
         "host": socket.gethostname(), "cpu": cpu_model(), "cores": os.cpu_count(),
         "usable_cores": usable, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "gpu_order": os.environ.get("CUDA_DEVICE_ORDER"), "gpu_identity": nvml.identity(),
+        "matmul_precision": matmul_precision(),
         "packages": package_versions(), "adapter": label, "options": options, "dtype": dtype,
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def matmul_precision() -> dict[str, str | None]:
+    """torch's float32 matmul precision and the variables that override it.
+
+    Read without importing torch: a process that has not imported it runs torch's default
+    (``highest``), so a run's parent (which looks calibrations up) and its workers (which store
+    them) key alike.
+    """
+    torch = sys.modules.get("torch")
+    precision = torch.get_float32_matmul_precision() if torch is not None else "highest"
+    return {"torch": precision, **{name: os.environ.get(name) for name in TF32_VARIABLES}}
 
 
 def _read(path: Path) -> dict[str, Any]:

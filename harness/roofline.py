@@ -53,24 +53,27 @@ def _copy(src: Any, dst: Any) -> Any:
     return dst.copy_(src)
 
 
-def measure_peaks(adapter: Adapter, dtype: str) -> Peaks:
-    """Calibrate through ``adapter``: a square matmul in ``dtype`` and a large float32 copy."""
+def measure_peaks(adapter: Adapter, dtype: str, *, gemm_n: int | None = None,
+                  copy_bytes: int | None = None) -> Peaks:
+    """Calibrate through ``adapter``: a square matmul in ``dtype`` and a large float32 copy
+    (sizes for a CPU unless given: a GPU needs far larger ones to reach its roof)."""
     import torch
 
-    n = GEMM_N.get(dtype, 1024)
+    n = gemm_n or GEMM_N.get(dtype, 1024)
+    copy_bytes = copy_bytes or COPY_BYTES
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(n, n, generator=generator).to(getattr(torch, dtype)) for _ in range(2))
     flops = 2.0 * n**3
     flops_per_s = _best_rate(adapter, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
 
-    elements = COPY_BYTES // 4
+    elements = copy_bytes // 4
     src, dst = torch.ones(elements), torch.empty(elements)
-    moved = 2.0 * COPY_BYTES  # read the source, write the destination
+    moved = 2.0 * copy_bytes  # read the source, write the destination
     bytes_per_s = _best_rate(adapter, Task(fn=_copy, inputs=(src, dst), bytes=moved), moved)
     return Peaks(
         flops_per_s=flops_per_s,
         bytes_per_s=bytes_per_s,
-        source=f"measured: matmul {n}x{n} {dtype}, copy {COPY_BYTES // 2**20} MiB float32; "
+        source=f"measured: matmul {n}x{n} {dtype}, copy {copy_bytes // 2**20} MiB float32; "
                "best sample",
     )
 

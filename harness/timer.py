@@ -17,7 +17,12 @@ from typing import Any
 from harness.config import TimingOptions
 
 Clock = Callable[[], int]
+#: Times one call on the device's own clock (e.g. CUDA events) and returns seconds; see
+#: :meth:`harness.adapters.Adapter.call_timer`.
+CallTimer = Callable[[Callable[[], Any]], float]
 NS = 1e-9
+#: Most single calls timed on a device clock after sampling (fewer once ``min_time_s`` passes).
+SINGLE_CALLS = 100
 #: 1-based sample numbers whose last output is kept for checking, besides the final sample's:
 #: a few, spread out, so that holding them costs little memory.
 CHECKED_SAMPLES = frozenset({1, 10})
@@ -47,6 +52,9 @@ class Measurement:
     sampling_s: float
     #: True when sampling stopped at ``max_time_s`` before reaching ``min_samples``.
     hit_time_cap: bool
+    #: Seconds of single calls, each alone on an idle device, timed on the device's own clock
+    #: (launch to completion); empty where the adapter has no such clock.
+    call_samples_s: list[float] = field(default_factory=list)
     output: Any = field(default=None, repr=False, compare=False)
     #: (sample index, output of that sample's last call) for a few timed samples, so that the
     #: answers given while timed are checked too, not only the first call's.
@@ -72,6 +80,8 @@ class Timer:
         self.clock = clock
         self.last_output: Any = None
         self.sampled_outputs: list[tuple[int, Any]] = []
+        #: Copies an output that is kept for checking (see :meth:`measure`); outside the clock.
+        self.keep: Callable[[Any], Any] = _same
 
     def _sample_ns(self, step: Callable[[], Any], sync: Callable[[], None], loops: int) -> int:
         clock = self.clock
@@ -140,7 +150,7 @@ class Timer:
         while True:
             samples.append(self._sample_ns(step, sync, loops))
             if len(samples) in CHECKED_SAMPLES:
-                self.sampled_outputs.append((len(samples) - 1, self.last_output))
+                self.sampled_outputs.append((len(samples) - 1, self.keep(self.last_output)))
             elapsed = self.clock() - start
             # With a precision target, the median's CI decides (or the cap); otherwise the
             # minimum time does.
@@ -148,7 +158,7 @@ class Timer:
                 self._precise(samples) if opts.precision is not None else elapsed >= min_ns)
             if enough or elapsed >= max_ns:
                 if len(samples) not in CHECKED_SAMPLES:
-                    self.sampled_outputs.append((len(samples) - 1, self.last_output))
+                    self.sampled_outputs.append((len(samples) - 1, self.keep(self.last_output)))
                 return samples, elapsed, not enough
 
     def _precise(self, samples: list[int]) -> bool:
@@ -177,11 +187,37 @@ class Timer:
         opts = self.options
         return max(opts.min_sample_s / NS, overhead_ns / opts.max_overhead_fraction), overhead_ns
 
-    def measure(self, step: Callable[[], Any], sync: Callable[[], None]) -> Measurement:
-        """Run the full timing procedure on ``step``; nothing else may run meanwhile."""
+    def single_calls(self, step: Callable[[], Any], sync: Callable[[], None],
+                     time_call: CallTimer) -> list[float]:
+        """Seconds of up to SINGLE_CALLS single calls, each on an idle device, on its clock.
+
+        A sample of many calls and one synchronise gives the time per call of a full pipeline,
+        where launches overlap work; one call alone shows launch-to-completion latency. Stops
+        early once ``min_time_s`` has passed, after at least MIN_WINDOW calls.
+        """
+        times: list[float] = []
+        start = self.clock()
+        while len(times) < SINGLE_CALLS and (
+                len(times) < MIN_WINDOW or self.clock() - start < self.options.min_time_s / NS):
+            sync()  # an idle device: no earlier work queued ahead of the call
+            times.append(time_call(step))
+        return times
+
+    def measure(self, step: Callable[[], Any], sync: Callable[[], None], *,
+                keep: Callable[[Any], Any] | None = None,
+                time_call: CallTimer | None = None) -> Measurement:
+        """Run the full timing procedure on ``step``; nothing else may run meanwhile.
+
+        ``keep`` copies each output kept for checking, outside the clock: a step that returns
+        the same buffer on every call (a CUDA graph's replay) would otherwise show only its last
+        answer. ``time_call``, where the adapter has a device clock, also times single calls
+        after sampling (:attr:`Measurement.call_samples_s`).
+        """
+        self.keep = keep or _same
         # 1. One untimed-for-latency call: lazy init, autotuning, compilation. Its time is
         #    kept as its own figure, never mixed into latency.
         output, first_call_ns = self.first_call(step, sync)
+        output = self.keep(output)
 
         # 2. Calibrate: a sample must dwarf the clock and synchronise overhead.
         target_ns, overhead_ns = self.target_ns(sync)
@@ -192,6 +228,7 @@ class Timer:
         gc.collect()
         steady, warmup_samples, warmup_ns = self.warm_up(step, sync, loops)
         raw, sampling_ns, capped = self.sample(step, sync, loops)
+        calls = self.single_calls(step, sync, time_call) if time_call is not None else []
         return Measurement(
             samples_s=[ns * NS / loops for ns in raw],
             loops=loops,
@@ -203,9 +240,14 @@ class Timer:
             steady=steady,
             sampling_s=sampling_ns * NS,
             hit_time_cap=capped,
+            call_samples_s=calls,
             output=output,
             sampled_outputs=self.sampled_outputs,
         )
+
+
+def _same(output: Any) -> Any:
+    return output
 
 
 def _agree(first: list[int], second: list[int], tolerance: float) -> bool:
@@ -220,16 +262,20 @@ def _agree(first: list[int], second: list[int], tolerance: float) -> bool:
 
 
 def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]],
-                 sync: Callable[[], None]) -> tuple[Measurement, Measurement]:
+                 sync: Callable[[], None], *, keep: Callable[[Any], Any] | None = None
+                 ) -> tuple[Measurement, Measurement]:
     """Time two steps with their samples interleaved (A B B A A B ...), for an A/B comparison.
 
     Each step gets its own first call, loop calibration and warm-up; then samples alternate,
     the order flipping every round so that neither side always runs first (warm caches,
     frequency steps). Slow drifts of a shared machine then hit both sides alike, and sample i of
-    one side and sample i of the other were taken moments apart: a pair.
+    one side and sample i of the other were taken moments apart: a pair. ``keep`` is as in
+    :meth:`Timer.measure`.
     """
     opts, clock = timer.options, timer.clock
-    outputs, firsts = zip(*(timer.first_call(step, sync) for step in steps), strict=True)
+    keep = keep or _same
+    outputs, firsts = zip(*((keep(out), ns) for out, ns in
+                            (timer.first_call(step, sync) for step in steps)), strict=True)
     target_ns, overhead_ns = timer.target_ns(sync)
     loops = [timer.calibrate(step, sync, target_ns) for step in steps]
     gc.collect()
@@ -242,7 +288,7 @@ def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]
         for side in ((0, 1) if rounds % 2 == 0 else (1, 0)):
             raw[side].append(timer._sample_ns(steps[side], sync, loops[side]))
             if len(raw[side]) in CHECKED_SAMPLES:
-                kept[side].append((len(raw[side]) - 1, timer.last_output))
+                kept[side].append((len(raw[side]) - 1, keep(timer.last_output)))
         rounds += 1
         elapsed = clock() - start
         # Each side gets the minimum time and count it would get alone.

@@ -1,154 +1,14 @@
-"""The NVML wrapper against a fake ``pynvml``: units, reasons, unsupported calls and errors.
-
-:class:`FakeNvml` is also the fake the NVML energy collector's tests use.
-"""
+"""The NVML wrapper against a fake ``pynvml`` (tests/fakes.py): units, reasons, unsupported calls,
+errors, violation counters and MIG instances."""
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import pytest
 
 from harness import nvml
-
-# Error codes as in nvml.h.
-ERROR_TEXT = {
-    1: "Uninitialized",
-    3: "Not Supported",
-    4: "Insufficient Permissions",
-    6: "Not Found",
-    9: "Driver Not Loaded",
-    12: "NVML Shared Library Not Found",
-    13: "Function Not Found",
-    15: "GPU is lost",
-    999: "Unknown Error",
-}
-
-
-class NVMLError(Exception):
-    """Like pynvml's: one class per code, ``value`` holds the code."""
-
-    code = 999
-
-    def __init__(self, value: int | None = None) -> None:
-        super().__init__()
-        self.value = self.code if value is None else value
-
-    def __str__(self) -> str:
-        return ERROR_TEXT.get(self.value, f"NVML Error with code {self.value}")
-
-
-def _error(name: str, code: int) -> type[NVMLError]:
-    return type(name, (NVMLError,), {"code": code})
-
-
-ERRORS = {
-    "NVMLError_Uninitialized": _error("NVMLError_Uninitialized", 1),
-    "NVMLError_NotSupported": _error("NVMLError_NotSupported", 3),
-    "NVMLError_NoPermission": _error("NVMLError_NoPermission", 4),
-    "NVMLError_NotFound": _error("NVMLError_NotFound", 6),
-    "NVMLError_DriverNotLoaded": _error("NVMLError_DriverNotLoaded", 9),
-    "NVMLError_LibraryNotFound": _error("NVMLError_LibraryNotFound", 12),
-    "NVMLError_FunctionNotFound": _error("NVMLError_FunctionNotFound", 13),
-    "NVMLError_GpuIsLost": _error("NVMLError_GpuIsLost", 15),
-    "NVMLError_Unknown": _error("NVMLError_Unknown", 999),
-}
-
-REASONS = {"GpuIdle": 0x1, "ApplicationsClocksSetting": 0x2, "SwPowerCap": 0x4,
-           "HwSlowdown": 0x8, "SyncBoost": 0x10, "SwThermalSlowdown": 0x20,
-           "HwThermalSlowdown": 0x40, "HwPowerBrakeSlowdown": 0x80, "DisplayClockSetting": 0x100}
-
-
-class FakeNvml:
-    """A fake pynvml: ``module`` has the functions and errors; the attributes here are its state.
-
-    ``fail[name]`` makes ``name`` raise that error (an instance or class); ``delattr(module,
-    name)`` makes a function absent, as in an older nvidia-ml-py. ``naming="throttle"`` gives
-    the pre-12.535 constant and function names.
-    """
-
-    def __init__(self, *, naming: str = "event", names: tuple[str, ...] = ("NVIDIA H200",),
-                 uuids: tuple[str, ...] = ("GPU-0000",)) -> None:
-        self.names = list(names)
-        self.uuids = list(uuids)
-        self.energy_mj = [1_000_000] * len(names)
-        self.sm_clock_mhz = 1980
-        self.temperature_c = 41
-        self.reasons = 0
-        self.memory_used = 3 * 2**30
-        self.memory_total = 141 * 2**30
-        self.power_mw = 75_500
-        self.limit_mw = 700_000
-        self.fail: dict[str, BaseException | type[BaseException]] = {}
-        self.inits = 0
-        self.shutdowns = 0
-        module = types.ModuleType("pynvml")
-        module.NVMLError = NVMLError  # type: ignore[attr-defined]
-        for name, cls in ERRORS.items():
-            setattr(module, name, cls)
-        module.NVML_CLOCK_SM = 1  # type: ignore[attr-defined]
-        module.NVML_TEMPERATURE_GPU = 0  # type: ignore[attr-defined]
-        prefix = "nvmlClocksEventReason" if naming == "event" else "nvmlClocksThrottleReason"
-        for reason, bit in REASONS.items():
-            setattr(module, prefix + reason, bit)
-        reader = ("nvmlDeviceGetCurrentClocksEventReasons" if naming == "event"
-                  else "nvmlDeviceGetCurrentClocksThrottleReasons")
-        functions = {
-            "nvmlInit": self._init,
-            "nvmlShutdown": self._shutdown,
-            "nvmlDeviceGetCount": lambda: len(self.names),
-            "nvmlDeviceGetHandleByIndex": self._by_index,
-            "nvmlDeviceGetHandleByUUID": self._by_uuid,
-            "nvmlDeviceGetName": lambda h: self.names[h].encode(),  # old releases return bytes
-            "nvmlSystemGetDriverVersion": lambda: "570.124.06",
-            "nvmlSystemGetCudaDriverVersion": lambda: 12080,
-            "nvmlDeviceGetEnforcedPowerLimit": lambda h: self.limit_mw,
-            "nvmlDeviceGetPowerManagementLimit": lambda h: self.limit_mw,
-            "nvmlDeviceGetMemoryInfo": lambda h: types.SimpleNamespace(
-                used=self.memory_used, total=self.memory_total,
-                free=self.memory_total - self.memory_used),
-            "nvmlDeviceGetTotalEnergyConsumption": lambda h: self.energy_mj[h],
-            "nvmlDeviceGetPowerUsage": lambda h: self.power_mw,
-            "nvmlDeviceGetClockInfo": self._clock,
-            "nvmlDeviceGetTemperature": self._temperature,
-            reader: lambda h: self.reasons,
-        }
-        for name, fn in functions.items():
-            setattr(module, name, self._wrap(name, fn))
-        self.module = module
-
-    def _wrap(self, name: str, fn: Any) -> Any:
-        def call(*args: Any) -> Any:
-            if name in self.fail:
-                raise self.fail[name]
-            return fn(*args)
-
-        return call
-
-    def _init(self) -> None:
-        self.inits += 1
-
-    def _shutdown(self) -> None:
-        self.shutdowns += 1
-
-    def _by_index(self, index: int) -> int:
-        if not 0 <= index < len(self.names):
-            raise ERRORS["NVMLError_NotFound"]()
-        return index
-
-    def _by_uuid(self, uuid: str) -> int:
-        if uuid not in self.uuids:
-            raise ERRORS["NVMLError_NotFound"]()
-        return self.uuids.index(uuid)
-
-    def _clock(self, handle: int, clock: int) -> int:
-        assert clock == 1, "asked for a clock other than SM"
-        return self.sm_clock_mhz
-
-    def _temperature(self, handle: int, sensor: int) -> int:
-        assert sensor == 0, "asked for a sensor other than the GPU die"
-        return self.temperature_c
+from tests.fakes import ERRORS, FakeNvml
 
 
 @pytest.fixture
@@ -260,47 +120,68 @@ def test_power_limit_falls_back_to_the_management_limit(fake: FakeNvml) -> None:
         assert session.power_limit_w(session.handle(0)) == 250.0
 
 
-@pytest.mark.parametrize("naming", ["event", "throttle"])
-def test_throttle_reasons_under_either_naming(naming: str) -> None:
-    fake = FakeNvml(naming=naming)
+def test_violation_counters_by_policy(fake: FakeNvml) -> None:
+    fake.violation_ns[0] = 1_500_000_000  # power
+    fake.violation_ns[1] = 20_000  # thermal
     with nvml.Nvml.open(fake.module) as session:
-        handle = session.handle(0)
-        assert session.throttle_reasons(handle) == ()
-        fake.reasons = 0x4 | 0x40 | 0x8
-        assert session.throttle_reasons(handle) == ("SwPowerCap", "HwSlowdown",
-                                                    "HwThermalSlowdown")
+        times = session.violation_ns(session.handle(0))
+    assert times["power"] == 1_500_000_000 and times["thermal"] == 20_000
+    assert set(times) == {name.lower() for name, _ in nvml.POLICIES}
 
 
-def test_event_reader_missing_in_the_driver_falls_back(fake: FakeNvml) -> None:
-    # New bindings on an old driver: the new function exists in Python but not in the library.
-    fake.fail["nvmlDeviceGetCurrentClocksEventReasons"] = ERRORS["NVMLError_FunctionNotFound"]()
-    fake.module.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x1  # type: ignore[attr-defined]
-    with nvml.Nvml.open(fake.module) as session:
-        assert session.throttle_reasons(session.handle(0)) == ("GpuIdle",)
-
-
-def test_throttle_reasons_unsupported(fake: FakeNvml) -> None:
-    fake.fail["nvmlDeviceGetCurrentClocksEventReasons"] = ERRORS["NVMLError_NotSupported"]()
+def test_violation_counters_unsupported(fake: FakeNvml) -> None:
+    fake.fail["nvmlDeviceGetViolationStatus"] = ERRORS["NVMLError_NotSupported"]()
     with nvml.Nvml.open(fake.module) as session, pytest.raises(nvml.NvmlError) as caught:
-        session.throttle_reasons(session.handle(0))
+        session.violation_ns(session.handle(0))
     assert caught.value.not_supported
 
 
-def test_decode_reasons_keeps_unknown_bits() -> None:
-    assert nvml.decode_reasons(0) == ()
-    assert nvml.decode_reasons(0x1 | 0x100) == ("GpuIdle", "DisplayClockSetting")
-    assert nvml.decode_reasons(0x4 | 0x800) == ("SwPowerCap", "Unknown0x800")
+# --- finding CUDA's device in NVML ---------------------------------------------------------
 
 
-def test_decode_reasons_uses_the_module_constants() -> None:
-    module = types.SimpleNamespace(nvmlClocksThrottleReasonSwPowerCap=0x1000)
-    assert nvml.decode_reasons(0x1000, module) == ("SwPowerCap",)
-    assert nvml.decode_reasons(0x4, module) == ("Unknown0x4",)
+def test_find_device_by_bare_uuid() -> None:
+    fake = FakeNvml(names=("NVIDIA A10", "NVIDIA L4"), uuids=("GPU-aaaa", "GPU-bbbb"))
+    with nvml.Nvml.open(fake.module) as session:
+        device = nvml.find_device(session, "bbbb", 0)  # torch spells UUIDs without a prefix
+        assert (device.handle, device.mig, device.name) == (1, False, "NVIDIA L4")
 
 
-def test_decode_reasons_with_the_installed_bindings() -> None:
-    pynvml = pytest.importorskip("pynvml")
-    assert nvml.decode_reasons(0x4 | 0x20, pynvml) == ("SwPowerCap", "SwThermalSlowdown")
+def test_the_cuda_index_never_names_one_of_several_devices() -> None:
+    fake = FakeNvml(names=("NVIDIA A10", "NVIDIA L4"), uuids=("GPU-aaaa", "GPU-bbbb"))
+    with nvml.Nvml.open(fake.module) as session:
+        for uuid in (None, "cccc"):
+            with pytest.raises(nvml.NvmlError, match="with 2 devices the CUDA index may name"):
+                nvml.find_device(session, uuid, 1)
+
+
+def test_one_device_is_found_without_a_uuid(fake: FakeNvml) -> None:
+    with nvml.Nvml.open(fake.module) as session:
+        assert nvml.find_device(session, None, 0).handle == 0
+
+
+def test_a_mig_instance_is_found_by_its_mig_uuid() -> None:
+    fake = FakeNvml(uuids=("GPU-0000",), migs={"MIG-1111": 0})
+    with nvml.Nvml.open(fake.module) as session:
+        device = nvml.find_device(session, "1111", 0, mig=True)
+    assert device.mig and device.gpu == 0
+    assert device.name == "NVIDIA H200 MIG 1g.18gb"
+
+
+def test_a_mig_instance_is_recognised_even_without_the_hint() -> None:
+    fake = FakeNvml(uuids=("GPU-0000",), migs={"MIG-1111": 0})
+    with nvml.Nvml.open(fake.module) as session:
+        device = nvml.find_device(session, "1111", 0)
+    assert device.mig and device.gpu == 0
+
+
+def test_a_mig_instance_never_falls_back_to_the_whole_gpu() -> None:
+    fake = FakeNvml(uuids=("GPU-0000",), migs={"MIG-1111": 0})
+    with nvml.Nvml.open(fake.module) as session:
+        with pytest.raises(nvml.NvmlError, match="MIG instance 2222 not found in NVML"):
+            nvml.find_device(session, "2222", 0, mig=True)
+        # Without the hint, the single GPU is still refused: it is split into instances.
+        with pytest.raises(nvml.NvmlError, match="split into MIG instances"):
+            nvml.find_device(session, None, 0)
 
 
 def test_load_reports_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:

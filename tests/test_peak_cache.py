@@ -119,3 +119,42 @@ def test_an_isolated_run_starts_no_peaks_worker_when_cached(monkeypatch: pytest.
     launched.clear()
     local.run_case({**job, "recalibrate": True}, Limits(), {})
     assert [t for t, _ in launched] == [local.PEAKS_TARGET, local.CASE_TARGET]  # measures
+
+
+def test_another_gpu_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import nvml
+
+    monkeypatch.setattr(nvml, "identity", lambda module=None: ["NVIDIA H200 GPU-0000"])
+    peak_cache.store("cuda", {}, "float32", MEASURED)
+    assert peak_cache.lookup("cuda", {}, "float32") is not None
+    # Same host, same CUDA_VISIBLE_DEVICES, another board in the slot.
+    monkeypatch.setattr(nvml, "identity", lambda module=None: ["NVIDIA H100 GPU-1111"])
+    assert peak_cache.lookup("cuda", {}, "float32") is None
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1"), ("NVIDIA_TF32_OVERRIDE", "0"),
+    ("CUDA_DEVICE_ORDER", "PCI_BUS_ID")])
+def test_tf32_or_device_order_from_the_environment_misses(
+        monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    peak_cache.store("cuda", {}, "float32", MEASURED)
+    monkeypatch.setenv(variable, value)
+    assert peak_cache.lookup("cuda", {}, "float32") is None
+
+
+def test_the_matmul_precision_set_in_torch_misses(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    peak_cache.store("cuda", {}, "float32", MEASURED)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    assert peak_cache.lookup("cuda", {}, "float32") is None
+
+
+def test_gpu_identity_names_every_device_without_cuda() -> None:
+    from harness import nvml
+    from tests.fakes import FakeNvml
+
+    fake = FakeNvml(names=("NVIDIA A10", "NVIDIA L4"), uuids=("GPU-a", "GPU-b"))
+    assert nvml.identity(fake.module) == ["NVIDIA A10 GPU-a", "NVIDIA L4 GPU-b"]
+    fake.fail["nvmlInit"] = RuntimeError("no driver")
+    assert nvml.identity(fake.module) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from harness.config import TimingOptions
@@ -179,3 +181,81 @@ def test_precision_must_be_a_fraction(bad: float) -> None:
 
     with pytest.raises(ConfigError, match=r"timing\.precision must be a fraction"):
         TimingOptions(precision=bad)
+
+
+# --- outputs kept for checking, and single calls on a device clock ----------------------------
+
+
+def _graph_replay(clock: FakeClock) -> Callable[[], list[int]]:
+    """A CUDA graph's replay: 1 ms, and the one static buffer, overwritten by every call."""
+    buffer = [0]
+
+    def replay() -> list[int]:
+        clock.advance(1e-3)
+        buffer[0] += 1
+        return buffer
+
+    return replay
+
+
+def test_kept_outputs_are_copied_outside_the_clock() -> None:
+    # Without a copy, the outputs kept for samples 1, 10 and the last show the last answer.
+    clock = FakeClock()
+
+    def keep(output: list[int]) -> list[int]:
+        clock.advance(1.0)  # a slow copy: it must land in no timed sample
+        return list(output)
+
+    measurement = make(clock, min_samples=12).measure(_graph_replay(clock), nothing, keep=keep)
+    kept = [out[0] for _, out in measurement.sampled_outputs]
+    assert len(kept) == 3 and len(set(kept)) == 3, kept  # three different answers
+    assert measurement.output == [1]  # the first call's answer, not the buffer's last
+    assert measurement.samples_s == pytest.approx([1e-3] * len(measurement.samples_s))
+
+
+def test_without_keep_the_buffer_shows_only_the_last_answer() -> None:
+    clock = FakeClock()
+    measurement = make(clock, min_samples=12).measure(_graph_replay(clock), nothing)
+    assert len({id(out) for _, out in measurement.sampled_outputs}) == 1
+
+
+def test_single_calls_are_timed_on_the_device_clock() -> None:
+    from tests.fakes import FakeCuda, FakeEvent
+
+    # 20 µs per call: pipelined samples run hundreds of calls per synchronise.
+    cuda = FakeCuda(duration=lambda n: 20e-6)
+    device = cuda.device
+
+    def time_call(step: object) -> float:
+        assert device.queued == 0, "a single call must start on an idle device"
+        start, end = FakeEvent(cuda, enable_timing=True), FakeEvent(cuda, enable_timing=True)
+        start.record()
+        device.step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+    timer = make(cuda.clock, min_time_s=0.01, max_time_s=0.1)
+    measurement = timer.measure(device.step, device.sync, time_call=time_call)
+    assert measurement.loops > 1
+    assert measurement.call_samples_s == pytest.approx([20e-6] * len(measurement.call_samples_s))
+    assert 3 <= len(measurement.call_samples_s) <= 100
+
+
+def test_no_device_clock_no_single_calls() -> None:
+    clock = FakeClock()
+    measurement = make(clock).measure(host_step(clock, lambda n: 1e-4), nothing)
+    assert measurement.call_samples_s == []
+
+
+def test_single_calls_stop_after_the_minimum_time() -> None:
+    clock = FakeClock()
+    timer = make(clock, min_time_s=0.05)
+
+    def time_call(step: object) -> float:
+        clock.advance(0.02)
+        return 0.02
+
+    assert len(timer.single_calls(nothing, nothing, time_call)) == 3  # the minimum count
+    timer = make(clock, min_time_s=10.0)
+    assert len(timer.single_calls(nothing, nothing, lambda step: 1e-6)) == 100  # the most

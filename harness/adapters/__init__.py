@@ -130,6 +130,16 @@ class Adapter(ABC):
         """Bring a step's output back to host memory for the correctness check."""
         return output
 
+    def keep_output(self, output: Any) -> Any:
+        """A copy of a step's output that later calls cannot overwrite, for checking it after
+        timing; called outside the clock. Steps that return fresh outputs need none."""
+        return output
+
+    def call_timer(self) -> Callable[[Step], float] | None:
+        """Times one call of a step on the device's own clock (launch to completion, seconds),
+        for adapters whose calls are asynchronous; None where there is no such clock."""
+        return None
+
     def case_meta(self) -> dict[str, Any]:
         """Facts the adapter learnt about the last prepared case (e.g. where each node ran),
         merged into the row's ``meta``; empty by default."""

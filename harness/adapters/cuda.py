@@ -10,7 +10,7 @@ import importlib.util
 import os
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +34,11 @@ ENGINES = ("eager", "compile")
 #: a few, so that lazy initialisation, autotuning and compilation happen outside the capture.
 GRAPH_WARMUP_CALLS = 3
 HOST_ONLY_REASON = "runs Python objects on the host; not a GPU workload"
+#: Peak calibration for GPUs without a datasheet entry: matmuls this size reach the tensor-core
+#: roof of current GPUs (1024 leaves them far below it), and a copy of this many bytes dwarfs the
+#: largest L2 cache (126 MB on B200), so memory bandwidth is what is measured.
+PEAK_GEMM_N = 8192
+PEAK_COPY_BYTES = 2**30
 
 
 # --- availability, without importing torch where the build already says no ------------------
@@ -89,18 +94,28 @@ def to_device(obj: Any, device: Any) -> Any:
 
     Returns new containers and leaves ``obj`` alone; non-tensor leaves are kept as they are.
     """
+    return _map_tensors(obj, lambda tensor: tensor.to(device))
+
+
+def snapshot(obj: Any) -> Any:
+    """``obj`` with every tensor cloned (where it is), through tuples, lists and dicts."""
+    return _map_tensors(obj, lambda tensor: tensor.clone())
+
+
+def _map_tensors(obj: Any, fn: Callable[[Any], Any]) -> Any:
+    """``obj`` rebuilt with ``fn`` applied to each tensor in it, containers' types kept."""
     import torch
 
     if isinstance(obj, torch.Tensor):
-        return obj.to(device)
+        return fn(obj)
     if isinstance(obj, tuple):
-        items = [to_device(item, device) for item in obj]
+        items = [_map_tensors(item, fn) for item in obj]
         # A named tuple is rebuilt from fields; a plain tuple (or subclass) from an iterable.
         return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
     if isinstance(obj, list):
-        return [to_device(item, device) for item in obj]
+        return [_map_tensors(item, fn) for item in obj]
     if isinstance(obj, Mapping):
-        moved = {key: to_device(value, device) for key, value in obj.items()}
+        moved = {key: _map_tensors(value, fn) for key, value in obj.items()}
         if type(obj) is dict:
             return moved
         try:  # keep the mapping's own type (OrderedDict, a model's output class) where it can
@@ -223,12 +238,18 @@ class CudaAdapter(Adapter):
         if not isinstance(self.config["graphs"], bool):
             raise AdapterError(f"cuda:graphs must be true or false, got {self.config['graphs']!r}")
         self.index: int = index
+        #: Whether this process prepared work on the GPU (close() synchronises only then).
+        self._worked = False
+        #: Bytes the last CUDA graph capture added to the reserved pool; None without graphs.
+        self._graph_pool_bytes: int | None = None
         import torch
 
-        # Only checked where CUDA works, so the adapter can be built (and tested) without a GPU.
-        if torch.cuda.is_available() and index >= torch.cuda.device_count():
-            raise AdapterError(f"cuda:device={index} does not exist: "
-                               f"{torch.cuda.device_count()} GPU(s) visible")
+        # device_count() asks NVML where it can and so initialises no CUDA: the parent of a run
+        # builds adapters too, and must hold no CUDA context. Checked only where a GPU is
+        # visible, so that the adapter can be built (and tested) without one.
+        count = torch.cuda.device_count()
+        if count and index >= count:
+            raise AdapterError(f"cuda:device={index} does not exist: {count} GPU(s) visible")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -246,11 +267,11 @@ class CudaAdapter(Adapter):
                            f"None); install a CUDA build: {install}")
         import torch
 
-        # A driver too old for this build, or a broken one, shows only as a warning.
+        # device_count() goes through NVML and initialises no CUDA where NVML works; a driver
+        # too old for this build, or a broken one, shows only as a warning.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             count = torch.cuda.device_count()
-            usable = count > 0 and torch.cuda.is_available()
         note = _first_line(str(caught[0].message)) if caught else ""
         if count == 0:
             parts = ["no NVIDIA GPU visible (torch.cuda.device_count() == 0)"]
@@ -263,6 +284,18 @@ class CudaAdapter(Adapter):
                 if not ok:
                     parts.append(why)
             return False, "; ".join(parts)
+        driver, _ = driver_cuda_version()
+        if driver is not None:
+            needed = build.cuda.split(".")[0]
+            if int(driver.split(".")[0]) < int(needed):
+                return False, (f"the NVIDIA driver supports CUDA up to {driver}, and torch "
+                               f"{build.version} needs CUDA {needed}.x: update the driver")
+            return True, ""
+        # No NVML to ask: only CUDA itself can say, and asking initialises it in this process.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            usable = torch.cuda.is_available()
+        note = _first_line(str(caught[0].message)) if caught else note
         if not usable:
             return False, f"CUDA is unusable here: {note or 'torch.cuda.is_available() is False'}"
         return True, ""
@@ -277,13 +310,18 @@ class CudaAdapter(Adapter):
         return torch.device("cuda", self.index)
 
     def _uuid(self) -> str | None:
-        """The GPU's UUID spelled as NVML does (``GPU-…``): one name for it in CUDA and NVML."""
+        """The device's UUID as CUDA gives it (torch spells it bare, without ``GPU-``/``MIG-``):
+        one name for the device in CUDA and NVML, which :func:`nvml.find_device` resolves."""
         import torch
 
         uuid = str(getattr(torch.cuda.get_device_properties(self.index), "uuid", "") or "")
-        if not uuid:
-            return None
-        return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+        return uuid or None
+
+    def _is_mig(self) -> bool:
+        """Whether this device is a MIG instance: CUDA names them ``<GPU> MIG <profile>``."""
+        import torch
+
+        return " MIG " in f" {torch.cuda.get_device_name(self.index)} "
 
     def info(self) -> dict[str, Any]:
         import torch
@@ -301,7 +339,8 @@ class CudaAdapter(Adapter):
             "cudnn": torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
         }
-        facts.update(_nvml_facts(self._uuid(), self.index))
+        facts["mig"] = self._is_mig()
+        facts.update(_nvml_facts(self._uuid(), self.index, facts["mig"]))
         return facts
 
     def supports(self, task: Task) -> tuple[bool, str]:
@@ -324,6 +363,8 @@ class CudaAdapter(Adapter):
     def prepare(self, task: Task) -> Step:
         import torch
 
+        self._worked = True
+        self._graph_pool_bytes = None
         fn, inputs = place(task.fn_for(self.name), task.inputs, self._torch_device())
         if task.meta.get("engine") == "compile":
             # Compilation happens lazily in the first call (first_call_s), never in latency.
@@ -355,8 +396,12 @@ class CudaAdapter(Adapter):
                     fn(*inputs)
             torch.cuda.current_stream(device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
+            reserved = torch.cuda.memory_reserved(device)
             with torch.cuda.graph(graph):
                 output = fn(*inputs)
+            # The capture's intermediates live in the graph's private pool: reserved for every
+            # replay, but not "allocated", so torch's allocated peak never shows them.
+            self._graph_pool_bytes = int(torch.cuda.memory_reserved(device)) - int(reserved)
         # The graph reads the captured input tensors and overwrites `output` on each replay.
 
         def step() -> Any:
@@ -382,6 +427,34 @@ class CudaAdapter(Adapter):
     def to_host(self, output: Any) -> Any:
         return to_device(output, "cpu")
 
+    def keep_output(self, output: Any) -> Any:
+        # A graph's replay overwrites its one output tensor: keep a copy (on the device).
+        return snapshot(output) if self.config["graphs"] else output
+
+    def call_timer(self) -> Callable[[Step], float]:
+        return self._time_call
+
+    def _time_call(self, step: Step) -> float:
+        """One call between two CUDA events (~0.5 µs resolution): from the moment the stream
+        reaches the first to the moment it finishes the call's work, host launch gaps included."""
+        import torch
+
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end)) / 1e3
+
+    def case_meta(self) -> dict[str, Any]:
+        if self._graph_pool_bytes is None:
+            return {}
+        return {"graph_pool_reserved_bytes": self._graph_pool_bytes,
+                "graph_memory": ("the CUDA graph's intermediates live in its private pool: "
+                                 "counted in peak_device_reserved_bytes, not in "
+                                 "peak_device_bytes")}
+
     def reset_memory_stats(self) -> None:
         import torch
 
@@ -402,26 +475,30 @@ class CudaAdapter(Adapter):
     def collectors(self) -> list[Collector]:
         from harness.collectors.nvml_energy import NvmlEnergyCollector
 
-        return [NvmlEnergyCollector(self.index, uuid=self._uuid())]
+        return [NvmlEnergyCollector(self.index, uuid=self._uuid(), mig=self._is_mig())]
 
     def peaks(self, dtype: str) -> Peaks:
         import torch
 
         from harness.roofline import measure_peaks
 
-        tf32 = torch.get_float32_matmul_precision() != "highest"
-        found = datasheet_peaks(torch.cuda.get_device_name(self.index), dtype, tf32=tf32)
-        return found if found is not None else measure_peaks(self, dtype)
+        found = datasheet_peaks(torch.cuda.get_device_name(self.index), dtype,
+                                tf32=tf32_matmul(torch))
+        if found is not None:
+            return found
+        return measure_peaks(self, dtype, gemm_n=PEAK_GEMM_N, copy_bytes=PEAK_COPY_BYTES)
 
     def close(self) -> None:
-        import torch
+        # Only after work of this process's own: a synchronise would otherwise create a CUDA
+        # context here (in a run's parent, one held all run long).
+        if self._worked:
+            import torch
 
-        if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
             torch.cuda.synchronize(self.index)
             torch.cuda.empty_cache()
 
 
-def _nvml_facts(uuid: str | None, index: int) -> dict[str, Any]:
+def _nvml_facts(uuid: str | None, index: int, mig: bool) -> dict[str, Any]:
     """Driver, CUDA driver version and power limit from NVML; a reason for each one missing."""
     facts: dict[str, Any] = {}
     try:
@@ -429,21 +506,21 @@ def _nvml_facts(uuid: str | None, index: int) -> dict[str, Any]:
     except nvml.NvmlError as exc:
         return {"nvml": f"unavailable: {exc.reason}"}
     with session:
-        handle: nvml.Handle = None
-        with contextlib.suppress(nvml.NvmlError):
-            handle = session.handle(uuid) if uuid else session.handle(index)
-        if handle is None:
-            # Index fallback only where it cannot pick the wrong GPU (NVML and CUDA may number
-            # several devices differently).
-            with contextlib.suppress(nvml.NvmlError):
-                handle = session.handle(index) if session.device_count() == 1 else None
         queries: dict[str, Any] = {
             "driver": session.driver_version,
             "cuda_driver": session.cuda_driver_version,
         }
-        if handle is not None:
-            queries["power_limit_w"] = lambda: session.power_limit_w(handle)
-            queries["nvml_name"] = lambda: session.name(handle)
+        try:
+            device = nvml.find_device(session, uuid, index, mig=mig)
+        except nvml.NvmlError as exc:
+            facts["nvml_device_missing"] = exc.reason
+        else:
+            facts["nvml_name"] = device.name
+            if device.mig:
+                facts["power_limit_w"] = None
+                facts["power_limit_w_missing"] = nvml.MIG_ENERGY
+            else:
+                queries["power_limit_w"] = lambda: session.power_limit_w(device.handle)
         for key, query in queries.items():
             try:
                 facts[key] = query()
@@ -451,3 +528,35 @@ def _nvml_facts(uuid: str | None, index: int) -> dict[str, Any]:
                 facts[key] = None
                 facts[f"{key}_missing"] = exc.reason
     return facts
+
+
+def driver_cuda_version(module: Any = None) -> tuple[str | None, str]:
+    """The newest CUDA the driver supports (``12.8``) from NVML, which initialises no CUDA;
+    None and the reason where NVML cannot say."""
+    try:
+        with nvml.Nvml.open(module) as session:
+            return session.cuda_driver_version(), ""
+    except nvml.NvmlError as exc:
+        return None, exc.reason
+
+
+def tf32_matmul(torch_module: Any, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether float32 matmuls may run on TF32 tensor cores in this process.
+
+    torch's own settings (``set_float32_matmul_precision``, ``allow_tf32``, ``fp32_precision``)
+    say so, and two variables override them: ``TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1`` turns TF32 on
+    in cuBLAS whatever torch says, and ``NVIDIA_TF32_OVERRIDE=0`` turns it off in every NVIDIA
+    library.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NVIDIA_TF32_OVERRIDE") == "0":
+        return False
+    if env.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1":
+        return True
+    matmul = torch_module.backends.cuda.matmul
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # allow_tf32 is deprecated in favour of fp32_precision
+        return bool(torch_module.get_float32_matmul_precision() != "highest"
+                    or getattr(matmul, "allow_tf32", False)
+                    or getattr(matmul, "fp32_precision", "") == "tf32")
+

@@ -1,7 +1,9 @@
-"""NVIDIA GPU energy from NVML's total-energy counter, net of idle power, with clocks and heat."""
+"""NVIDIA GPU energy from NVML's total-energy counter, net of idle power, with clocks, heat and
+the time the GPU was throttled (and why) over the window."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,17 +22,21 @@ DEVICE_COLUMNS = (
     "temperature_start_c",
     "temperature_end_c",
     "throttle_reasons",
+    "throttle_power_s",
+    "throttle_thermal_s",
     "device_memory_used_bytes",
+    "energy_uncertainty_j",
+    "energy_net_uncertainty_j",
 )
 NAN = float("nan")
-
-
-@dataclass(frozen=True)
-class _Reading:
-    """One NVML figure, or why there is none."""
-
-    value: float | None
-    reason: str = ""
+#: Idle calibration: long next to the counter's 20–100 ms updates, and to idle power's jitter.
+IDLE_WINDOW_S = 5.0
+#: How often a mark reads the counter while it waits for the counter's next step.
+POLL_S = 0.5e-3
+#: The counter updates every 20–100 ms: a mark that sees no step this long gives up aligning.
+STEP_TIMEOUT_S = 0.5
+#: The counter is an integer count of mJ: each reading is low by less than one.
+QUANTUM_J = 1e-3
 
 
 def _read(fn: Callable[[], T]) -> tuple[T | None, str]:
@@ -41,33 +47,59 @@ def _read(fn: Callable[[], T]) -> tuple[T | None, str]:
 
 
 @dataclass(frozen=True)
+class _Reading:
+    """One NVML figure, or why there is none."""
+
+    value: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class _Mark:
-    """The state at one end of a window: the energy counter (mJ), the clock, clocks and heat."""
+    """One end of a window: the energy counter (mJ) at one of its steps, the clock time of that
+    step (``t_s``, within ``± width_s / 2``; ``width_s`` is NaN when no step was seen), and the
+    GPU's clock, heat and violation counters."""
 
     energy_mj: int | None
     energy_reason: str
     t_s: float
+    width_s: float
     sm_clock: _Reading
     temperature: _Reading
+    violations: dict[str, int] | None
+    violation_reason: str
 
 
 class NvmlEnergyCollector(EnergyCollector):
     """Energy of one NVIDIA GPU over a window, from NVML's total-energy counter (mJ).
 
     The counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and newer) covers the whole
-    board, whatever process uses it, and updates only every ~20–100 ms: a window must last at
-    least a second to keep that step small next to the total. :meth:`calibrate` measures the
-    idle power once from the same counter; the net figures subtract it. Both are reported.
+    board, whatever process uses it, and moves only in steps, every ~20–100 ms. Read at an
+    arbitrary moment, it is up to a step behind; so each mark waits for the counter's next step
+    and takes the clock there, bracketed by the reads just before and after it. The window's
+    energy is then exact to the counter's 1 mJ, and its time to the brackets, which the
+    ``energy_uncertainty_j`` and ``energy_net_uncertainty_j`` columns turn into joules. Those
+    bound the error from the counter's steps and resolution; idle power that drifts between
+    :meth:`calibrate` and a case is not in them. Idle power is measured once over
+    ``idle_window_s`` (5 s) from the same counter; the net figures subtract it.
 
-    Besides the RAPL collector's energy columns it records the SM clock and temperature at both
-    ends of the window, the clock event ("throttle") reasons and device memory in use at the
-    end. Nothing here raises: an unusable NVML or an unsupported query leaves its figures NaN
-    with the reason in :attr:`Figures.missing`, never 0.
+    Throttling comes from NVML's violation counters, read at both marks: the time each perf
+    policy (power, thermal, ...) held clocks down during the window, not the reasons of the
+    moment after it, when the GPU already idles. The SM clock and temperature are read at both
+    ends, device memory in use at the end.
+
+    On a MIG instance, energy and power exist only for the whole GPU, which other instances
+    share: those figures are left empty with the reason; memory is the instance's, and clocks,
+    heat and throttling are the GPU's (the instance runs at them). Nothing here raises: an
+    unusable NVML or an unsupported query leaves its figures NaN with the reason in
+    :attr:`Figures.missing`, never 0.
 
     Args:
-        device: the NVML index of the GPU.
-        uuid: the GPU's NVML UUID (``GPU-…``); names the same device as CUDA does even when
-            CUDA_VISIBLE_DEVICES or CUDA_DEVICE_ORDER renumber devices. Wins over ``device``.
+        device: the CUDA index of the GPU; used to find it in NVML only where that cannot pick
+            the wrong device (see :func:`harness.nvml.find_device`).
+        uuid: the GPU's UUID as CUDA gives it (bare, or ``GPU-``/``MIG-``); names the same
+            device in CUDA and NVML whatever CUDA_VISIBLE_DEVICES or CUDA_DEVICE_ORDER say.
+        mig: CUDA's device is a MIG instance (its name says so).
         module: a ``pynvml``-like module (tests pass a fake); the real one by default.
         idle_window_s: how long :meth:`calibrate` measures idle power.
         sleep: waits that many seconds (injected for tests).
@@ -75,28 +107,31 @@ class NvmlEnergyCollector(EnergyCollector):
     """
 
     name: ClassVar[str] = "nvml_energy"
-    # The counter updates every ~20–100 ms; over >= 1 s that step stays within a few percent.
-    min_window_s: ClassVar[float] = 1.0
+    # A mark is exact to well under a millisecond; 3 s keeps idle power's jitter and the work's
+    # own start and end small next to the window.
+    min_window_s: ClassVar[float] = 3.0
 
     def __init__(
         self,
         device: int = 0,
         *,
         uuid: str | None = None,
+        mig: bool = False,
         module: Any = None,
-        idle_window_s: float = 1.0,
+        idle_window_s: float = IDLE_WINDOW_S,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(idle_window_s, sleep, clock)
         self.device = device
         self.uuid = uuid
+        self.mig = mig
         self._module = module
         self._session: nvml.Nvml | None = None
-        self._handle: nvml.Handle = None
-        self._device_name = ""
+        self._device: nvml.Device | None = None
         self._mark: _Mark | None = None
         self._mark_reason = "stop() called without start()"
+        self._idle_uncertainty_w = NAN
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -114,45 +149,63 @@ class NvmlEnergyCollector(EnergyCollector):
     @property
     def device_name(self) -> str:
         """NVML's name of the device, once it has been opened; else empty."""
-        return self._device_name
+        return self._device.name if self._device is not None else ""
 
-    def _open(self) -> tuple[nvml.Nvml, nvml.Handle]:
-        """The session and handle, opened on first use and kept until :meth:`close`."""
-        if self._session is not None:
-            return self._session, self._handle
+    def _open(self) -> tuple[nvml.Nvml, nvml.Device]:
+        """The session and device, opened on first use and kept until :meth:`close`."""
+        if self._session is not None and self._device is not None:
+            return self._session, self._device
         session = nvml.Nvml.open(self._module)
         try:
-            handle = self._resolve(session)
-            name, _ = _read(lambda: session.name(handle))
+            device = nvml.find_device(session, self.uuid, self.device, mig=self.mig)
         except nvml.NvmlError:
             session.close()
             raise
-        self._session, self._handle = session, handle
-        self._device_name = name or f"device {self.uuid or self.device}"
-        return session, handle
+        if not device.name:
+            device = nvml.Device(device.handle, device.gpu, device.mig,
+                                 f"device {self.uuid or self.device}")
+        self._session, self._device = session, device
+        return session, device
 
-    def _resolve(self, session: nvml.Nvml) -> nvml.Handle:
-        if self.uuid is None:
-            return session.handle(self.device)
-        try:
-            return session.handle(self.uuid)
-        except nvml.NvmlError as exc:
-            # With a single device the index cannot name the wrong one; with several it can
-            # (NVML and CUDA number devices differently), so the figure is left empty instead.
-            count, _ = _read(session.device_count)
-            if count == 1:
-                return session.handle(0)
-            raise nvml.NvmlError(f"cannot find GPU {self.uuid} in NVML: {exc.reason}") from None
+    def _energy_step(self, session: nvml.Nvml, handle: nvml.Handle
+                     ) -> tuple[int | None, str, float, float]:
+        """The counter at its next step: (mJ, why not, clock time of the step, bracket width).
 
-    def _take_mark(self, session: nvml.Nvml, handle: nvml.Handle) -> _Mark:
-        # The energy counter, then the clock, at both ends: their offsets cancel in the window.
-        energy, energy_reason = _read(lambda: session.total_energy_mj(handle))
-        t_s = self._clock()
-        sm, sm_reason = _read(lambda: session.sm_clock_mhz(handle))
-        temp, temp_reason = _read(lambda: session.temperature_c(handle))
-        return _Mark(energy, energy_reason, t_s,
+        The step happened after the last read that showed the old value began and before the
+        first read that shows the new one ended; the time is that bracket's middle. A counter
+        that does not move within ``STEP_TIMEOUT_S`` gives its first reading, with a NaN width.
+        """
+        begun = self._clock()
+        first, reason = _read(lambda: session.total_energy_mj(handle))
+        ended = self._clock()
+        if first is None:
+            return None, reason, ended, NAN
+        read_at, deadline = ended, ended + STEP_TIMEOUT_S
+        while True:
+            self._sleep(POLL_S)
+            previous = begun
+            begun = self._clock()
+            value, reason = _read(lambda: session.total_energy_mj(handle))
+            ended = self._clock()
+            if value is None:
+                return None, reason, ended, NAN
+            if value != first:
+                return value, "", (previous + ended) / 2, ended - previous
+            if ended >= deadline:  # no step seen: the first reading, unaligned
+                return first, "", read_at, NAN
+
+    def _take_mark(self, session: nvml.Nvml, device: nvml.Device) -> _Mark:
+        if device.mig:
+            energy, reason, t_s, width = None, nvml.MIG_ENERGY, self._clock(), NAN
+        else:
+            energy, reason, t_s, width = self._energy_step(session, device.handle)
+        sm, sm_reason = _read(lambda: session.sm_clock_mhz(device.gpu))
+        temp, temp_reason = _read(lambda: session.temperature_c(device.gpu))
+        violations, violation_reason = _read(lambda: session.violation_ns(device.gpu))
+        return _Mark(energy, reason, t_s, width,
                      _Reading(None if sm is None else float(sm), sm_reason),
-                     _Reading(None if temp is None else float(temp), temp_reason))
+                     _Reading(None if temp is None else float(temp), temp_reason),
+                     violations, violation_reason)
 
     def calibrate(self) -> None:
         """Measure idle power over ``idle_window_s``; a failure leaves the net figures NaN.
@@ -161,15 +214,18 @@ class NvmlEnergyCollector(EnergyCollector):
         just worked idles at a higher power state for a while, so this measures the idle power
         of the run's conditions, not of a GPU that slept for minutes.
         """
-        self._idle_power_w = None
+        self._idle_power_w, self._idle_uncertainty_w = None, NAN
         try:
-            session, handle = self._open()
+            session, device = self._open()
         except nvml.NvmlError as exc:
             self._idle_reason = f"idle power not measured: {exc.reason}"
             return
-        before = self._take_mark(session, handle)
+        if device.mig:
+            self._idle_reason = f"idle power not measured: {nvml.MIG_ENERGY}"
+            return
+        before = self._take_mark(session, device)
         self._sleep(self.idle_window_s)
-        after = self._take_mark(session, handle)
+        after = self._take_mark(session, device)
         energy_j, reason = _delta_j(before, after)
         elapsed_s = after.t_s - before.t_s
         if energy_j is None:
@@ -178,16 +234,18 @@ class NvmlEnergyCollector(EnergyCollector):
             self._idle_reason = "idle power not measured: the clock did not advance"
         else:
             self._idle_power_w = energy_j / elapsed_s
+            time_error = (before.width_s + after.width_s) / 2
+            self._idle_uncertainty_w = (2 * QUANTUM_J + self._idle_power_w * time_error) / elapsed_s
 
     def start(self) -> None:
-        """Read the counter, clock, SM clock and temperature; failures are reported by stop()."""
+        """Mark the window's start on a counter step; failures are reported by stop()."""
         self._mark = None
         try:
-            session, handle = self._open()
+            session, device = self._open()
         except nvml.NvmlError as exc:
             self._mark_reason = exc.reason
             return
-        self._mark = self._take_mark(session, handle)
+        self._mark = self._take_mark(session, device)
 
     def stop(self, calls: int, items_per_call: int) -> Figures:
         """Figures of the window since :meth:`start`; see ``ENERGY_COLUMNS``, ``DEVICE_COLUMNS``."""
@@ -195,39 +253,72 @@ class NvmlEnergyCollector(EnergyCollector):
         if start is None:
             return _unavailable(self._mark_reason)
         try:
-            session, handle = self._open()
+            session, device = self._open()
         except nvml.NvmlError as exc:
             return _unavailable(exc.reason)
-        end = self._take_mark(session, handle)
+        end = self._take_mark(session, device)
         figures = Figures()
-
-        energy_j, reason = _delta_j(start, end)
-        if energy_j is None:
-            for column in ENERGY_COLUMNS:
-                figures.put(column, None, reason)
-            figures.values["energy_source"] = f"unavailable: {reason}"
-        else:
-            figures.put_energy(energy_j, end.t_s - start.t_s, calls * items_per_call,
-                               self._idle_power_w, self._idle_reason)
-            figures.values["energy_source"] = f"nvml:{self._device_name}"
-
+        self._energy(figures, start, end, calls * items_per_call, device.name)
         figures.put("sm_clock_start_mhz", start.sm_clock.value, start.sm_clock.reason)
         figures.put("sm_clock_end_mhz", end.sm_clock.value, end.sm_clock.reason)
         figures.put("temperature_start_c", start.temperature.value, start.temperature.reason)
         figures.put("temperature_end_c", end.temperature.value, end.temperature.reason)
-        # Read right after the final synchronise: the driver's view still covers the busy
-        # window, though a short case may already show GpuIdle.
-        reasons, why = _read(lambda: session.throttle_reasons(handle))
-        figures.put("throttle_reasons", None if reasons is None else "+".join(reasons), why)
-        memory, why = _read(lambda: session.memory(handle))
+        _throttling(figures, start, end)
+        memory, why = _read(lambda: session.memory(device.handle))
         figures.put("device_memory_used_bytes", None if memory is None else memory.used_bytes, why)
         return figures
+
+    def _energy(self, figures: Figures, start: _Mark, end: _Mark, items: int,
+                device_name: str) -> None:
+        """The energy columns and their uncertainties."""
+        energy_j, reason = _delta_j(start, end)
+        if energy_j is None:
+            for column in (*ENERGY_COLUMNS, "energy_uncertainty_j", "energy_net_uncertainty_j"):
+                figures.put(column, None, reason)
+            figures.values["energy_source"] = f"unavailable: {reason}"
+            return
+        window_s = end.t_s - start.t_s
+        figures.put_energy(energy_j, window_s, items, self._idle_power_w, self._idle_reason)
+        figures.values["energy_source"] = f"nvml:{device_name}"
+        time_error = (start.width_s + end.width_s) / 2
+        if math.isnan(time_error):
+            why = (f"the energy counter did not move within {STEP_TIMEOUT_S} s of a mark, so "
+                   "the mark is not on a step and its error is unknown")
+            figures.put("energy_uncertainty_j", None, why)
+            figures.put("energy_net_uncertainty_j", None, why)
+            return
+        # Each reading is low by under 1 mJ; each mark's time is off by at most half its
+        # bracket, during which the GPU drew at most about the window's or idle's power.
+        mean_w = energy_j / window_s if window_s > 0 else 0.0
+        idle = self._idle_power_w
+        gross = 2 * QUANTUM_J + max(mean_w, idle or 0.0) * time_error
+        figures.put("energy_uncertainty_j", gross, "")
+        if idle is None or math.isnan(self._idle_uncertainty_w):
+            figures.put("energy_net_uncertainty_j", None, self._idle_reason)
+        else:
+            figures.put("energy_net_uncertainty_j",
+                        gross + idle * time_error + window_s * self._idle_uncertainty_w, "")
 
     def close(self) -> None:
         """End the NVML session."""
         if self._session is not None:
             self._session.close()
-        self._session, self._handle = None, None
+        self._session, self._device = None, None
+
+
+def _throttling(figures: Figures, start: _Mark, end: _Mark) -> None:
+    """Seconds each perf policy held clocks down between the marks, and which ones did."""
+    if start.violations is None or end.violations is None:
+        why = start.violation_reason or end.violation_reason
+        for column in ("throttle_reasons", "throttle_power_s", "throttle_thermal_s"):
+            figures.put(column, None, why)
+        return
+    held = {name: (end.violations[name] - start.violations[name]) * 1e-9
+            for name in start.violations if name in end.violations}
+    figures.put("throttle_reasons", "+".join(name for name, s in held.items() if s > 0), "")
+    for name in ("power", "thermal"):
+        figures.put(f"throttle_{name}_s", held.get(name),
+                    f"NVML reports no {name} violation counter for this device")
 
 
 def _delta_j(start: _Mark, end: _Mark) -> tuple[float | None, str]:

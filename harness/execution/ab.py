@@ -71,7 +71,8 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
         steps = (adapter.prepare(tasks[0]), adapter.prepare(tasks[1]))
         with adapter.running():
             stage = "timing"
-            measured = measure_pair(Timer(config.timing), steps, adapter.synchronize)
+            measured = measure_pair(Timer(config.timing), steps, adapter.synchronize,
+                                    keep=adapter.keep_output)
             stage = "check"
             for row, task, measurement in zip(rows, tasks, measured, strict=True):
                 values, missing = measured_row(task, measurement)

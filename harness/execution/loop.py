@@ -80,11 +80,32 @@ def measured_row(task: Task, measurement: Measurement) -> tuple[dict[str, Any], 
     }
     values, missing = summary_columns(summary)
     row.update(values)
+    # Say which figure latency_* is: with several calls per sample, an asynchronous device
+    # overlaps them, so it is time per call at full pipeline, not one call's latency.
+    row["latency_kind"] = ("one call per sample" if measurement.loops == 1 else
+                           f"mean of {measurement.loops} back-to-back calls per sample")
+    row.update(_call_latency(measurement.call_samples_s, missing))
     if task.flops is None:
         missing["flops"] = "the workload defines no FLOP count"
     if task.bytes is None:
         missing["bytes"] = "the workload defines no byte count"
     return row, missing
+
+
+def _call_latency(samples_s: list[float], missing: dict[str, str]) -> dict[str, Any]:
+    """The call_latency_* columns: single calls on the device's own clock (CUDA events)."""
+    columns = ("call_latency_median_s", "call_latency_ci_low_s", "call_latency_ci_high_s",
+               "call_latency_p99_s")
+    if not samples_s:
+        missing.update(dict.fromkeys(columns, "the adapter has no device clock to time single "
+                                              "calls on; latency_* is this row's figure"))
+        return dict.fromkeys(columns, NAN)
+    summary = summarize(samples_s)
+    values = dict(zip(columns, (summary.median, summary.ci_low, summary.ci_high, summary.p99),
+                      strict=True))
+    missing.update({column: f"{len(samples_s)} single calls are too few for it"
+                    for column, value in values.items() if is_empty(value)})
+    return values
 
 
 class Runner:
@@ -188,7 +209,9 @@ class Runner:
             adapter.reset_memory_stats()
             with adapter.running():
                 stage = "timing"
-                measurement = self.timer.measure(step, adapter.synchronize)
+                measurement = self.timer.measure(step, adapter.synchronize,
+                                                 keep=adapter.keep_output,
+                                                 time_call=adapter.call_timer())
                 lap("timing")
                 stage = "check"
                 timing, timing_missing = measured_row(task, measurement)

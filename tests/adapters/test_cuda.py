@@ -1,5 +1,6 @@
 """The cuda adapter: why it is unavailable, what it refuses, datasheet peaks, moving data.
 
+Most tests run everywhere, through a fake ``torch.cuda`` and a fake NVML (tests/fakes.py).
 Tests marked ``device`` need an NVIDIA GPU and a CUDA build of torch; elsewhere they are
 skipped with the reason. ``benchmarks/cuda_quick.sh`` runs them on a GPU machine.
 """
@@ -13,9 +14,10 @@ from typing import Any, NamedTuple
 import pytest
 import torch
 
-from harness import Task
+from harness import Task, nvml
 from harness.adapters import AdapterError, cuda
 from harness.adapters.cuda import CudaAdapter, TorchBuild, datasheet_for, datasheet_peaks
+from tests.fakes import FakeCuda, FakeNvml
 
 HAS_GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(
@@ -215,6 +217,165 @@ def test_place_copies_modules_and_leaves_the_task_alone() -> None:
 def test_place_keeps_plain_callables() -> None:
     fn, inputs = cuda.place(torch.add, (torch.ones(1), 2.0), "cpu")
     assert fn is torch.add and inputs[1] == 2.0
+
+
+# --- through a fake torch.cuda and a fake NVML --------------------------------------------
+
+
+CUDA_BUILD = TorchBuild("2.13.0+cu128", "12.8", None)
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    """The fake NVML in place of the real one, for everything that opens a session."""
+    fake = FakeNvml(uuids=("GPU-0000",))
+    monkeypatch.setattr(nvml, "load", lambda module=None: fake.module if module is None
+                        else module)
+    return fake
+
+
+def _on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prepared work goes to the CPU: the fake torch.cuda has no device memory."""
+    monkeypatch.setattr(CudaAdapter, "_torch_device", lambda self: torch.device("cpu"))
+
+
+def test_the_parent_initialises_no_cuda(monkeypatch: pytest.MonkeyPatch,
+                                        fake_nvml: FakeNvml) -> None:
+    # Listing, building and closing the adapter is all a run's parent does with it; any CUDA
+    # call that initialises (is_available, properties, synchronise) would fail here.
+    FakeCuda(forbid_init=True).install(monkeypatch)
+    monkeypatch.setattr(cuda, "torch_build", lambda: CUDA_BUILD)
+    assert CudaAdapter.available() == (True, "")
+    adapter = CudaAdapter(device=0)
+    adapter.close()
+    with pytest.raises(AdapterError, match="cuda:device=3 does not exist: 1 GPU"):
+        CudaAdapter(device=3)
+
+
+def test_an_old_driver_is_seen_through_nvml(monkeypatch: pytest.MonkeyPatch,
+                                            fake_nvml: FakeNvml) -> None:
+    FakeCuda(forbid_init=True).install(monkeypatch)
+    monkeypatch.setattr(cuda, "torch_build", lambda: CUDA_BUILD)
+    fake_nvml.module.nvmlSystemGetCudaDriverVersion = lambda: 11080
+    ok, reason = CudaAdapter.available()
+    assert not ok
+    assert reason == ("the NVIDIA driver supports CUDA up to 11.8, and torch 2.13.0+cu128 needs "
+                      "CUDA 12.x: update the driver")
+
+
+def test_close_synchronises_only_after_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCuda().install(monkeypatch)
+    _on_the_host(monkeypatch)
+    adapter = CudaAdapter()
+    adapter.close()
+    assert fake.syncs == 0 and not fake.initialised
+    adapter.prepare(Task(fn=torch.neg, inputs=(torch.ones(2),)))
+    adapter.close()
+    assert fake.syncs == 1
+
+
+def test_a_mig_instance_is_itself_in_nvml(monkeypatch: pytest.MonkeyPatch,
+                                          fake_nvml: FakeNvml) -> None:
+    # torch names the instance "<GPU> MIG <profile>" and gives its UUID bare; NVML knows it as
+    # MIG-<uuid>. The old lookup tried GPU-<uuid>, failed, and fell back to the whole board.
+    FakeCuda(name="NVIDIA H200 MIG 1g.18gb", uuid="1111").install(monkeypatch)
+    fake_nvml.migs["MIG-1111"] = 0
+    adapter = CudaAdapter()
+    info = adapter.info()
+    assert info["mig"] is True
+    assert info["nvml_name"] == "NVIDIA H200 MIG 1g.18gb"
+    assert info["power_limit_w"] is None and "MIG instance" in info["power_limit_w_missing"]
+    (collector,) = adapter.collectors()
+    assert collector.check() == (True, "")
+    collector.start()
+    figures = collector.stop(1, 1)
+    assert "MIG instance" in figures.missing["energy_j"]
+    assert figures.values["device_memory_used_bytes"] == fake_nvml.mig_memory_used
+    collector.close()
+
+
+def test_a_mig_instance_missing_from_nvml_has_no_figures(monkeypatch: pytest.MonkeyPatch,
+                                                         fake_nvml: FakeNvml) -> None:
+    FakeCuda(name="NVIDIA H200 MIG 1g.18gb", uuid="2222").install(monkeypatch)
+    info = CudaAdapter().info()
+    assert "nvml_name" not in info and "power_limit_w" not in info
+    assert "MIG instance 2222 not found" in info["nvml_device_missing"]
+
+
+def test_the_gpu_is_found_by_uuid_not_by_cuda_index(monkeypatch: pytest.MonkeyPatch,
+                                                    fake_nvml: FakeNvml) -> None:
+    # CUDA_VISIBLE_DEVICES=1: CUDA's device 0 is NVML's device 1.
+    fake_nvml.names[:] = ["NVIDIA A10", "NVIDIA L4"]
+    fake_nvml.uuids[:] = ["GPU-aaaa", "GPU-bbbb"]
+    fake_nvml.energy_mj[:] = [0, 0]
+    FakeCuda(name="NVIDIA L4", uuid="bbbb").install(monkeypatch)
+    info = CudaAdapter(device=0).info()
+    assert info["nvml_name"] == "NVIDIA L4"
+
+
+def test_graph_outputs_are_kept_as_copies_and_its_pool_as_reserved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCuda().install(monkeypatch)
+    _on_the_host(monkeypatch)
+    adapter = CudaAdapter(graphs=True)
+    step = adapter.prepare(Task(fn=lambda t: t * 2, inputs=(torch.ones(3),)))
+    out = step()
+    assert step() is out  # a replay returns the one static tensor
+    kept = adapter.keep_output((out, {"x": out}))
+    assert kept[0] is not out and torch.equal(kept[0], out)
+    assert kept[1]["x"] is not out
+    with torch.inference_mode():
+        out.fill_(-1)  # the next replay overwrites the buffer; the copy keeps its answer
+    assert torch.equal(kept[0], torch.full((3,), 2.0))
+    meta = adapter.case_meta()
+    assert meta["graph_pool_reserved_bytes"] == fake.graph_pool_bytes
+    assert "peak_device_reserved_bytes" in meta["graph_memory"]
+    eager = CudaAdapter()
+    assert eager.keep_output(out) is out  # fresh outputs need no copy
+    assert eager.case_meta() == {}
+
+
+def test_single_calls_are_timed_with_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCuda(duration=lambda n: 35e-6).install(monkeypatch)
+    time_call = CudaAdapter().call_timer()
+    assert time_call(fake.device.step) == pytest.approx(35e-6)
+    assert fake.device.queued == 0  # the end event was waited for
+
+
+def test_peaks_without_a_datasheet_use_sizes_that_reach_the_roof(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import roofline
+
+    FakeCuda(name="NVIDIA GeForce RTX 4090").install(monkeypatch)
+    asked: dict[str, Any] = {}
+
+    def measure(adapter: object, dtype: str, **sizes: Any) -> roofline.Peaks:
+        asked.update(sizes)
+        return roofline.Peaks(1.0, 1.0, "measured")
+
+    monkeypatch.setattr(roofline, "measure_peaks", measure)
+    CudaAdapter().peaks("bfloat16")
+    assert asked["gemm_n"] >= 8192
+    assert asked["copy_bytes"] >= 2**30
+
+
+@pytest.mark.parametrize(("env", "precision", "tf32"), [
+    ({}, "highest", False),
+    ({}, "high", True),
+    ({"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, "highest", True),
+    ({"NVIDIA_TF32_OVERRIDE": "0"}, "high", False),
+])
+def test_tf32_from_torch_and_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                             env: dict[str, str], precision: str,
+                                             tf32: bool) -> None:
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: precision)
+    assert cuda.tf32_matmul(torch, env) is tf32
+
+
+def test_tf32_set_by_environment_gets_the_tf32_roof(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeCuda(name="NVIDIA H100 80GB HBM3").install(monkeypatch)
+    monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
+    assert CudaAdapter().peaks("float32").flops_per_s == 494.5e12
 
 
 # --- on a GPU -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The NVML energy collector against a fake ``pynvml`` and a fake clock."""
+"""The NVML energy collector against a fake ``pynvml`` (tests/fakes.py) and a fake clock."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness import nvml
+from harness.collectors import nvml_energy
 from harness.collectors.energy import NUMERIC_COLUMNS
 from harness.collectors.nvml_energy import DEVICE_COLUMNS, NvmlEnergyCollector
-from tests.test_nvml import ERRORS, FakeNvml
+from tests.fakes import ERRORS, FakeNvml, SteppingCounter
 
 
 class FakeTime:
@@ -38,15 +40,20 @@ def fake_time() -> FakeTime:
 
 
 def _collector(fake: FakeNvml, fake_time: FakeTime, **kwargs: object) -> NvmlEnergyCollector:
-    return NvmlEnergyCollector(module=fake.module, idle_window_s=1.0, sleep=fake_time.sleep,
-                               clock=fake_time.clock, **kwargs)  # type: ignore[arg-type]
+    options: dict[str, object] = {"idle_window_s": 1.0, **kwargs}
+    return NvmlEnergyCollector(module=fake.module, sleep=fake_time.sleep,
+                               clock=fake_time.clock, **options)  # type: ignore[arg-type]
 
 
 def _window(collector: NvmlEnergyCollector, fake: FakeNvml, fake_time: FakeTime, s: float,
             mj: int) -> None:
-    """Start a window, let ``s`` seconds pass and ``mj`` millijoules be counted."""
+    """Start a window, let ``s`` seconds pass and ``mj`` millijoules be counted.
+
+    The counter stands still here, so start() reads it at once and then waits in vain for a
+    step (its time is that first reading's); the window ends ``s`` after that reading."""
+    begun = fake_time.now
     collector.start()
-    fake_time.now += s
+    fake_time.now = begun + s
     fake.energy_mj[0] += mj
 
 
@@ -66,25 +73,27 @@ def test_counter_delta_gives_exact_joules(fake: FakeNvml, fake_time: FakeTime) -
     for column in ("idle_power_w", "energy_net_j", "energy_net_per_item_j"):
         assert _nan(v[column])
         assert "calibrate() was not called" in figures.missing[column]
-    assert set(figures.missing) == {"idle_power_w", "energy_net_j", "energy_net_per_item_j"}
+    # The counter stood still here, so the marks are off steps and their error unknown.
+    assert set(figures.missing) == {"idle_power_w", "energy_net_j", "energy_net_per_item_j",
+                                    "energy_uncertainty_j", "energy_net_uncertainty_j"}
 
 
 def test_idle_baseline_is_subtracted(fake: FakeNvml, fake_time: FakeTime) -> None:
+    counter = SteppingCounter(fake_time.clock, 0.05, 75.0)  # idles at 75 W
+    fake.energy_at = counter
     collector = _collector(fake, fake_time)
-
-    def idle() -> None:
-        fake.energy_mj[0] += 75_000  # 75 J in the 1 s calibration window → 75 W
-
-    fake_time.on_sleep = idle
     collector.calibrate()
-    assert collector.idle_power_w == 75.0
-    _window(collector, fake, fake_time, 2.0, 600_000)
+    assert collector.idle_power_w == pytest.approx(75.0, rel=1e-3)
+    collector.start()
+    counter.power_w = 300.0
+    fake_time.now += 2.0
+    counter.power_w = 75.0
     v = collector.stop(calls=4, items_per_call=5).values
-    assert v["energy_j"] == 600.0
-    assert v["idle_power_w"] == 75.0
-    assert v["energy_net_j"] == 450.0  # 600 J - 75 W × 2 s
-    assert v["energy_net_per_item_j"] == 450.0 / 20
-    assert v["mean_power_w"] == 300.0
+    assert v["idle_power_w"] == pytest.approx(75.0, rel=1e-3)
+    assert v["energy_net_j"] == pytest.approx(450.0, abs=v["energy_net_uncertainty_j"])
+    assert v["energy_net_per_item_j"] == pytest.approx(v["energy_net_j"] / 20)
+    # The window ends on the counter's next step after the work: up to 50 ms of idle in it.
+    assert 290.0 < v["mean_power_w"] <= 300.0
 
 
 def test_same_energy_columns_as_rapl(fake: FakeNvml, fake_time: FakeTime) -> None:
@@ -99,23 +108,41 @@ def test_device_figures_at_both_ends(fake: FakeNvml, fake_time: FakeTime) -> Non
     fake.sm_clock_mhz, fake.temperature_c = 1980, 40
     collector.start()
     fake.sm_clock_mhz, fake.temperature_c = 1755, 71
-    fake.reasons = 0x4 | 0x20
+    fake.violation_ns[0] += 250_000_000  # power held clocks down for 0.25 s of the window
+    fake.violation_ns[1] += 10_000_000  # thermal, 10 ms
     fake.memory_used = 12_345_678
     fake_time.now += 1.5
     figures = collector.stop(1, 1)
     v = figures.values
     assert (v["sm_clock_start_mhz"], v["sm_clock_end_mhz"]) == (1980.0, 1755.0)
     assert (v["temperature_start_c"], v["temperature_end_c"]) == (40.0, 71.0)
-    assert v["throttle_reasons"] == "SwPowerCap+SwThermalSlowdown"
+    assert v["throttle_reasons"] == "power+thermal"
+    assert v["throttle_power_s"] == pytest.approx(0.25)
+    assert v["throttle_thermal_s"] == pytest.approx(0.01)
     assert v["device_memory_used_bytes"] == 12_345_678
 
 
 def test_no_throttle_reasons_is_an_empty_string(fake: FakeNvml, fake_time: FakeTime) -> None:
     collector = _collector(fake, fake_time)
+    fake.violation_ns[0] = 9_000_000_000  # throttled before the window: not this case's
     _window(collector, fake, fake_time, 1.0, 1)
     figures = collector.stop(1, 1)
     assert figures.values["throttle_reasons"] == ""
+    assert figures.values["throttle_power_s"] == 0.0
     assert "throttle_reasons" not in figures.missing
+
+
+def test_throttling_inside_the_window_is_seen_though_the_end_is_idle(
+        fake: FakeNvml, fake_time: FakeTime) -> None:
+    # A power cap that held clocks down mid-window and let go before the end: the reasons of
+    # the moment after the window (all the old code read) would say nothing.
+    collector = _collector(fake, fake_time)
+    collector.start()
+    fake.violation_ns[0] += 400_000_000
+    fake_time.now += 3.0
+    figures = collector.stop(1, 1)
+    assert figures.values["throttle_reasons"] == "power"
+    assert figures.values["throttle_power_s"] == pytest.approx(0.4)
 
 
 def test_unsupported_energy_is_nan_with_reason(fake: FakeNvml, fake_time: FakeTime) -> None:
@@ -137,13 +164,15 @@ def test_unsupported_energy_is_nan_with_reason(fake: FakeNvml, fake_time: FakeTi
 def test_unsupported_device_queries_are_nan_with_reason(fake: FakeNvml,
                                                         fake_time: FakeTime) -> None:
     for name in ("nvmlDeviceGetClockInfo", "nvmlDeviceGetTemperature",
-                 "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetMemoryInfo"):
+                 "nvmlDeviceGetViolationStatus", "nvmlDeviceGetMemoryInfo"):
         fake.fail[name] = ERRORS["NVMLError_NotSupported"]()
     collector = _collector(fake, fake_time)
     _window(collector, fake, fake_time, 1.0, 2000)
     figures = collector.stop(1, 1)
     assert figures.values["energy_j"] == 2.0
     for column in DEVICE_COLUMNS:
+        if column.endswith("uncertainty_j"):
+            continue  # energy figures: the counter still works
         assert _nan(figures.values[column]), column
         assert "not supported" in figures.missing[column], column
 
@@ -199,17 +228,20 @@ def test_stop_without_start(fake: FakeNvml, fake_time: FakeTime) -> None:
     assert figures.missing["energy_j"] == "stop() called without start()"
 
 
-def test_device_by_index_and_uuid(fake_time: FakeTime) -> None:
+def test_device_by_uuid_never_by_cuda_index(fake_time: FakeTime) -> None:
     fake = FakeNvml(names=("NVIDIA A10", "NVIDIA L4"), uuids=("GPU-aaaa", "GPU-bbbb"))
-    by_index = _collector(fake, fake_time, device=1)
-    by_uuid = _collector(fake, fake_time, device=0, uuid="GPU-bbbb")  # the UUID wins
-    for collector in (by_index, by_uuid):
-        collector.start()
-        fake.energy_mj[1] += 3000
-        fake_time.now += 1.0
-        figures = collector.stop(1, 1)
-        assert figures.values["energy_source"] == "nvml:NVIDIA L4"
-        assert figures.values["energy_j"] == 3.0
+    # torch spells the UUID bare; CUDA's index 0 is NVML's device 1 here (the UUID wins).
+    collector = _collector(fake, fake_time, device=0, uuid="bbbb")
+    collector.start()
+    fake.energy_mj[1] += 3000
+    fake_time.now += 1.0
+    figures = collector.stop(1, 1)
+    assert figures.values["energy_source"] == "nvml:NVIDIA L4"
+    assert figures.values["energy_j"] == 3.0
+    # Without a UUID, CUDA's index 1 could be NVML's 0 (CUDA_VISIBLE_DEVICES, fastest first):
+    # no figure rather than another GPU's.
+    ok, reason = _collector(fake, fake_time, device=1).check()
+    assert not ok and "the CUDA index may name another one" in reason
 
 
 def test_unknown_uuid_falls_back_only_with_one_device(fake_time: FakeTime) -> None:
@@ -223,6 +255,73 @@ def test_unknown_uuid_falls_back_only_with_one_device(fake_time: FakeTime) -> No
     assert not ok and reason.startswith("cannot find GPU GPU-other in NVML")
 
 
+def test_a_mig_instance_reports_no_energy_and_its_own_memory(fake_time: FakeTime) -> None:
+    fake = FakeNvml(uuids=("GPU-0000",), migs={"MIG-1111": 0})
+    collector = _collector(fake, fake_time, uuid="1111", mig=True)
+    collector.calibrate()
+    assert collector.idle_power_w is None
+    _window(collector, fake, fake_time, 3.0, 900_000)  # the whole board's energy moved
+    figures = collector.stop(10, 1)
+    v = figures.values
+    for column in NUMERIC_COLUMNS:
+        assert _nan(v[column]), column
+        assert "MIG instance" in figures.missing[column], column
+    assert v["energy_source"] == f"unavailable: {nvml.MIG_ENERGY}"
+    assert v["device_memory_used_bytes"] == fake.mig_memory_used  # the instance's, not the GPU's
+    assert v["sm_clock_end_mhz"] == 1980.0  # the GPU's clock, which the instance runs at
+
+
+def test_a_mig_instance_is_never_read_as_its_whole_gpu(fake_time: FakeTime) -> None:
+    fake = FakeNvml(uuids=("GPU-0000",), migs={"MIG-1111": 0})
+    ok, reason = _collector(fake, fake_time, uuid="2222", mig=True).check()
+    assert not ok and "MIG instance 2222 not found" in reason
+
+
+# --- a counter that moves in steps ----------------------------------------------------------
+
+
+def _stepping(fake: FakeNvml, fake_time: FakeTime, period_s: float, idle_w: float
+              ) -> SteppingCounter:
+    counter = SteppingCounter(fake_time.clock, period_s, idle_w)
+    fake.energy_at = counter
+    return counter
+
+
+@pytest.mark.parametrize("period_s", [0.02, 0.1])
+@pytest.mark.parametrize("phase_s", [0.0, 0.013, 0.067])
+def test_marks_on_counter_steps_hold_the_truth(fake: FakeNvml, fake_time: FakeTime,
+                                               period_s: float, phase_s: float) -> None:
+    idle_w, work_w, window_s = 80.0, 650.0, 3.0
+    counter = _stepping(fake, fake_time, period_s, idle_w)
+    collector = _collector(fake, fake_time, idle_window_s=5.0)
+    fake_time.now += phase_s
+    collector.calibrate()
+    assert collector.idle_power_w == pytest.approx(idle_w, rel=1e-3)
+    fake_time.now += phase_s
+    collector.start()
+    counter.power_w = work_w
+    fake_time.now += window_s
+    counter.power_w = idle_w  # the work ends with the window; the GPU idles while stop() waits
+    figures = collector.stop(calls=100, items_per_call=1)
+    v = figures.values
+    truth_net = (work_w - idle_w) * window_s
+    assert abs(v["energy_net_j"] - truth_net) <= v["energy_net_uncertainty_j"]
+    # The marks sit on steps: the error is the polling's, far below one step of the counter.
+    assert v["energy_net_uncertainty_j"] < 0.002 * truth_net
+    assert v["energy_uncertainty_j"] < v["energy_net_uncertainty_j"]
+    assert abs(v["energy_net_j"] - truth_net) < work_w * period_s / 4
+
+
+def test_a_counter_that_never_steps_leaves_the_uncertainty_empty(fake: FakeNvml,
+                                                                 fake_time: FakeTime) -> None:
+    collector = _collector(fake, fake_time)
+    _window(collector, fake, fake_time, 3.0, 600_000)
+    figures = collector.stop(1, 1)
+    assert figures.values["energy_j"] == 600.0
+    assert _nan(figures.values["energy_uncertainty_j"])
+    assert "did not move within" in figures.missing["energy_uncertainty_j"]
+
+
 def test_one_session_until_close(fake: FakeNvml, fake_time: FakeTime) -> None:
     collector = _collector(fake, fake_time)
     collector.calibrate()
@@ -234,8 +333,10 @@ def test_one_session_until_close(fake: FakeNvml, fake_time: FakeTime) -> None:
     assert fake.shutdowns == 1
 
 
-def test_window_is_at_least_a_second() -> None:
-    assert NvmlEnergyCollector.min_window_s >= 1.0
+def test_windows_are_long_next_to_the_counter_steps() -> None:
+    assert NvmlEnergyCollector.min_window_s >= 3.0
+    assert NvmlEnergyCollector().idle_window_s >= 5.0
+    assert nvml_energy.STEP_TIMEOUT_S >= 0.1  # longer than the slowest update (100 ms)
 
 
 def test_real_nvml_here_is_unavailable_or_works() -> None:
