@@ -1,4 +1,6 @@
-"""Comparing two runs case by case: the statistics behind ``harness compare`` (DESIGN §5).
+"""Comparing two runs case by case: the statistics behind ``harness compare``.
+
+The method is described in docs/architecture.md, "Comparing runs".
 
 A regression must pass two tests, because either alone fails on a shared machine:
 

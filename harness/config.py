@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TimingOptions:
-    """How the timer calibrates, warms up and samples (DESIGN §4).
+    """How the timer calibrates, warms up and samples (docs/architecture.md, "Timing").
 
     Defaults aim at a trustworthy median in a few seconds per case on a CPU.
     """

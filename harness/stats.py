@@ -1,4 +1,4 @@
-"""Summary statistics of timing samples (DESIGN §4, "Statistics").
+"""Summary statistics of timing samples (docs/architecture.md, "Timing").
 
 A run is summarised by its median with a distribution-free confidence interval, the IQR, mean,
 standard deviation, min, max, p90 and p99.  Nothing here assumes the samples are normally
@@ -256,7 +256,7 @@ def summarize(
         samples: non-negative, finite samples (normally seconds per call), in any order.
         items: items processed per sample (e.g. batch size); when given, the throughput is
             ``items / median``.
-        confidence: coverage of the median CI (default 0.95, as DESIGN §4 asks).
+        confidence: coverage of the median CI (default 0.95, as docs/architecture.md states).
 
     Returns:
         A :class:`Summary`.  Empty input gives ``n == 0`` with every figure NaN and a reason

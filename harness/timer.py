@@ -1,4 +1,6 @@
-"""The timer: first call, loop calibration, warm-up until steady, then sampling (DESIGN §4).
+"""The timer: first call, loop calibration, warm-up until steady, then sampling.
+
+The method is described in docs/architecture.md, "Timing".
 
 The clock is injected (integer nanoseconds, like ``time.perf_counter_ns``) so that tests can
 drive the whole algorithm with a fake clock and check it exactly.

@@ -9,7 +9,7 @@ from harness.scenarios import early_stopping as es
 
 
 def test_minimum_query_counts_match_loadgen() -> None:
-    # LoadGen: "Processed at least 64 queries" (p90); the p99 floor 662 (DESIGN §4; mlperf.conf
+    # LoadGen: "Processed at least 64 queries" (p90); the p99 floor 662 (mlperf.conf
     # MultiStream.min_query_count); and h_min(t=0, p99) = 459 with no query over the target.
     assert es.min_queries(0.90) == 64
     assert es.min_queries(0.99) == 662
