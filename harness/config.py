@@ -128,7 +128,7 @@ class RunConfig:
             load=LoadOptions(**stored["load"]) if stored.get("load") else None)
 
 
-PLAN_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
+PLAN_FILE_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
              "repeat"}
 
 
@@ -141,8 +141,8 @@ def _str_list(plan: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load_plan(path: Path) -> dict[str, Any]:
-    """Read a TOML plan into keyword arguments for :class:`RunConfig`.
+def read_plan_file(path: Path) -> dict[str, Any]:
+    """Read a TOML plan file (``--plan``) into keyword arguments for :class:`RunConfig`.
 
     A plan looks like::
 
@@ -162,10 +162,10 @@ def load_plan(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read plan {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"plan {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(plan) - PLAN_KEYS)
+    unknown = sorted(set(plan) - PLAN_FILE_KEYS)
     if unknown:
         raise ConfigError(
-            f"plan {path}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(PLAN_KEYS))}"
+            f"plan {path}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(PLAN_FILE_KEYS))}"
         )
     kwargs: dict[str, Any] = {}
     for key in ("suites", "workloads", "adapters"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, TimingOptions, load_plan
+from harness.config import ConfigError, TimingOptions, read_plan_file
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_full_plan_loads(tmp_path: Path) -> None:
-    plan = load_plan(write(tmp_path, """
+    plan = read_plan_file(write(tmp_path, """
 preset = "full"
 suites = ["transformer"]
 workloads = ["attention"]
@@ -53,12 +53,12 @@ min_samples = 5
 )
 def test_bad_plans_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_plan(write(tmp_path, text))
+        read_plan_file(write(tmp_path, text))
 
 
 def test_missing_plan_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read plan"):
-        load_plan(tmp_path / "absent.toml")
+        read_plan_file(tmp_path / "absent.toml")
 
 
 def test_timing_max_must_cover_min() -> None:

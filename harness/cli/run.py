@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli.common import UsageError, add_selection, fraction, parse_params, size
-from harness.config import RunConfig, TimingOptions, load_plan
+from harness.config import RunConfig, TimingOptions, read_plan_file
 from harness.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
 
 def _config(args: argparse.Namespace) -> RunConfig:
     """Plan file first, then command-line flags on top."""
-    kwargs: dict[str, Any] = load_plan(args.plan) if args.plan else {}
+    kwargs: dict[str, Any] = read_plan_file(args.plan) if args.plan else {}
     if args.suite:
         kwargs["suites"] = tuple(args.suite)
     if args.workload:

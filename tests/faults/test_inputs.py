@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.config import PLAN_KEYS, ConfigError, RunConfig, load_plan
+from harness.config import PLAN_FILE_KEYS, ConfigError, RunConfig, read_plan_file
 from harness.results import CONTEXT_FILE, ROWS_FILE, ResultsError, load, read_rows
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -27,8 +27,8 @@ SETTINGS = settings(max_examples=150, deadline=None,
 scalars = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
                     st.booleans(), st.text(string.printable, max_size=12))
 values = st.one_of(scalars, st.lists(scalars, max_size=4))
-keys = st.one_of(st.sampled_from(sorted(PLAN_KEYS)), st.text(string.ascii_lowercase, min_size=1,
-                                                             max_size=8))
+keys = st.one_of(st.sampled_from(sorted(PLAN_FILE_KEYS)),
+                 st.text(string.ascii_lowercase, min_size=1, max_size=8))
 
 
 def toml_value(value: Any) -> str:
@@ -62,7 +62,7 @@ def test_any_plan_is_a_clear_error_or_a_valid_config(tmp_path: Path, text: str) 
     path = tmp_path / "plan.toml"
     path.write_text(text, encoding="utf-8")
     try:
-        config = RunConfig(**load_plan(path))
+        config = RunConfig(**read_plan_file(path))
     except ConfigError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
