@@ -31,7 +31,6 @@ import contextlib
 import functools
 import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step, graph_support
+from harness.text import first_line, package_version
 from harness.workload import ParamValue, Skip, Task
 
 if TYPE_CHECKING:
@@ -82,18 +82,6 @@ class ProviderNotInUse(RuntimeError):
 def _ort() -> Any:
     """``onnxruntime``, imported on first use (and replaceable by a fake module in tests)."""
     return importlib.import_module("onnxruntime")
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _missing(modules: tuple[str, ...]) -> list[str]:
@@ -210,7 +198,7 @@ class _Digest:
         for name, sub in module.named_modules():
             kind = type(sub)
             self.text(name, kind.__module__, kind.__qualname__, sub.extra_repr(), sub.training)
-            package = _package_version(kind.__module__)
+            package = _module_package(kind.__module__)
             if package:
                 self.text(package)
             forward = getattr(kind, "forward", None)
@@ -239,24 +227,24 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 
 @functools.cache
-def _package_version(module_name: str) -> str | None:
+def _module_package(module_name: str) -> str | None:
     """``package==version`` of the top-level package of ``module_name``, if it has one."""
     top = module_name.partition(".")[0]
     if top in ("builtins", "__main__"):
         return None
-    version = _version(top)
+    version = package_version(top)
     return f"{top}=={version}" if version else None
 
 
 def case_key(fn: Any, inputs: tuple[Any, ...], meta: Mapping[str, Any]) -> str:
     """A hex digest naming one export: the callable (code, closure, weights), the tensor inputs'
     shapes and dtypes (not their values: they are fed at run time), the constant inputs' values,
-    the task's meta, and the exporter's versions."""
+    the task's facts (:meth:`~harness.workload.Task.row_meta`), and the exporter's versions."""
     import torch
 
     digest = _Digest()
-    digest.text("export", EXPORT_VERSION, _version("torch"), _version("onnx"),
-                _version("onnxscript"))
+    digest.text("export", EXPORT_VERSION, package_version("torch"), package_version("onnx"),
+                package_version("onnxscript"))
     digest.value(fn)
     for position, item in enumerate(inputs):
         digest.text("input", position)
@@ -426,11 +414,11 @@ class OnnxAdapter(Adapter):
         if "threads" in self.options:
             threads = self.config["threads"]
             if threads is None:
-                from harness.adapters.cpu import _physical_cores
+                from harness.adapters.cpu import physical_cores
 
                 # ONNX Runtime's own default (intra_op_num_threads=0) is one thread per physical
                 # core; setting that count explicitly records a number in every row.
-                threads = _physical_cores()
+                threads = physical_cores()
             if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
                 raise AdapterError(f"{self.name}:threads must be a positive integer, "
                                    f"got {threads!r}")
@@ -471,8 +459,8 @@ class OnnxAdapter(Adapter):
             # None: ONNX Runtime's defaults (fpga does not set them).
             "threads": self.config.get("threads"),
             "spin": self.config.get("spin"),
-            "torch": _version("torch"), "onnx": _version("onnx"),
-            "onnxscript": _version("onnxscript"),
+            "torch": package_version("torch"), "onnx": package_version("onnx"),
+            "onnxscript": package_version("onnxscript"),
             "export": "torch.onnx.export(dynamo=True), cached per case",
             "cache_dir": str(self.cache_dir),
         }
@@ -482,8 +470,8 @@ class OnnxAdapter(Adapter):
             task, HOST_ONLY_REASON,
             engine=f"engine {{engine}} is a torch compiler; the {self.name} adapter runs the "
                    "exported ONNX graph (engine=eager only)",
-            pinned="impl {impl} pins one of torch's SDPA kernels; an exported ONNX graph has no "
-                   "torch kernels to pin (impl=sdpa or math export)")
+            pinned="the task pins torch's own {kernel} kernel; an exported ONNX graph has no "
+                   "torch kernels to pin")
         if not ok:
             return ok, reason
         import torch
@@ -536,7 +524,7 @@ class OnnxAdapter(Adapter):
             if "NOT_IMPLEMENTED" in text or type(exc).__name__ == "NotImplemented":
                 detail = text.split("NOT_IMPLEMENTED :", 1)[-1].strip()
                 raise Skip(f"ONNX Runtime's {self.provider} has no kernel for this graph: "
-                           f"{_first_line(detail)}") from None
+                           f"{first_line(detail, 300)}") from None
             raise
 
     def _check_in_use(self, session: Any) -> None:
@@ -586,7 +574,7 @@ class OnnxAdapter(Adapter):
         if not ok:
             raise Skip(reason)
 
-        folder = self.cache_dir / case_key(fn, task.inputs, task.meta)
+        folder = self.cache_dir / case_key(fn, task.inputs, task.row_meta())
         model = folder / MODEL_FILE
         started = time.perf_counter()
         if model.is_file():
@@ -625,7 +613,9 @@ class OnnxAdapter(Adapter):
         return step
 
     def peaks(self, dtype: str) -> Peaks:
-        from harness.roofline import NoPeaks, best_of, host_peaks, measure_peaks
+        from harness.adapters.calibration import best_of, measure_peaks
+        from harness.adapters.cpu import host_peaks
+        from harness.roofline import NoPeaks
 
         try:
             own = measure_peaks(self, dtype)
@@ -721,7 +711,7 @@ class FpgaAdapter(OnnxAdapter):
             providers = list(_ort().get_available_providers())
         except Exception as exc:  # a broken vendor build must not break `harness list`
             return False, (f"onnxruntime failed to load: {type(exc).__name__}: "
-                           f"{_first_line(str(exc))}")
+                           f"{first_line(str(exc), 300)}")
         if cls.default_provider not in providers:
             return False, (f"ONNX Runtime here has no {cls.default_provider} (providers: "
                            f"{', '.join(providers)}); {VITIS_AI_INSTALL}")

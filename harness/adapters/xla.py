@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import importlib.util
 import os
 import time
@@ -40,6 +39,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step, graph_support
+from harness.text import package_version
 from harness.workload import ParamValue, Task
 
 if TYPE_CHECKING:
@@ -268,13 +268,6 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 class XlaAdapter(Adapter):
     """Runs torch workloads through torchax on one JAX device of :attr:`platform`.
 
@@ -352,8 +345,8 @@ class XlaAdapter(Adapter):
             "device_kind": device.device_kind,
             "device_count": len(jax.devices(self.platform)),
             "jax": jax.__version__,
-            "jaxlib": _version("jaxlib"),
-            "torchax": _version("torchax"),
+            "jaxlib": package_version("jaxlib"),
+            "torchax": package_version("torchax"),
             "matmul_precision": self.config["matmul_precision"],
             "x64": "scoped: jax.enable_x64 around tracing and timed calls",
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -364,8 +357,8 @@ class XlaAdapter(Adapter):
             task, HOST_ONLY_REASON,
             engine=f"engine {{engine}} is a torch engine; the {self.name} adapter always "
                    "compiles through XLA (run engine=eager)",
-            pinned="impl {impl} pins one of torch's own SDPA kernels, which XLA does not have; "
-                   "XLA lowers impl=sdpa and impl=math itself")
+            pinned="the task pins torch's own {kernel} kernel, which XLA does not have: XLA "
+                   "lowers the torch operations itself")
 
     def _compile(self, fn: Any, inputs: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         """(compiled executable, weights, args) for ``fn(*inputs)`` on this adapter's device;
@@ -464,26 +457,27 @@ class XlaAdapter(Adapter):
         return []
 
     def peaks(self, dtype: str) -> Peaks:
-        """Measured through XLA on this device: :mod:`harness.roofline`'s square matmul through
+        """Measured through XLA on this device: the calibration's square matmul through
         torchax, and a copy into a donated buffer.
 
-        Not :func:`harness.roofline.measure_peaks` as it stands: its copy, ``dst.copy_(src)``,
-        becomes an XLA program returning a fresh 128 MiB buffer per call, and on XLA:CPU a fresh
-        buffer of that size is new pages from the OS each time: 3.4 GB/s measured here, where
-        torch's copy into an existing buffer gets 23 GB/s. Donating the destination makes XLA
-        write into the same buffer on every call (22 GB/s): the memory roof, not page faults.
+        Not :func:`harness.adapters.calibration.measure_peaks` as it stands: its copy,
+        ``dst.copy_(src)``, becomes an XLA program returning a fresh 128 MiB buffer per call, and
+        on XLA:CPU a fresh buffer of that size is new pages from the OS each time: 3.4 GB/s
+        measured here, where torch's copy into an existing buffer gets 23 GB/s. Donating the
+        destination makes XLA write into the same buffer on every call (22 GB/s): the memory
+        roof, not page faults.
         """
         import jax
         import jax.numpy as jnp
         import torch
 
-        from harness.roofline import (
+        from harness.adapters.calibration import (
             CALIBRATION_TIMING,
             COPY_BYTES,
             GEMM_N,
-            Peaks,
-            _best_rate,
+            best_rate,
         )
+        from harness.roofline import Peaks
         from harness.timer import Timer
 
         n = GEMM_N.get(dtype, 1024)
@@ -491,7 +485,7 @@ class XlaAdapter(Adapter):
         a, b = (torch.randn(n, n, generator=generator).to(getattr(torch, dtype))
                 for _ in range(2))
         flops = 2.0 * n**3
-        flops_per_s = _best_rate(self, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
+        flops_per_s = best_rate(self, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
 
         with self._jax_config():
             device = self._jax_device()
@@ -531,7 +525,8 @@ class XlaCpuAdapter(XlaAdapter):
     platform: ClassVar[str] = "cpu"
 
     def peaks(self, dtype: str) -> Peaks:
-        from harness.roofline import best_of, host_peaks
+        from harness.adapters.calibration import best_of
+        from harness.adapters.cpu import host_peaks
 
         return best_of(super().peaks(dtype), host_peaks(dtype))
 
