@@ -30,9 +30,9 @@ from harness.adapters.onnx import (
     FpgaAdapter,
     OnnxRuntimeAdapter,
     ProviderNotInUse,
-    case_key,
     placement,
 )
+from harness.adapters.onnx_export import case_key
 from harness.collectors.energy import RaplCollector
 from harness.collectors.xrt_power import XrtPowerCollector
 from harness.config import RunConfig, TimingOptions

@@ -33,11 +33,11 @@ import torch  # noqa: E402
 
 from harness import Task, plugins  # noqa: E402
 from harness.adapters import AdapterError  # noqa: E402
+from harness.adapters.torchax_bridge import to_torch  # noqa: E402
 from harness.adapters.xla import (  # noqa: E402
     TpuAdapter,
     XlaAdapter,
     XlaCpuAdapter,
-    to_torch,
     tpu_datasheet_peaks,
 )
 from harness.config import RunConfig, TimingOptions  # noqa: E402
