@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,26 +19,30 @@ if TYPE_CHECKING:
     from harness.adapters import Adapter
     from harness.collectors import Collector
 
-# Built-ins are listed here as well as in pyproject.toml, so that a source checkout that was
-# never pip-installed still finds them; installed entry points add to (and may override) these.
-BUILTIN: dict[str, dict[str, str]] = {
-    "harness.adapters": {
-        "cpu": "harness.adapters.cpu:CpuAdapter",
-        "cuda": "harness.adapters.cuda:CudaAdapter",
-        "fpga": "harness.adapters.onnx:FpgaAdapter",
-        "null": "harness.adapters.null:NullAdapter",
-        "onnxruntime": "harness.adapters.onnx:OnnxRuntimeAdapter",
-        "tpu": "harness.adapters.xla:TpuAdapter",
-        "xla-cpu": "harness.adapters.xla:XlaCpuAdapter",
-    },
-    "harness.collectors": {
-        "memory": "harness.collectors.memory:PeakRssCollector",
-    },
-    "harness.suites": {
-        "lookup": "suites.lookup",
-        "transformer": "suites.transformer",
-    },
-}
+#: The project file of a source checkout, beside the ``harness`` package.
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+PROJECT = "inference-harness"
+
+
+@functools.cache
+def checkout_entry_points() -> dict[str, dict[str, str]]:
+    """The entry points ``pyproject.toml`` declares, when this package runs from a checkout.
+
+    The built-in adapters, collectors and suites are written once, in ``pyproject.toml``. An
+    installed copy finds them through its installed metadata; a source checkout that was never
+    pip-installed has no metadata, and one installed before an entry was added has stale
+    metadata, so the checkout's own file is read as well. Only a file naming this project
+    counts (a stray ``pyproject.toml`` above an installed package is someone else's).
+    """
+    try:
+        project = tomllib.loads(PYPROJECT.read_text("utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    if not isinstance(project, dict) or project.get("name") != PROJECT:
+        return {}
+    groups = project.get("entry-points", {})
+    return {group: {str(k): str(v) for k, v in targets.items()}
+            for group, targets in groups.items() if isinstance(targets, dict)}
 
 
 class PluginError(ValueError):
@@ -45,7 +51,7 @@ class PluginError(ValueError):
 
 def registered(group: str) -> dict[str, str]:
     """Name → ``module:attr`` target for every plugin of ``group``, without importing any."""
-    targets = dict(BUILTIN.get(group, {}))
+    targets = dict(checkout_entry_points().get(group, {}))
     for ep in importlib.metadata.entry_points(group=group):
         targets[ep.name] = ep.value
     return dict(sorted(targets.items()))

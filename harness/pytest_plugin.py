@@ -145,7 +145,7 @@ def run_benchmark(benchmark: Any, case: Case, spec: AdapterSpec) -> None:
                                 harness_workload=case.workload.name,
                                 harness_params=dict(case.params), harness_adapter=spec.name,
                                 harness_device=adapter.device, items=task.items,
-                                items_unit=str(task.meta.get("items_unit", "items")))
+                                items_unit=task.items_unit)
     with adapter.running():
         benchmark(timed)
     if adapter.checks_output and task.check is not None:

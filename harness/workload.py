@@ -21,6 +21,14 @@ class Skip(Exception):
     """Raised by a workload's build function when a case cannot run here; the message says why."""
 
 
+#: Element types a task may declare, by torch's names (``torch.float32`` → ``"float32"``).
+DTYPES = ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+          "int64", "int32", "int16", "int8", "uint8")
+#: The typed :class:`Task` facts stored in a row's ``meta`` (``torch_kernel`` is not: the
+#: suite's own parameters say which implementation ran).
+ROW_FACTS = ("items_unit", "dtype", "engine", "host_only", "footprint_bytes")
+
+
 @dataclass(frozen=True)
 class Task:
     """What a case builds: the callable, its inputs, its work size and a correctness check.
@@ -34,11 +42,24 @@ class Task:
         check: called with the adapter's output (moved to the host); raises AssertionError
             with a message when the output disagrees with the reference.
         impls: adapter-specific implementations of ``fn``, keyed by adapter name.
-        meta: free-form facts about the task, stored with the result (e.g. the resolved dtype).
+        meta: free-form facts about the task, stored with the result (e.g. the model's size);
+            the facts adapters and the runner act on are the typed fields below.
         vary: returns other inputs for which an honest ``fn`` gives a different output; the
             runner uses it to flag cached or constant answers. Default:
             :func:`harness.checks.vary`; a workload whose outputs can legitimately coincide
             under that generic change (lookups that all miss) supplies its own.
+        items_unit: what one of ``items`` is, for throughput columns (``tokens``/s).
+        dtype: the element type the task computes in, by torch's name (one of :data:`DTYPES`),
+            or None when it has none; peak calibration uses it (float32 when None), and an
+            adapter may refuse a type its device lacks.
+        engine: how a torch adapter runs ``fn``: ``eager`` as written, ``compile`` through
+            ``torch.compile``; an adapter refuses an engine it does not have.
+        host_only: ``fn`` works on Python objects on the host (a dict, a B-tree), so an
+            adapter for another device has nothing to run it on and refuses the task.
+        footprint_bytes: the memory the task's data structure holds, measured, or None.
+        torch_kernel: one of torch's own kernels the task pins (``"SDPA FLASH_ATTENTION"``),
+            or None; adapters that compile a whole graph themselves (XLA, ONNX) have no torch
+            kernels and refuse such a task.
     """
 
     fn: Callable[..., Any]
@@ -50,6 +71,12 @@ class Task:
     impls: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     vary: Callable[[tuple[Any, ...]], tuple[Any, ...] | None] | None = None
+    items_unit: str = "items"
+    dtype: str | None = None
+    engine: str = "eager"
+    host_only: bool = False
+    footprint_bytes: int | None = None
+    torch_kernel: str | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -58,6 +85,36 @@ class Task:
             raise WorkloadError(f"Task.items must be a positive int, got {self.items!r}")
         if not isinstance(self.inputs, tuple):
             object.__setattr__(self, "inputs", tuple(self.inputs))
+        for name in ("items_unit", "engine"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise WorkloadError(f"Task.{name} must be a non-empty string, "
+                                    f"got {getattr(self, name)!r}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise WorkloadError(f"Task.dtype must be None or one of {', '.join(DTYPES)}, "
+                                f"got {self.dtype!r}")
+        if not isinstance(self.host_only, bool):
+            raise WorkloadError(f"Task.host_only must be True or False, got {self.host_only!r}")
+        if self.footprint_bytes is not None and (
+                isinstance(self.footprint_bytes, bool) or not isinstance(self.footprint_bytes, int)
+                or self.footprint_bytes < 0):
+            raise WorkloadError("Task.footprint_bytes must be None or an int of at least 0, "
+                                f"got {self.footprint_bytes!r}")
+        if self.torch_kernel is not None and (
+                not isinstance(self.torch_kernel, str) or not self.torch_kernel):
+            raise WorkloadError("Task.torch_kernel must be None or a non-empty string, "
+                                f"got {self.torch_kernel!r}")
+        # These facts were meta keys once; one left there would now be ignored without a word.
+        typed = sorted(set(self.meta) & set(ROW_FACTS))
+        if typed:
+            raise WorkloadError(f"Task.meta key {typed[0]!r} is a Task field: "
+                                f"pass Task({typed[0]}=...) instead")
+
+    def row_meta(self) -> dict[str, Any]:
+        """The free-form ``meta`` and the typed facts, as stored in a result row's ``meta``
+        (reports and stored baselines read ``items_unit``, ``dtype`` ... there); a fact
+        that is None (no dtype, no footprint) is left out rather than stored empty."""
+        facts = {name: getattr(self, name) for name in ROW_FACTS}
+        return {**self.meta, **{k: v for k, v in facts.items() if v is not None}}
 
     def fn_for(self, adapter: str) -> Callable[..., Any]:
         """The implementation an adapter should run: its own if the task has one, else ``fn``."""

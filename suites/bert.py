@@ -222,6 +222,6 @@ def bert(size: str, batch: int, seq: int, padding: float, dtype: str, attn: str,
                     + batch * seq * config.hidden_size * element_size(dtype)),
         # Padded positions carry no meaning: only real tokens are compared.
         check=relative_error(reference, TOLERANCES[dtype], select=lambda t: t[valid]),
-        meta={"items_unit": "sequences", "dtype": dtype, "engine": engine,
-              "parameters": weights, "model": model_path or f"random {size}"},
+        items_unit="sequences", dtype=dtype, engine=engine,
+        meta={"parameters": weights, "model": model_path or f"random {size}"},
     )

@@ -19,7 +19,7 @@ sorted list searched with ``bisect`` (ordered), computed on first use.
 Work sizes: ``items`` is the batch (lookups per call); ``flops`` is 0 (no floating-point work,
 so the roofline treats lookups as memory-bound); ``bytes`` is one analytic model per case, the
 same for every implementation of it, so bytes/s compare like for like (see ``_hash_bytes`` and
-``_ordered_bytes``); ``meta['footprint_bytes']`` is the memory the structure holds, measured.
+``_ordered_bytes``); ``footprint_bytes`` is the memory the structure holds, measured.
 """
 
 from __future__ import annotations
@@ -418,8 +418,7 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
     values = value_of(keys)
     queries = point_queries(sorted_keys, batch, hit_rate)
     nbytes, model_probes = _hash_bytes(n_keys, batch, hit_rate)
-    meta: dict[str, Any] = {"items_unit": "lookups", "host_only": impl in HOST_ONLY,
-                            "model_probes": round(model_probes, 3)}
+    meta: dict[str, Any] = {"model_probes": round(model_probes, 3)}
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
     other = other_points(sorted_keys, batch)
@@ -428,15 +427,16 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
         table = dict(zip(keys.tolist(), values.tolist(), strict=True))
         fn, inputs = dict_lookup, (table, queries.tolist())
         swaps = [(inputs[1], other.tolist())]
-        meta.update(footprint_bytes=dict_footprint(table),
-                    footprint_method="sys.getsizeof of the dict and of each key and value int")
+        footprint = dict_footprint(table)
+        meta.update(footprint_method="sys.getsizeof of the dict and of each key and value int")
     elif impl == "torch":
         from suites import hashtable
 
         built = hashtable.build(keys, values)
         fn, inputs = hashtable.probe, built.inputs(queries)
         swaps = [(queries, other)]
-        meta.update(footprint_bytes=built.nbytes, footprint_method="tensor nbytes",
+        footprint = built.nbytes
+        meta.update(footprint_method="tensor nbytes",
                     capacity=built.capacity, load_factor=round(n_keys / built.capacity, 4),
                     probes=built.probes)
     elif impl == "pandas":
@@ -447,13 +447,14 @@ def hash_lookup(n_keys: int, batch: int, hit_rate: float, impl: str) -> Task:
         index.get_indexer(queries.numpy()[:1])  # build khash now: a first call is not a build
         fn, inputs = pandas_lookup, (index, column, queries.numpy())
         swaps = [(inputs[2], other.numpy())]
-        meta.update(footprint_bytes=int(index.memory_usage(deep=True) + column.nbytes),
-                    footprint_method="Index.memory_usage(deep=True), khash engine included, "
+        footprint = int(index.memory_usage(deep=True) + column.nbytes)
+        meta.update(footprint_method="Index.memory_usage(deep=True), khash engine included, "
                                      "+ values ndarray nbytes")
     else:  # pragma: no cover (the grid admits only HASH_IMPLS)
         raise WorkloadError(f"unknown impl {impl!r}")
     return Task(fn=fn, inputs=inputs, items=batch, flops=0.0, bytes=nbytes,
                 check=answers_check(lambda: dict_answers(keys, values, queries)), meta=meta,
+                items_unit="lookups", host_only=impl in HOST_ONLY, footprint_bytes=footprint,
                 vary=swapping(swaps))
 
 
@@ -472,7 +473,7 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
 
     sorted_keys = key_set(n_keys)[0]
     values = value_of(sorted_keys)
-    meta: dict[str, Any] = {"items_unit": "lookups", "host_only": impl in HOST_ONLY}
+    meta: dict[str, Any] = {}
     if op == "point":
         queries = point_queries(sorted_keys, batch, ORDERED_HIT_RATE)
         reference: Callable[[], Sequence[Any]] = functools.partial(
@@ -512,7 +513,7 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
         else:
             fn, inputs = btree_range, (tree, lo.tolist(), hi.tolist())
             swaps = [(inputs[1], alt_lo.tolist()), (inputs[2], alt_hi.tolist())]
-        meta.update(footprint_bytes=footprint, footprint_method=method)
+        meta.update(footprint_method=method)
     elif impl == "searchsorted":
         from suites.eytzinger import PAD
 
@@ -525,8 +526,8 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
             beside = prefix_sums()
             fn, inputs = sorted_range, (column, beside, lo, hi)
             swaps = [(lo, alt_lo), (hi, alt_hi)]
-        meta.update(footprint_bytes=int(column.nbytes + beside.nbytes),
-                    footprint_method="tensor nbytes")
+        footprint = int(column.nbytes + beside.nbytes)
+        meta.update(footprint_method="tensor nbytes")
     elif impl == "eytzinger":
         from suites import eytzinger
 
@@ -541,10 +542,10 @@ def btree_lookup(n_keys: int, batch: int, op: str, impl: str) -> Task:
             inputs = (layout.keys, prefix, lo, hi, layout.depth)
             footprint = int(layout.keys.nbytes + prefix.nbytes)
             swaps = [(lo, alt_lo), (hi, alt_hi)]
-        meta.update(footprint_bytes=footprint, footprint_method="tensor nbytes",
-                    depth=layout.depth)
+        meta.update(footprint_method="tensor nbytes", depth=layout.depth)
     else:  # pragma: no cover (the grid admits only ORDERED_IMPLS)
         raise WorkloadError(f"unknown impl {impl!r}")
     return Task(fn=fn, inputs=inputs, items=batch, flops=0.0,
                 bytes=_ordered_bytes(n_keys, batch, op), check=answers_check(reference),
-                meta=meta, vary=swapping(swaps))
+                meta=meta, vary=swapping(swaps), items_unit="lookups", host_only=impl in HOST_ONLY,
+                footprint_bytes=footprint)

@@ -122,6 +122,7 @@ def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
     # as is customary. A causal mask leaves S(S+1)/2 of the S² score pairs as useful work.
     pairs = seq * (seq + 1) / 2 if causal else seq * seq
     rtol, atol = TOLERANCES[dtype]
+    backend = SDPA_BACKENDS.get(impl)
     return Task(
         fn=attention_fn(impl, causal),
         inputs=(q, k, v),
@@ -131,7 +132,9 @@ def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str,
         # also writes and reads the S×S scores; that extra traffic is what fusion saves.
         bytes=4.0 * batch * heads * seq * head_dim * element_size(dtype),
         check=close_to(lambda: attention_reference(q, k, v, causal), rtol, atol),
-        meta={"items_unit": "sequences", "dtype": dtype, "engine": engine, "impl": impl},
+        meta={"impl": impl}, items_unit="sequences", dtype=dtype, engine=engine,
+        # A pinned SDPA back end is one of torch's own kernels: graph compilers refuse it.
+        torch_kernel=f"SDPA {backend}" if backend else None,
     )
 
 
@@ -179,7 +182,7 @@ def ffn(tokens: int, hidden: int, intermediate: int, dtype: str, engine: str) ->
         bytes=float((2 * hidden * intermediate + hidden + intermediate + 2 * tokens * hidden)
                     * size),
         check=close_to(lambda: ffn_reference(x, block), rtol, atol),
-        meta={"items_unit": "tokens", "dtype": dtype, "engine": engine},
+        items_unit="tokens", dtype=dtype, engine=engine,
     )
 
 

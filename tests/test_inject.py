@@ -30,12 +30,12 @@ def test_slowed_task_returns_the_same_answer_with_the_work_added() -> None:
         calls.append(x)
         return x * 2
 
-    task = Task(fn=fn, inputs=(21,), impls={"cpu": fn}, meta={"dtype": "float32"})
+    task = Task(fn=fn, inputs=(21,), impls={"cpu": fn}, meta={"model": "doubler"})
     padded = slowed(task, 0.05, units=1_000)
     assert padded.fn(*padded.inputs) == 42
     assert calls == [21]
     assert padded.impls == {}  # an adapter's own implementation would skip the extra work
-    assert padded.meta == {"dtype": "float32", "injected_slowdown": 0.05,
+    assert padded.meta == {"model": "doubler", "injected_slowdown": 0.05,
                            "injected_units": 1_000}
 
 

@@ -110,3 +110,52 @@ def test_task_picks_an_adapter_specific_implementation() -> None:
     task = Task(fn=noop, impls={"cuda": special})
     assert task.fn_for("cuda") is special
     assert task.fn_for("cpu") is noop
+
+
+# --- the typed facts of a task ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("facts", "message"), [
+    ({"items_unit": ""}, "Task.items_unit must be a non-empty string, got ''"),
+    ({"items_unit": 3}, "Task.items_unit must be a non-empty string, got 3"),
+    ({"engine": None}, "Task.engine must be a non-empty string, got None"),
+    ({"dtype": "fp32"}, "Task.dtype must be None or one of float64, float32, float16, bfloat16"),
+    ({"dtype": 32}, "Task.dtype must be None or one of float64, float32"),
+    ({"host_only": 1}, "Task.host_only must be True or False, got 1"),
+    ({"host_only": "no"}, "Task.host_only must be True or False, got 'no'"),
+    ({"footprint_bytes": -1}, "Task.footprint_bytes must be None or an int of at least 0, got -1"),
+    ({"footprint_bytes": 1.5}, "Task.footprint_bytes must be None or an int of at least 0"),
+    ({"footprint_bytes": True}, "Task.footprint_bytes must be None or an int of at least 0"),
+    ({"torch_kernel": ""}, "Task.torch_kernel must be None or a non-empty string, got ''"),
+])
+def test_a_typed_fact_of_the_wrong_kind_names_the_valid_choices(facts: dict[str, object],
+                                                                message: str) -> None:
+    with pytest.raises(WorkloadError) as caught:
+        Task(fn=noop, **facts)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("key", ["items_unit", "dtype", "engine", "host_only", "footprint_bytes"])
+def test_a_typed_fact_left_in_meta_is_refused_not_ignored(key: str) -> None:
+    with pytest.raises(WorkloadError, match=f"Task.meta key '{key}' is a Task field: "
+                                            f"pass Task\\({key}=...\\) instead"):
+        Task(fn=noop, meta={key: "float32"})
+
+
+def test_row_meta_holds_the_free_form_meta_and_the_known_facts() -> None:
+    task = Task(fn=noop, meta={"model": "tiny"}, items_unit="tokens", dtype="bfloat16",
+                engine="compile", footprint_bytes=4096, torch_kernel="SDPA MATH")
+    assert task.row_meta() == {"model": "tiny", "items_unit": "tokens", "dtype": "bfloat16",
+                               "engine": "compile", "host_only": False, "footprint_bytes": 4096}
+    # Unknown facts are left out, not stored as None; torch_kernel is never stored.
+    assert Task(fn=noop).row_meta() == {"items_unit": "items", "engine": "eager",
+                                        "host_only": False}
+
+
+def test_replace_keeps_and_rechecks_the_typed_facts() -> None:
+    import dataclasses
+
+    task = Task(fn=noop, dtype="float16", host_only=True)
+    assert dataclasses.replace(task, items=2).dtype == "float16"
+    with pytest.raises(WorkloadError, match=r"Task\.dtype"):
+        dataclasses.replace(task, dtype="half")

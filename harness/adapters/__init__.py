@@ -16,24 +16,17 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 
-#: attention ``impl`` values that pin one of torch's own SDPA kernels (suites.transformer): only
-#: torch adapters have those kernels to pin.
-PINNED_SDPA = frozenset({"sdpa_flash", "sdpa_efficient", "sdpa_math", "sdpa_cudnn"})
-
-
 def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
     """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
-    Python implementations, torch's own compile engine, and pinned SDPA kernels; each refusal
+    Python implementations, torch's own engines, and pinned torch kernels; each refusal
     explained by the adapter's own words (``engine`` may use ``{engine}``, ``pinned``
-    ``{impl}``)."""
-    if task.meta.get("host_only"):
+    ``{kernel}``)."""
+    if task.host_only:
         return False, host_only
-    chosen = task.meta.get("engine", "eager")
-    if chosen != "eager":
-        return False, engine.format(engine=repr(chosen))
-    impl = task.meta.get("impl")
-    if impl in PINNED_SDPA:
-        return False, pinned.format(impl=repr(impl))
+    if task.engine != "eager":
+        return False, engine.format(engine=repr(task.engine))
+    if task.torch_kernel is not None:
+        return False, pinned.format(kernel=task.torch_kernel)
     return True, ""
 
 
@@ -167,7 +160,7 @@ class Adapter(ABC):
         Adapters that know their device may return datasheet figures instead (with that source);
         adapters without hardware raise :class:`harness.roofline.NoPeaks` with the reason.
         """
-        from harness.roofline import measure_peaks
+        from harness.adapters.calibration import measure_peaks
 
         return measure_peaks(self, dtype)
 

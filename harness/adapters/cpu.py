@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step
+from harness.adapters.calibration import measure_peaks
 from harness.collectors import Collector
+from harness.roofline import Peaks
 from harness.workload import ParamValue, Task
 
 
-def _physical_cores() -> int:
+def physical_cores() -> int:
+    """The host's physical cores (logical ones, or 1, where psutil cannot tell)."""
     try:
         import psutil
 
@@ -64,7 +67,7 @@ class CpuAdapter(Adapter):
         return {
             **super().info(),
             "processor": platform.processor() or platform.machine(),
-            "physical_cores": _physical_cores(),
+            "physical_cores": physical_cores(),
             "logical_cores": os.cpu_count(),
             "threads": torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(),
@@ -79,9 +82,9 @@ class CpuAdapter(Adapter):
         return [RaplCollector()]
 
     def supports(self, task: Task) -> tuple[bool, str]:
-        engine = task.meta.get("engine", "eager")
-        if engine not in ENGINES:
-            return False, f"the cpu adapter has no engine {engine!r}; it runs {', '.join(ENGINES)}"
+        if task.engine not in ENGINES:
+            return False, (f"the cpu adapter has no engine {task.engine!r}; "
+                           f"it runs {', '.join(ENGINES)}")
         return True, ""
 
     def prepare(self, task: Task) -> Step:
@@ -90,7 +93,7 @@ class CpuAdapter(Adapter):
         fn = task.fn_for(self.name)
         if isinstance(fn, torch.nn.Module):
             fn.eval()
-        if task.meta.get("engine") == "compile":
+        if task.engine == "compile":
             # Compilation happens lazily in the first call, which the timer keeps apart as
             # first_call_s: compile time is its own figure, never part of latency.
             fn = torch.compile(fn)
@@ -114,3 +117,18 @@ class CpuAdapter(Adapter):
         import torch
 
         torch.set_num_threads(self._previous_threads)
+
+
+_HOST_PEAKS: dict[str, Peaks] = {}
+
+
+def host_peaks(dtype: str) -> Peaks:
+    """The host CPU's peaks measured through torch (this adapter), once per process: the
+    roof other runtimes on the same CPU (XLA, ONNX Runtime) are held to."""
+    if dtype not in _HOST_PEAKS:
+        adapter = CpuAdapter()
+        try:
+            _HOST_PEAKS[dtype] = measure_peaks(adapter, dtype)
+        finally:
+            adapter.close()
+    return _HOST_PEAKS[dtype]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness import nvml
 from harness.adapters import Adapter, AdapterError, Step
+from harness.text import first_line
 from harness.workload import ParamValue, Task
 
 if TYPE_CHECKING:
@@ -79,11 +80,6 @@ def torch_build() -> TorchBuild | None:
 
     return TorchBuild(torch.__version__, torch.version.cuda,
                       getattr(torch.version, "hip", None))
-
-
-def _first_line(text: str, limit: int = 200) -> str:
-    line = (text.strip().splitlines() or [""])[0]
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 # --- moving data: pure helpers, testable on the CPU ---------------------------------------
@@ -272,7 +268,7 @@ class CudaAdapter(Adapter):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             count = torch.cuda.device_count()
-        note = _first_line(str(caught[0].message)) if caught else ""
+        note = first_line(str(caught[0].message)) if caught else ""
         if count == 0:
             parts = ["no NVIDIA GPU visible (torch.cuda.device_count() == 0)"]
             if "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -295,7 +291,7 @@ class CudaAdapter(Adapter):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             usable = torch.cuda.is_available()
-        note = _first_line(str(caught[0].message)) if caught else note
+        note = first_line(str(caught[0].message)) if caught else note
         if not usable:
             return False, f"CUDA is unusable here: {note or 'torch.cuda.is_available() is False'}"
         return True, ""
@@ -344,12 +340,12 @@ class CudaAdapter(Adapter):
         return facts
 
     def supports(self, task: Task) -> tuple[bool, str]:
-        if task.meta.get("host_only"):
+        if task.host_only:
             return False, HOST_ONLY_REASON
-        engine = task.meta.get("engine", "eager")
-        if engine not in ENGINES:
-            return False, f"the cuda adapter has no engine {engine!r}; it runs {', '.join(ENGINES)}"
-        if task.meta.get("dtype") == "bfloat16":
+        if task.engine not in ENGINES:
+            return False, (f"the cuda adapter has no engine {task.engine!r}; "
+                           f"it runs {', '.join(ENGINES)}")
+        if task.dtype == "bfloat16":
             import torch
 
             # Pre-Ampere GPUs only emulate bfloat16: slow, and some kernels refuse it.
@@ -366,7 +362,7 @@ class CudaAdapter(Adapter):
         self._worked = True
         self._graph_pool_bytes = None
         fn, inputs = place(task.fn_for(self.name), task.inputs, self._torch_device())
-        if task.meta.get("engine") == "compile":
+        if task.engine == "compile":
             # Compilation happens lazily in the first call (first_call_s), never in latency.
             fn = torch.compile(fn)
             self.compile_missing = ("torch.compile compiles in the first call (see first_call_s)"
@@ -480,7 +476,7 @@ class CudaAdapter(Adapter):
     def peaks(self, dtype: str) -> Peaks:
         import torch
 
-        from harness.roofline import measure_peaks
+        from harness.adapters.calibration import measure_peaks
 
         found = datasheet_peaks(torch.cuda.get_device_name(self.index), dtype,
                                 tf32=tf32_matmul(torch))

@@ -1,12 +1,13 @@
 """The ``onnxruntime`` and ``fpga`` adapters: a task exported to ONNX, run by ONNX Runtime.
 
-Both adapters take the same path (DESIGN §7):
+Both adapters take the same path:
 
 1. **Export** the task's callable with ``torch.onnx.export(..., dynamo=True)`` (needs ``onnx``
    and ``onnxscript``; weights land in a ``.onnx.data`` file beside the model). Tensor inputs
    become graph inputs with their exact shapes; every other input (Python ints such as a hash
    table's shift or a tree's depth) is baked into the graph as a constant. Exports are cached
-   per case on disk (see :func:`case_key`), so a second run of a case only builds a session.
+   per case on disk (see :mod:`harness.adapters.onnx_export`), so a second run of a case only
+   builds a session.
 2. **Build** an ``onnxruntime.InferenceSession`` under the adapter's execution provider and
    **check the provider is really in use**: ONNX Runtime silently falls back to its CPU provider
    when a requested one is missing, and may place only part of a graph on it.
@@ -27,27 +28,21 @@ host made BERT-tiny alternate between 2 and 6 ms per call (``spin=false`` steadi
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import json
 import logging
-import marshal
 import os
-import re
 import shutil
 import tempfile
 import time
-import types
 import warnings
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step, graph_support
+from harness.adapters.onnx_export import MODEL_FILE, case_key, export, is_constant
+from harness.text import first_line, package_version
 from harness.workload import ParamValue, Skip, Task
 
 if TYPE_CHECKING:
@@ -62,15 +57,7 @@ VITIS_AI_INSTALL = ("install AMD's Vitis AI ONNX Runtime build (Ryzen AI or Viti
 #: Where exports are cached when neither the ``cache_dir`` option nor this variable is set:
 #: ``$XDG_CACHE_HOME/inference-harness/onnx`` (``~/.cache/...`` by default).
 CACHE_ENV = "HARNESS_ONNX_CACHE"
-#: Bumped whenever the way a case is exported changes, so older cache entries are not reused.
-EXPORT_VERSION = 1
-MODEL_FILE = "model.onnx"
-#: Attention implementations that pin one of torch's SDPA kernels: a torch choice, not a graph.
 HOST_ONLY_REASON = "runs Python objects on the host; there is no graph to export to ONNX"
-
-_MISSING_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', "
-                         r"overload='(\w+)'\)>")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +71,6 @@ def _ort() -> Any:
     return importlib.import_module("onnxruntime")
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _missing(modules: tuple[str, ...]) -> list[str]:
     # find_spec, not import: `harness list` must not pay for torch or the exporter.
     return [name for name in modules if importlib.util.find_spec(name) is None]
@@ -107,269 +82,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "inference-harness" / "onnx"
-
-
-# --- the cache key: everything that shapes the exported graph --------------------------------
-
-
-def _is_constant(value: Any) -> bool:
-    """A non-tensor input that can be baked into the graph: scalars, and tuples/lists of them."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if isinstance(value, tuple | list):
-        return all(_is_constant(item) for item in value)
-    return False
-
-
-class _Digest:
-    """Feeds a description of tasks' callables and data into one hash.
-
-    Functions contribute their code, closure cells, defaults and the Python functions they call
-    by global name (so an edited helper invalidates the cache); modules their class layout,
-    ``config`` and every parameter's and buffer's shape, dtype and content; tensors their shape,
-    dtype and content. Other objects contribute their type and ``repr`` without memory addresses.
-    """
-
-    def __init__(self) -> None:
-        self.hash = hashlib.blake2b(digest_size=16)
-        self._seen: set[int] = set()
-
-    def text(self, *parts: Any) -> None:
-        for part in parts:
-            self.hash.update(str(part).encode())
-            self.hash.update(b"\0")
-
-    def tensor(self, tensor: Any, content: bool = True) -> None:
-        import torch
-
-        self.text("tensor", tuple(tensor.shape), tensor.dtype)
-        if content:
-            flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-            self.hash.update(flat.view(torch.uint8).numpy().data)
-
-    def value(self, obj: Any) -> None:
-        import torch
-
-        if obj is None or isinstance(obj, bool | int | float | str | bytes):
-            self.text(type(obj).__name__, repr(obj))
-        elif isinstance(obj, torch.Tensor):
-            self.tensor(obj)
-        elif isinstance(obj, tuple | list):
-            self.text(type(obj).__name__, len(obj))
-            for item in obj:
-                self.value(item)
-        elif isinstance(obj, dict):
-            self.text("dict", len(obj))
-            for key in sorted(obj, key=repr):
-                self.text(repr(key))
-                self.value(obj[key])
-        elif id(obj) in self._seen:  # recursion (a function calling itself, a module cycle)
-            self.text("seen", type(obj).__qualname__)
-        elif isinstance(obj, torch.nn.Module):
-            self._seen.add(id(obj))
-            self.module(obj)
-        elif isinstance(obj, functools.partial):
-            self._seen.add(id(obj))
-            self.text("partial")
-            self.value(obj.func)
-            self.value(obj.args)
-            self.value(dict(obj.keywords))
-        elif isinstance(obj, types.FunctionType):
-            self._seen.add(id(obj))
-            self.function(obj)
-        elif isinstance(obj, types.MethodType):
-            self._seen.add(id(obj))
-            self.value(obj.__func__)
-            self.value(obj.__self__)
-        else:
-            kind = type(obj)
-            self.text(kind.__module__, kind.__qualname__, _ADDRESS.sub("", repr(obj)))
-
-    def function(self, fn: types.FunctionType) -> None:
-        self.text("function", fn.__module__, fn.__qualname__)
-        self.hash.update(marshal.dumps(fn.__code__))
-        self.value(fn.__defaults__)
-        self.value(dict(fn.__kwdefaults__ or {}))
-        for cell in fn.__closure__ or ():
-            try:
-                contents = cell.cell_contents
-            except ValueError:  # an empty cell (a name assigned after the closure was made)
-                contents = None
-            self.value(contents)
-        # Python functions this one calls by global name: an edited helper changes the graph.
-        for name in sorted(_global_names(fn.__code__)):
-            target = fn.__globals__.get(name)
-            if isinstance(target, types.FunctionType | functools.partial):
-                self.text("global", name)
-                self.value(target)
-
-    def module(self, module: Any) -> None:
-        import torch
-
-        self.text("module")
-        for name, sub in module.named_modules():
-            kind = type(sub)
-            self.text(name, kind.__module__, kind.__qualname__, sub.extra_repr(), sub.training)
-            package = _package_version(kind.__module__)
-            if package:
-                self.text(package)
-            forward = getattr(kind, "forward", None)
-            code = getattr(forward, "__code__", None)
-            if code is not None:
-                self.hash.update(marshal.dumps(code))
-            config = getattr(sub, "config", None)
-            if config is not None and hasattr(config, "to_dict"):
-                self.text(json.dumps(config.to_dict(), sort_keys=True, default=str))
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            self.text(name)
-            self.tensor(tensor)
-        # Plain tensor attributes (neither parameters nor buffers) are constants too.
-        for name, attr in sorted(vars(module).items()):
-            if isinstance(attr, torch.Tensor):
-                self.text(name)
-                self.tensor(attr)
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
-
-
-@functools.cache
-def _package_version(module_name: str) -> str | None:
-    """``package==version`` of the top-level package of ``module_name``, if it has one."""
-    top = module_name.partition(".")[0]
-    if top in ("builtins", "__main__"):
-        return None
-    version = _version(top)
-    return f"{top}=={version}" if version else None
-
-
-def case_key(fn: Any, inputs: tuple[Any, ...], meta: Mapping[str, Any]) -> str:
-    """A hex digest naming one export: the callable (code, closure, weights), the tensor inputs'
-    shapes and dtypes (not their values: they are fed at run time), the constant inputs' values,
-    the task's meta, and the exporter's versions."""
-    import torch
-
-    digest = _Digest()
-    digest.text("export", EXPORT_VERSION, _version("torch"), _version("onnx"),
-                _version("onnxscript"))
-    digest.value(fn)
-    for position, item in enumerate(inputs):
-        digest.text("input", position)
-        if isinstance(item, torch.Tensor):
-            digest.tensor(item, content=False)
-        else:
-            digest.value(item)
-    digest.text(json.dumps(dict(meta), sort_keys=True, default=str))
-    return digest.hash.hexdigest()
-
-
-# --- export --------------------------------------------------------------------------------
-
-
-@functools.cache
-def _call_class() -> type:
-    import torch
-
-    class Call(torch.nn.Module):
-        """``fn(*args)`` as a module whose inputs are the tensor arguments only.
-
-        The exporter traces modules; plain functions (attention, the lookups) are wrapped here.
-        A module ``fn`` becomes a submodule, so its weights are exported as initializers.
-        Non-tensor arguments are held as constants and spliced back in by position.
-        """
-
-        def __init__(self, fn: Any, template: tuple[Any, ...], positions: tuple[int, ...]):
-            super().__init__()
-            self.fn = fn
-            self.template = template
-            self.positions = positions
-
-        def forward(self, *tensors: torch.Tensor) -> Any:
-            args = list(self.template)
-            for position, tensor in zip(self.positions, tensors, strict=True):
-                args[position] = tensor
-            return self.fn(*args)
-
-    return Call
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's warnings and log lines (torchvision ops it skips, deprecations,
-    constant-folding attempts its optimizer gives up on): the progress display is for the
-    harness's own lines. Errors still propagate as exceptions."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-def _export_skip(exc: BaseException) -> Skip | None:
-    """A Skip when the export failed because ONNX has no translation of an op, else None."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        match = _MISSING_OP.search(str(current))
-        if match:
-            op, overload = match.groups()
-            name = op.replace(".", "::", 1)
-            return Skip(f"torch.onnx.export: {name} ({overload}) has no ONNX translation")
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def export(fn: Any, inputs: tuple[Any, ...], folder: Path) -> Path:
-    """Export ``fn(*inputs)`` to ``folder/model.onnx`` (and ``model.onnx.data``); return the path.
-
-    The files are written to a temporary folder and moved into place at the end, so an
-    interrupted export never leaves a half-written model in the cache. Raises :class:`Skip`
-    when an op has no ONNX translation.
-    """
-    import torch
-
-    positions = tuple(i for i, item in enumerate(inputs) if isinstance(item, torch.Tensor))
-    template = tuple(None if i in positions else item for i, item in enumerate(inputs))
-    module = _call_class()(fn, template, positions).eval()
-    tensors = tuple(inputs[i] for i in positions)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        with _quiet_exporter(), torch.no_grad():
-            torch.onnx.export(module, tensors, str(staging / MODEL_FILE), dynamo=True,
-                              external_data=True, verbose=False)
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        skip = _export_skip(exc)
-        if skip is not None:
-            raise skip from None
-        raise RuntimeError(f"torch.onnx.export failed: {_export_summary(exc)}") from exc
-    try:
-        os.replace(staging, folder)
-    except OSError:  # another process cached the same case meanwhile: keep theirs
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder / MODEL_FILE
-
-
-def _export_summary(exc: BaseException) -> str:
-    """The most specific line of an exporter error (its summary names the failing node)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("<class "):
-            return line
-    return lines[0] if lines else type(exc).__name__
 
 
 # --- the adapters --------------------------------------------------------------------------
@@ -426,11 +138,11 @@ class OnnxAdapter(Adapter):
         if "threads" in self.options:
             threads = self.config["threads"]
             if threads is None:
-                from harness.adapters.cpu import _physical_cores
+                from harness.adapters.cpu import physical_cores
 
                 # ONNX Runtime's own default (intra_op_num_threads=0) is one thread per physical
                 # core; setting that count explicitly records a number in every row.
-                threads = _physical_cores()
+                threads = physical_cores()
             if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
                 raise AdapterError(f"{self.name}:threads must be a positive integer, "
                                    f"got {threads!r}")
@@ -471,8 +183,8 @@ class OnnxAdapter(Adapter):
             # None: ONNX Runtime's defaults (fpga does not set them).
             "threads": self.config.get("threads"),
             "spin": self.config.get("spin"),
-            "torch": _version("torch"), "onnx": _version("onnx"),
-            "onnxscript": _version("onnxscript"),
+            "torch": package_version("torch"), "onnx": package_version("onnx"),
+            "onnxscript": package_version("onnxscript"),
             "export": "torch.onnx.export(dynamo=True), cached per case",
             "cache_dir": str(self.cache_dir),
         }
@@ -482,14 +194,14 @@ class OnnxAdapter(Adapter):
             task, HOST_ONLY_REASON,
             engine=f"engine {{engine}} is a torch compiler; the {self.name} adapter runs the "
                    "exported ONNX graph (engine=eager only)",
-            pinned="impl {impl} pins one of torch's SDPA kernels; an exported ONNX graph has no "
-                   "torch kernels to pin (impl=sdpa or math export)")
+            pinned="the task pins torch's own {kernel} kernel; an exported ONNX graph has no "
+                   "torch kernels to pin")
         if not ok:
             return ok, reason
         import torch
 
         for position, item in enumerate(task.inputs):
-            if not isinstance(item, torch.Tensor) and not _is_constant(item):
+            if not isinstance(item, torch.Tensor) and not is_constant(item):
                 return False, (f"input {position} is a {type(item).__name__}: only tensors (graph "
                                "inputs) and Python scalars (constants) export to ONNX")
         return True, ""
@@ -536,7 +248,7 @@ class OnnxAdapter(Adapter):
             if "NOT_IMPLEMENTED" in text or type(exc).__name__ == "NotImplemented":
                 detail = text.split("NOT_IMPLEMENTED :", 1)[-1].strip()
                 raise Skip(f"ONNX Runtime's {self.provider} has no kernel for this graph: "
-                           f"{_first_line(detail)}") from None
+                           f"{first_line(detail, 300)}") from None
             raise
 
     def _check_in_use(self, session: Any) -> None:
@@ -586,7 +298,7 @@ class OnnxAdapter(Adapter):
         if not ok:
             raise Skip(reason)
 
-        folder = self.cache_dir / case_key(fn, task.inputs, task.meta)
+        folder = self.cache_dir / case_key(fn, task.inputs, task.row_meta())
         model = folder / MODEL_FILE
         started = time.perf_counter()
         if model.is_file():
@@ -625,7 +337,9 @@ class OnnxAdapter(Adapter):
         return step
 
     def peaks(self, dtype: str) -> Peaks:
-        from harness.roofline import NoPeaks, best_of, host_peaks, measure_peaks
+        from harness.adapters.calibration import best_of, measure_peaks
+        from harness.adapters.cpu import host_peaks
+        from harness.roofline import NoPeaks
 
         try:
             own = measure_peaks(self, dtype)
@@ -721,7 +435,7 @@ class FpgaAdapter(OnnxAdapter):
             providers = list(_ort().get_available_providers())
         except Exception as exc:  # a broken vendor build must not break `harness list`
             return False, (f"onnxruntime failed to load: {type(exc).__name__}: "
-                           f"{_first_line(str(exc))}")
+                           f"{first_line(str(exc), 300)}")
         if cls.default_provider not in providers:
             return False, (f"ONNX Runtime here has no {cls.default_provider} (providers: "
                            f"{', '.join(providers)}); {VITIS_AI_INSTALL}")

@@ -4,42 +4,31 @@ Both run the task's unmodified torch callable: ``torchax.extract_jax`` turns it 
 function of (weights, inputs), ``jax.jit(...).lower(...).compile()`` compiles it ahead of time for
 one device (timed apart as ``compile_s``), and each step calls the compiled executable. The two
 differ only in the JAX platform: ``cpu`` (XLA's CPU back end; runs in CI) or ``tpu`` (a Cloud TPU
-VM with ``jax[tpu]``). DESIGN §7 has the facts these choices rest on.
+VM with ``jax[tpu]``).
 
-Process-wide state, kept to this module:
-
-- Importing torchax changes torch's globals: it turns off the ``nn.MultiheadAttention`` fast
-  path, adds entries to ``torch._decomp``'s global decomposition table (when its environment is
-  built) and sets an environment variable for the TPU runtime's telemetry. :func:`load_torchax`
-  undoes those right after the import, so the ``cpu`` adapter in the same process runs as it
-  would alone; the fast path is turned off again only while torchax traces (its reason: the
-  fast-path kernels have no JAX lowering). Two changes cannot be undone: the ``privateuse1``
-  back end is renamed ``jax`` (torchax tensors report ``jax:0`` as their device, so tracing
-  needs the name) and ``torch.jax`` is registered as its device module. Together they make
-  ``torch.accelerator`` report an available "jax" accelerator, on which ``torch.compile`` fails;
-  so ``torch.jax`` reports no device except while torchax traces (see :func:`load_torchax`).
-- JAX defaults to 32-bit types; the lookup workloads need int64 keys (a 32-bit trace fails on
-  their hash constants, or silently truncates the keys). 64-bit mode is entered as a scoped JAX
-  config (``jax.enable_x64``) around conversion, tracing and the timed calls, never set for the
-  whole process. Float32 work stays float32 in it: only scalar constants appear as f64 in the
-  lowered program, converted once to f32 (the tests check the compiled program has no f64).
+Process-wide state is kept to the adapters: torchax's changes to torch are undone or scoped by
+:mod:`harness.adapters.torchax_bridge`; and JAX defaults to 32-bit types, while the lookup
+workloads need int64 keys (a 32-bit trace fails on their hash constants, or silently truncates
+the keys), so 64-bit mode is entered as a scoped JAX config (``jax.enable_x64``) around
+conversion, tracing and the timed calls, never set for the whole process. Float32 work stays
+float32 in it: only scalar constants appear as f64 in the lowered program, converted once to f32
+(the tests check the compiled program has no f64).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.metadata
 import importlib.util
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step, graph_support
+from harness.adapters.torchax_bridge import bound_class, load_torchax, to_torch, tracing, wait
+from harness.text import package_version
 from harness.workload import ParamValue, Task
 
 if TYPE_CHECKING:
@@ -51,174 +40,6 @@ TPU_INSTALL = "on a Cloud TPU VM: pip install 'inference-harness[tpu]'"
 HOST_ONLY_REASON = "runs Python objects on the host; there is nothing for XLA to compile"
 #: ``jax.default_matmul_precision`` values accepted by the ``matmul_precision`` option.
 MATMUL_PRECISIONS = ("default", "high", "highest")
-#: environment variables torchax sets at import for the TPU runtime (uptime telemetry).
-TORCHAX_ENV = ("ENABLE_RUNTIME_UPTIME_TELEMETRY",)
-
-
-# --- torchax, imported without leaking its global state -------------------------------------
-
-
-@contextlib.contextmanager
-def _preserved_torch_state() -> Iterator[None]:
-    """Restore what importing torchax changes in torch, os.environ and jax.config on exit."""
-    import jax
-    import torch
-    import torch._decomp
-
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    tables = {name: dict(table)
-              for name, table in torch._decomp.global_decomposition_table.items()}
-    environ = {name: os.environ.get(name) for name in TORCHAX_ENV}
-    pjrt_options = getattr(jax.config, "jax_pjrt_client_create_options", None)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-        for name, table in torch._decomp.global_decomposition_table.items():
-            # The same dict objects, emptied and refilled: torch modules hold references.
-            table.clear()
-            table.update(tables.get(name, {}))
-        for name, value in environ.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if getattr(jax.config, "jax_pjrt_client_create_options", None) != pjrt_options:
-            jax.config.update(  # type: ignore[no-untyped-call]
-                "jax_pjrt_client_create_options", pjrt_options)
-
-
-@functools.cache
-def load_torchax() -> ModuleType:
-    """Import torchax and build its environment, then undo its changes to torch's globals.
-
-    jax is imported first, outside the guard: the environment variables jax sets for itself
-    (``TF_CPP_MIN_LOG_LEVEL``, ``TPU_SKIP_MDS_QUERY``) are its own and read later by its back ends.
-    torchax keeps private copies of the decompositions it registers, so clearing them from
-    torch's global table does not affect its tracing.
-    """
-    import jax  # noqa: F401
-
-    with _preserved_torch_state():
-        import torchax  # type: ignore[import-untyped]
-
-        torchax.default_env()  # builds the op tables; imports torchax.decompositions
-    # The device module torchax registers as ``torch.jax`` says a device is available, which
-    # makes torch.accelerator report "jax" as a usable accelerator to the whole process, and
-    # torch.compile (the cpu adapter's engine=compile) then fails asking it for a stream
-    # ("PyTorch is not linked with support for jax devices"). Outside torchax's own tracing
-    # it answers "none"; :func:`_tracing` restores torchax's answers for the trace.
-    device_module = torchax.device_module
-    _TORCHAX_DEVICE[:] = [device_module.is_available, device_module.device_count]
-    device_module.is_available, device_module.device_count = _no_device, _no_devices
-    module: ModuleType = torchax
-    return module
-
-
-#: torchax's own ``torch.jax.is_available`` and ``device_count``, once torchax is loaded.
-_TORCHAX_DEVICE: list[Any] = []
-
-
-def _no_device() -> bool:
-    return False
-
-
-def _no_devices() -> int:
-    return 0
-
-
-@contextlib.contextmanager
-def _tracing() -> Iterator[None]:
-    """torch as torchax configures it, only while torchax traces: the MHA fast path off (torchax
-    turns it off globally) and ``torch.jax`` reporting torchax's device."""
-    import torch
-
-    torchax = load_torchax()
-    device_module = torchax.device_module
-    outside = device_module.is_available, device_module.device_count
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    device_module.is_available, device_module.device_count = _TORCHAX_DEVICE
-    try:
-        yield
-    finally:
-        device_module.is_available, device_module.device_count = outside
-        torch.backends.mha.set_fastpath_enabled(previous)
-
-
-@functools.cache
-def _bound_class() -> type:
-    import torch
-
-    class Bound(torch.nn.Module):
-        """``fn`` as a module whose arguments are the task's tensors; other inputs are fixed.
-
-        ``extract_jax`` takes modules only (attention's ``fn`` is a plain function or a
-        ``functools.partial``). Non-tensor inputs (the hash table's shift and mask, the
-        Eytzinger depth) are Python constants baked into the trace, as they are in torch
-        eager. A module ``fn`` becomes a submodule, so its weights are extracted with it.
-        """
-
-        def __init__(self, fn: Any, inputs: tuple[Any, ...]):
-            super().__init__()
-            self.fn = fn
-            self.template = [None if isinstance(x, torch.Tensor) else x for x in inputs]
-
-        def forward(self, *tensors: torch.Tensor) -> Any:
-            given = iter(tensors)
-            return self.fn(*[next(given) if x is None else x for x in self.template])
-
-    return Bound
-
-
-def _wait(tree: Any) -> Any:
-    """``jax.block_until_ready`` (untyped in jax's stubs): wait until every array is computed."""
-    import jax
-
-    return jax.block_until_ready(tree)  # type: ignore[no-untyped-call]
-
-
-# --- moving data ----------------------------------------------------------------------------
-
-
-def _array_to_torch(array: Any) -> Any:
-    """One jax array as a CPU torch tensor, bit for bit (bfloat16 and float8 included)."""
-    import numpy as np
-    import torch
-
-    host = np.array(array)  # a writable copy on the host (torch warns on read-only arrays)
-    try:
-        return torch.from_numpy(host)
-    except TypeError:
-        # ml_dtypes (bfloat16, float8_*) are unknown to torch.from_numpy: reinterpret the bits
-        # as an unsigned integer of the same width, then view them as torch's dtype of that name.
-        torch_dtype = getattr(torch, host.dtype.name, None)
-        unsigned = {1: np.uint8, 2: np.uint16}.get(host.dtype.itemsize)
-        if not isinstance(torch_dtype, torch.dtype) or unsigned is None:
-            raise
-        return torch.from_numpy(host.view(unsigned)).view(torch_dtype)
-
-
-def to_torch(obj: Any) -> Any:
-    """``obj`` with every jax array (or torchax tensor, or numpy array) as a CPU torch tensor,
-    through tuples, lists and dicts; other leaves are kept as they are."""
-    import jax
-    import numpy as np
-    import torch
-
-    if isinstance(obj, jax.Array | np.ndarray):
-        return _array_to_torch(obj)
-    if isinstance(obj, torch.Tensor):
-        inner = getattr(obj, "_elem", None)  # a torchax tensor wraps its jax array
-        return _array_to_torch(inner) if isinstance(inner, jax.Array) else obj.detach().cpu()
-    if isinstance(obj, tuple):
-        items = [to_torch(item) for item in obj]
-        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
-    if isinstance(obj, list):
-        return [to_torch(item) for item in obj]
-    if isinstance(obj, Mapping):
-        return {key: to_torch(value) for key, value in obj.items()}
-    return obj
 
 
 # --- TPU datasheets -------------------------------------------------------------------------
@@ -266,13 +87,6 @@ def tpu_datasheet_peaks(device_kind: str, dtype: str) -> Peaks | None:
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 class XlaAdapter(Adapter):
@@ -352,8 +166,8 @@ class XlaAdapter(Adapter):
             "device_kind": device.device_kind,
             "device_count": len(jax.devices(self.platform)),
             "jax": jax.__version__,
-            "jaxlib": _version("jaxlib"),
-            "torchax": _version("torchax"),
+            "jaxlib": package_version("jaxlib"),
+            "torchax": package_version("torchax"),
             "matmul_precision": self.config["matmul_precision"],
             "x64": "scoped: jax.enable_x64 around tracing and timed calls",
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -364,8 +178,8 @@ class XlaAdapter(Adapter):
             task, HOST_ONLY_REASON,
             engine=f"engine {{engine}} is a torch engine; the {self.name} adapter always "
                    "compiles through XLA (run engine=eager)",
-            pinned="impl {impl} pins one of torch's own SDPA kernels, which XLA does not have; "
-                   "XLA lowers impl=sdpa and impl=math itself")
+            pinned="the task pins torch's own {kernel} kernel, which XLA does not have: XLA "
+                   "lowers the torch operations itself")
 
     def _compile(self, fn: Any, inputs: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         """(compiled executable, weights, args) for ``fn(*inputs)`` on this adapter's device;
@@ -376,10 +190,10 @@ class XlaAdapter(Adapter):
         torchax = load_torchax()
         if isinstance(fn, torch.nn.Module):
             fn.eval()
-        module = _bound_class()(fn, inputs)
+        module = bound_class()(fn, inputs)
         tensors = tuple(x for x in inputs if isinstance(x, torch.Tensor))
         device = self._jax_device()
-        with self._jax_config(), _tracing():
+        with self._jax_config(), tracing():
             # Moving data is not compilation: weights and inputs go to the device first.
             with warnings.catch_warnings():
                 # extract_jax finds weights by getattr over dir(module), which reads every
@@ -389,7 +203,7 @@ class XlaAdapter(Adapter):
                 weights, jax_fn = torchax.extract_jax(module)
             weights = jax.device_put(weights, device)
             args = jax.device_put(torchax.default_env().t2j_copy(tensors), device)
-            _wait((weights, args))
+            wait((weights, args))
             # Tracing through torchax, lowering to StableHLO and XLA's compilation: compile_s.
             start = time.perf_counter()
             compiled = jax.jit(jax_fn).lower(weights, args).compile()
@@ -424,7 +238,7 @@ class XlaAdapter(Adapter):
         # that did not go through a step.
         def step() -> Any:
             out = compiled(weights, args)
-            _wait(out)
+            wait(out)
             self._last = out
             return out
 
@@ -432,7 +246,7 @@ class XlaAdapter(Adapter):
 
     def synchronize(self) -> None:
         if self._last is not None:
-            _wait(self._last)
+            wait(self._last)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -464,26 +278,27 @@ class XlaAdapter(Adapter):
         return []
 
     def peaks(self, dtype: str) -> Peaks:
-        """Measured through XLA on this device: :mod:`harness.roofline`'s square matmul through
+        """Measured through XLA on this device: the calibration's square matmul through
         torchax, and a copy into a donated buffer.
 
-        Not :func:`harness.roofline.measure_peaks` as it stands: its copy, ``dst.copy_(src)``,
-        becomes an XLA program returning a fresh 128 MiB buffer per call, and on XLA:CPU a fresh
-        buffer of that size is new pages from the OS each time: 3.4 GB/s measured here, where
-        torch's copy into an existing buffer gets 23 GB/s. Donating the destination makes XLA
-        write into the same buffer on every call (22 GB/s): the memory roof, not page faults.
+        Not :func:`harness.adapters.calibration.measure_peaks` as it stands: its copy,
+        ``dst.copy_(src)``, becomes an XLA program returning a fresh 128 MiB buffer per call, and
+        on XLA:CPU a fresh buffer of that size is new pages from the OS each time: 3.4 GB/s
+        measured here, where torch's copy into an existing buffer gets 23 GB/s. Donating the
+        destination makes XLA write into the same buffer on every call (22 GB/s): the memory
+        roof, not page faults.
         """
         import jax
         import jax.numpy as jnp
         import torch
 
-        from harness.roofline import (
+        from harness.adapters.calibration import (
             CALIBRATION_TIMING,
             COPY_BYTES,
             GEMM_N,
-            Peaks,
-            _best_rate,
+            best_rate,
         )
+        from harness.roofline import Peaks
         from harness.timer import Timer
 
         n = GEMM_N.get(dtype, 1024)
@@ -491,7 +306,7 @@ class XlaAdapter(Adapter):
         a, b = (torch.randn(n, n, generator=generator).to(getattr(torch, dtype))
                 for _ in range(2))
         flops = 2.0 * n**3
-        flops_per_s = _best_rate(self, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
+        flops_per_s = best_rate(self, Task(fn=torch.matmul, inputs=(a, b), flops=flops), flops)
 
         with self._jax_config():
             device = self._jax_device()
@@ -502,7 +317,7 @@ class XlaAdapter(Adapter):
 
             def step() -> Any:
                 buffer[0] = copy(src, buffer[0])  # the donated buffer comes back as the output
-                _wait(buffer[0])
+                wait(buffer[0])
                 return buffer[0]
 
             measurement = Timer(CALIBRATION_TIMING).measure(step, self.synchronize)
@@ -531,7 +346,8 @@ class XlaCpuAdapter(XlaAdapter):
     platform: ClassVar[str] = "cpu"
 
     def peaks(self, dtype: str) -> Peaks:
-        from harness.roofline import best_of, host_peaks
+        from harness.adapters.calibration import best_of
+        from harness.adapters.cpu import host_peaks
 
         return best_of(super().peaks(dtype), host_peaks(dtype))
 

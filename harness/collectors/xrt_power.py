@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from harness.collectors import EnergyCollector, Figures
 from harness.collectors.energy import NUMERIC_COLUMNS
+from harness.text import first_line
 
 #: XRT's board tool under its current name first, then the name it had until 2024.2.
 TOOLS = ("xrt-smi", "xbutil")
@@ -59,11 +60,6 @@ def find_tool() -> str | None:
         if found:
             return found
     return None
-
-
-def _first_line(text: str, limit: int = 200) -> str:
-    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -194,7 +190,7 @@ class XrtPowerCollector(EnergyCollector):
             raise XrtError(f"cannot run {self.tool}: {exc.strerror or exc}") from None
         try:
             if done.returncode != 0:
-                detail = _first_line(done.stderr) or _first_line(done.stdout) or "no output"
+                detail = first_line(done.stderr) or first_line(done.stdout) or "no output"
                 raise XrtError(f"{self.tool_name} examine exited with {done.returncode}: {detail}")
             try:
                 text = output.read_text(encoding="utf-8")
@@ -204,7 +200,7 @@ class XrtPowerCollector(EnergyCollector):
                 report = json.loads(text)
             except json.JSONDecodeError:
                 raise XrtError(f"{self.tool_name} examine wrote a report that is not JSON: "
-                               f"{_first_line(text, 80)!r}") from None
+                               f"{first_line(text, 80)!r}") from None
             return parse_power(report, self.device)
         finally:
             output.unlink(missing_ok=True)

@@ -78,7 +78,7 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
                 values, missing = measured_row(task, measurement)
                 row.update(values)
                 row["correct"], row["message"] = check_outputs(task, adapter, measurement)
-                row["meta"] = {**task.meta, **row["meta"]}
+                row["meta"] = {**task.row_meta(), **row["meta"]}
                 missing["energy_j"] = "not measured in an A/B run (timing only)"
                 row["energy_source"] = "unavailable: not measured in an A/B run"
                 row["peak_rss_bytes"] = NAN

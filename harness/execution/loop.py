@@ -236,18 +236,18 @@ class Runner:
             return {**row, "status": "error", "correct": None,
                     "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)
-        peaks = self.peaks(spec, adapter, str(task.meta.get("dtype", "float32")))
+        peaks = self.peaks(spec, adapter, task.dtype or "float32")
         roofline, roofline_missing = row_figures(
             task.flops, task.bytes, row["latency_median_s"],
             peaks if isinstance(peaks, Peaks) else None,
             peaks if isinstance(peaks, str) else "")
         row.update(roofline)
         missing.update(roofline_missing)
-        row["footprint_bytes"] = task.meta.get("footprint_bytes", NAN)
-        if "footprint_bytes" not in task.meta:
+        row["footprint_bytes"] = NAN if task.footprint_bytes is None else task.footprint_bytes
+        if task.footprint_bytes is None:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
         lap("peaks")
-        row["meta"] = {**task.meta, **adapter.case_meta(), "phases_s": phases}
+        row["meta"] = {**task.row_meta(), **adapter.case_meta(), "phases_s": phases}
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
         if not self.config.collect:

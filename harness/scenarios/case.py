@@ -234,7 +234,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
                flops=NAN if task.flops is None else float(task.flops),
                bytes=NAN if task.bytes is None else float(task.bytes))
     meta.update(batch_sizes=batches.sizes, padded_batches=batches.padded)
-    row["meta"] = {**task.meta, **adapter.case_meta(), **meta}
+    row["meta"] = {**task.row_meta(), **adapter.case_meta(), **meta}
     row["meets_bound"] = _meets(row, options)
     for column in ("peak_rss_bytes", "energy_j", "peak_fraction"):
         missing[column] = NOT_MEASURED

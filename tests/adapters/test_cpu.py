@@ -52,7 +52,7 @@ def test_steps_run_in_inference_mode() -> None:
 
 def test_unknown_engine_is_not_supported() -> None:
     adapter = CpuAdapter(threads=1)
-    ok, reason = adapter.supports(Task(fn=abs, meta={"engine": "tensorrt"}))
+    ok, reason = adapter.supports(Task(fn=abs, engine="tensorrt"))
     assert not ok and "no engine 'tensorrt'" in reason
     adapter.close()
 
@@ -61,7 +61,7 @@ def test_unknown_engine_is_not_supported() -> None:
 def test_compile_engine_compiles_and_agrees() -> None:
     adapter = CpuAdapter(threads=1)
     x = torch.randn(64)
-    step = adapter.prepare(Task(fn=torch.nn.GELU(), inputs=(x,), meta={"engine": "compile"}))
+    step = adapter.prepare(Task(fn=torch.nn.GELU(), inputs=(x,), engine="compile"))
     with adapter.running():
         out = step()
     torch.testing.assert_close(out, torch.nn.functional.gelu(x))

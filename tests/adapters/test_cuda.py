@@ -105,14 +105,14 @@ def test_device_label() -> None:
 
 
 def test_refuses_host_only_tasks() -> None:
-    ok, reason = CudaAdapter().supports(Task(fn=abs, meta={"host_only": True}))
+    ok, reason = CudaAdapter().supports(Task(fn=abs, host_only=True))
     assert not ok and reason == "runs Python objects on the host; not a GPU workload"
 
 
 def test_refuses_unknown_engines() -> None:
-    ok, reason = CudaAdapter().supports(Task(fn=abs, meta={"engine": "tensorrt"}))
+    ok, reason = CudaAdapter().supports(Task(fn=abs, engine="tensorrt"))
     assert not ok and "no engine 'tensorrt'" in reason
-    assert CudaAdapter().supports(Task(fn=abs, meta={"engine": "compile"})) == (True, "")
+    assert CudaAdapter().supports(Task(fn=abs, engine="compile")) == (True, "")
 
 
 # --- datasheet peaks ------------------------------------------------------------------------
@@ -389,7 +389,7 @@ def _ffn_task(dtype: torch.dtype = torch.float32, engine: str = "eager") -> tupl
     with torch.inference_mode():
         expected = block(x).float()
     name = str(dtype).removeprefix("torch.")
-    return Task(fn=block, inputs=(x,), meta={"dtype": name, "engine": engine}), expected
+    return Task(fn=block, inputs=(x,), dtype=name, engine=engine), expected
 
 
 @pytest.mark.device

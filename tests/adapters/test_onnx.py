@@ -30,9 +30,9 @@ from harness.adapters.onnx import (
     FpgaAdapter,
     OnnxRuntimeAdapter,
     ProviderNotInUse,
-    case_key,
     placement,
 )
+from harness.adapters.onnx_export import case_key
 from harness.collectors.energy import RaplCollector
 from harness.collectors.xrt_power import XrtPowerCollector
 from harness.config import RunConfig, TimingOptions
@@ -77,7 +77,7 @@ def scale_task(factor: float = 2.0, n: int = 8) -> Task:
     def check(out: Any) -> None:
         torch.testing.assert_close(out, torch.tanh(x) * factor)
 
-    return Task(fn=_scale, inputs=(x, factor), check=check, meta={"dtype": "float32"})
+    return Task(fn=_scale, inputs=(x, factor), check=check, dtype="float32")
 
 
 def run_once(adapter: Any, task: Task) -> Any:
@@ -251,13 +251,15 @@ def test_several_outputs_come_back_as_a_tuple(ort_adapter: Any) -> None:
 # --- what does not run, and why ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("meta", "reason"), [
+@pytest.mark.parametrize(("facts", "reason"), [
     ({"host_only": True}, "runs Python objects on the host"),
     ({"engine": "compile"}, "engine 'compile' is a torch compiler"),
-    ({"impl": "sdpa_flash"}, "pins one of torch's SDPA kernels"),
+    ({"torch_kernel": "SDPA FLASH_ATTENTION"},
+     "the task pins torch's own SDPA FLASH_ATTENTION kernel; an exported ONNX graph has no torch "
+     "kernels to pin"),
 ])
-def test_unsupported_tasks_say_why(ort_adapter: Any, meta: dict[str, Any], reason: str) -> None:
-    ok, why = ort_adapter.supports(Task(fn=abs, meta=meta))
+def test_unsupported_tasks_say_why(ort_adapter: Any, facts: dict[str, Any], reason: str) -> None:
+    ok, why = ort_adapter.supports(Task(fn=abs, **facts))
     assert not ok and reason in why
 
 
@@ -372,9 +374,9 @@ def test_onnxruntime_measures_energy_with_rapl(ort_adapter: Any) -> None:
 
 def test_bfloat16_peaks_are_missing_with_the_reason(ort_adapter: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.roofline as roofline
+    from harness.adapters import calibration
 
-    monkeypatch.setitem(roofline.GEMM_N, "bfloat16", 16)  # a small matmul: the kernel is missing
+    monkeypatch.setitem(calibration.GEMM_N, "bfloat16", 16)  # a small matmul: the kernel is missing
     with pytest.raises(NoPeaks, match="calibration matmul cannot run here: ONNX Runtime's "
                                       "CPUExecutionProvider has no kernel"):
         ort_adapter.peaks("bfloat16")
@@ -453,13 +455,13 @@ def test_partial_functions_export(ort_adapter: Any) -> None:
 
 def test_cpu_provider_roof_is_the_best_of_ort_and_torch_on_this_cpu(
         ort_adapter: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.roofline as roofline
+    from harness.adapters import calibration, cpu
     from harness.roofline import Peaks
 
     ort = Peaks(flops_per_s=1.9e11, bytes_per_s=2.6e10, source="ort")
     torch_cpu = Peaks(flops_per_s=3.2e11, bytes_per_s=2.2e10, source="torch")
-    monkeypatch.setattr(roofline, "measure_peaks", lambda adapter, dtype: ort)
-    monkeypatch.setattr(roofline, "host_peaks", lambda dtype: torch_cpu)
+    monkeypatch.setattr(calibration, "measure_peaks", lambda adapter, dtype: ort)
+    monkeypatch.setattr(cpu, "host_peaks", lambda dtype: torch_cpu)
     peaks = ort_adapter.peaks("float32")
     assert (peaks.flops_per_s, peaks.bytes_per_s) == (3.2e11, 2.6e10)
     assert "FLOP/s from [torch], bytes/s from [ort]" in peaks.source

@@ -33,11 +33,11 @@ import torch  # noqa: E402
 
 from harness import Task, plugins  # noqa: E402
 from harness.adapters import AdapterError  # noqa: E402
+from harness.adapters.torchax_bridge import to_torch  # noqa: E402
 from harness.adapters.xla import (  # noqa: E402
     TpuAdapter,
     XlaAdapter,
     XlaCpuAdapter,
-    to_torch,
     tpu_datasheet_peaks,
 )
 from harness.config import RunConfig, TimingOptions  # noqa: E402
@@ -183,7 +183,7 @@ def test_host_only_impls_are_skipped(adapter: XlaCpuAdapter, workload: str,
 
 
 def test_torch_compile_engine_is_skipped(adapter: XlaCpuAdapter) -> None:
-    ok, reason = adapter.supports(Task(fn=abs, meta={"engine": "compile"}))
+    ok, reason = adapter.supports(Task(fn=abs, engine="compile"))
     assert not ok
     assert reason == ("engine 'compile' is a torch engine; the xla-cpu adapter always compiles "
                       "through XLA (run engine=eager)")
@@ -191,14 +191,17 @@ def test_torch_compile_engine_is_skipped(adapter: XlaCpuAdapter) -> None:
 
 @pytest.mark.parametrize("impl", ["sdpa_flash", "sdpa_efficient", "sdpa_math", "sdpa_cudnn"])
 def test_pinned_sdpa_back_ends_are_skipped(impl: str) -> None:
-    ok, reason = TpuAdapter().supports(Task(fn=abs, meta={"impl": impl, "engine": "eager"}))
+    task = case("attention", impl=impl, batch=1, seq=4).build()
+    ok, reason = TpuAdapter().supports(task)
     assert not ok
-    assert reason.startswith(f"impl {impl!r} pins one of torch's own SDPA kernels")
+    assert reason == (f"the task pins torch's own {task.torch_kernel} kernel, which XLA does not "
+                      "have: XLA lowers the torch operations itself")
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "math"])
 def test_sdpa_and_math_attention_are_supported(adapter: XlaCpuAdapter, impl: str) -> None:
-    assert adapter.supports(Task(fn=abs, meta={"impl": impl, "engine": "eager"})) == (True, "")
+    task = case("attention", impl=impl, batch=1, seq=4).build()
+    assert adapter.supports(task) == (True, "")
 
 
 # --- every quick built-in case the adapter supports passes its check --------------------------
@@ -313,7 +316,7 @@ def test_torch_compile_on_the_cpu_still_works_after_torchax(adapter: XlaCpuAdapt
         step()
     cpu = CpuAdapter(threads=1)
     x = torch.randn(64)
-    compiled = cpu.prepare(Task(fn=torch.nn.GELU(), inputs=(x,), meta={"engine": "compile"}))
+    compiled = cpu.prepare(Task(fn=torch.nn.GELU(), inputs=(x,), engine="compile"))
     with cpu.running():
         torch.testing.assert_close(compiled(), torch.nn.functional.gelu(x))
     cpu.close()
@@ -393,12 +396,12 @@ def test_xla_cpu_peaks_are_measured_through_xla(adapter: XlaCpuAdapter) -> None:
 
 def test_xla_cpu_roof_is_the_best_of_xla_and_torch_on_this_cpu(
         adapter: XlaCpuAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import roofline
+    from harness.adapters import cpu
 
     xla = Peaks(flops_per_s=2e11, bytes_per_s=3e10, source="xla")
     torch_cpu = Peaks(flops_per_s=3e11, bytes_per_s=2e10, source="torch")
     monkeypatch.setattr(XlaAdapter, "peaks", lambda self, dtype: xla)
-    monkeypatch.setattr(roofline, "host_peaks", lambda dtype: torch_cpu)
+    monkeypatch.setattr(cpu, "host_peaks", lambda dtype: torch_cpu)
     peaks = adapter.peaks("float32")
     assert (peaks.flops_per_s, peaks.bytes_per_s) == (3e11, 3e10)
     assert peaks.source.startswith("best of 2 calibrations")

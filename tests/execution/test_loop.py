@@ -55,7 +55,7 @@ def must_be(expected: int) -> Any:
 @workload(params={"x": [2, 3], "dtype": ["float32", "bfloat16"]})
 def doubler(x: int, dtype: str) -> Task:
     return Task(fn=double, inputs=(x,), items=4, flops=8.0, bytes=16.0, check=must_be(4),
-                meta={"dtype": dtype, "footprint_bytes": 123})
+                dtype=dtype, footprint_bytes=123)
 
 
 @workload(params={"mode": ["build", "skip", "unsupported", "run"]})
@@ -95,6 +95,11 @@ def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     assert ok["peak_fraction"] == max(8.0 / ok["latency_median_s"] / 1e12,
                                       16.0 / ok["latency_median_s"] / 1e11)
     assert ok["footprint_bytes"] == 123
+    # The task's typed facts are stored in the row's meta, where reports and baselines read them.
+    assert {k: ok["meta"][k] for k in ("items_unit", "dtype", "engine", "host_only",
+                                       "footprint_bytes")} == {
+        "items_unit": "items", "dtype": "float32", "engine": "eager", "host_only": False,
+        "footprint_bytes": 123}
     assert "collectors were turned off" in ok["missing"]["peak_rss_bytes"]
     wrong = by_id["demo/doubler[x=3,dtype=float32]"]
     assert wrong["correct"] is False

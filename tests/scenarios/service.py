@@ -34,7 +34,7 @@ def service(ms: float, batch: int) -> Task:
         return n
 
     return Task(fn=serve, inputs=(batch,), items=batch, check=echo_check(batch),
-                meta={"items_unit": "requests"})
+                items_unit="requests")
 
 
 @workload(params={"ms": [1.0]})

@@ -154,10 +154,11 @@ def test_quick_case_passes_on_the_cpu_adapter(case: Case) -> None:
     assert task.flops == 0.0
     assert task.bytes is not None and task.bytes > 0
     assert task.items == case.params["batch"]
-    assert task.meta["items_unit"] == "lookups"
-    assert task.meta["footprint_bytes"] > 0 and task.meta["footprint_method"]
-    assert task.meta["host_only"] == (case.params["impl"] in {"dict", "pandas", "btree"})
-    if not task.meta["host_only"]:
+    assert task.items_unit == "lookups"
+    assert task.footprint_bytes is not None and task.footprint_bytes > 0
+    assert task.meta["footprint_method"]
+    assert task.host_only == (case.params["impl"] in {"dict", "pandas", "btree"})
+    if not task.host_only:
         # Pure functions of their inputs: nothing captured that an adapter could not move.
         assert task.fn.__closure__ is None
         assert all(isinstance(x, torch.Tensor | int) for x in task.inputs)
@@ -174,19 +175,20 @@ def test_bytes_model_grows_with_size_and_footprints_are_plausible() -> None:
     small = btree_lookup.build(n_keys=1_000, batch=64, op="point", impl="searchsorted")
     big = btree_lookup.build(n_keys=100_000, batch=64, op="point", impl="searchsorted")
     assert small.bytes is not None and big.bytes is not None and big.bytes > small.bytes
-    assert big.meta["footprint_bytes"] == (100_001 + 100_001) * 8
+    assert big.footprint_bytes == (100_001 + 100_001) * 8
     table = hash_lookup.build(n_keys=1_000, batch=64, hit_rate=0.9, impl="torch")
     assert table.meta["capacity"] == 2048 and table.meta["load_factor"] <= 0.5
-    assert table.meta["footprint_bytes"] == (2048 + table.meta["probes"] - 1) * 16
+    assert table.footprint_bytes == (2048 + table.meta["probes"] - 1) * 16
     d = hash_lookup.build(n_keys=1_000, batch=64, hit_rate=0.9, impl="dict")
-    assert d.meta["footprint_bytes"] > 1_000 * 2 * 28  # at least the int objects themselves
+    # At least the int objects themselves.
+    assert d.footprint_bytes is not None and d.footprint_bytes > 1_000 * 2 * 28
 
 
 @pytest.mark.skipif(not HAS_BTREES, reason="BTrees is not installed")
 def test_btree_footprint_is_measured() -> None:
     task = btree_lookup.build(n_keys=100_000, batch=64, op="point", impl="btree")
     # 16 bytes of key and value per entry at least; buckets are not overfull beyond 4×.
-    assert 16 * 100_000 <= task.meta["footprint_bytes"] < 64 * 100_000
+    assert task.footprint_bytes is not None and 16 * 100_000 <= task.footprint_bytes < 64 * 100_000
 
 
 def test_bad_parameters_are_refused() -> None:

@@ -21,6 +21,19 @@ def test_attention_flops_and_bytes() -> None:
     assert causal.bytes == 4 * 2 * 3 * 16 * 8 * 2
 
 
+@pytest.mark.parametrize(("impl", "kernel"), [
+    ("sdpa", None), ("math", None), ("sdpa_flash", "SDPA FLASH_ATTENTION"),
+    ("sdpa_efficient", "SDPA EFFICIENT_ATTENTION"), ("sdpa_math", "SDPA MATH"),
+    ("sdpa_cudnn", "SDPA CUDNN_ATTENTION"),
+])
+def test_a_pinned_sdpa_back_end_is_declared_as_a_torch_kernel(impl: str,
+                                                              kernel: str | None) -> None:
+    task = attention.build(batch=1, heads=1, seq=4, head_dim=8, dtype="float32", causal=False,
+                           impl=impl, engine="eager")
+    assert task.torch_kernel == kernel
+    assert task.row_meta()["impl"] == impl and "torch_kernel" not in task.row_meta()
+
+
 def test_attention_reference_agrees_with_torch_on_a_causal_case() -> None:
     q, k, v = (torch.randn(1, 2, 5, 4, dtype=torch.float64) for _ in range(3))
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
