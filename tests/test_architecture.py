@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "harness"
 MAX_LINES = 500
-PENDING = pytest.mark.xfail(strict=False, reason="adapters/cuda.py is split after the GPU work lands")
+PENDING = pytest.mark.xfail(strict=False, reason="adapters/cuda.py: split when the GPU work lands")
 
 
 @dataclass(frozen=True)
