@@ -110,7 +110,7 @@ def test_a_corrupt_row_before_the_last_names_the_line(tmp_path: Path) -> None:
     run = write_run(tmp_path, [row("a", 1e-3)])
     with open(run / ROWS_FILE, "a") as fh:
         fh.write("{not json\n" + json.dumps(row("b", 1e-3)) + "\n")
-    with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not a JSON row"):
+    with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not JSON"):
         harness.load(run)
 
 
@@ -147,7 +147,8 @@ def test_rows_without_params_load_beside_rows_with_them(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "context.json").write_text("{}")
-    (run / ROWS_FILE).write_text('{}\n{"params": {}}\n')  # found by hypothesis
+    least = '{"case_id": "w[n=1]", "adapter": "cpu", "status": "ok"'
+    (run / ROWS_FILE).write_text(f'{least}}}\n{least}, "params": {{}}}}\n')  # by hypothesis
     frame = harness.load(run)
     assert len(frame) == 2 and pd.isna(frame.params[0]) and frame.params[1] == "{}"
 

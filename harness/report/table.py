@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.report import units
+from harness.terminal import printable
 from harness.workload import format_value
 
 FIGURES = ("median", "95% CI", "p99", "throughput", "% peak", "peak RSS", "check")
@@ -58,7 +59,9 @@ def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
 
 
 def grid(lines: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, the first line a header underlined by dashes."""
+    """Left-aligned columns two spaces apart, the first line a header underlined by dashes.
+    Cells come from cases and results files: control characters are escaped (``printable``)."""
+    lines = [[printable(cell) for cell in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
@@ -103,7 +106,7 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
                    if len({format_value(row["params"].get(k, "")) for row in group}) > 1]
         fixed = " ".join(f"{k}={format_value(group[0]['params'][k])}" for k in keys
                          if k not in varying and group[0]["params"].get(k, "") != "")
-        out.append(f"{name}  {fixed}".rstrip())
+        out.append(printable(f"{name}  {fixed}".rstrip()))
         speedup: tuple[str, ...] = (f"vs {compare}",) if compare else ()
         rep: tuple[str, ...] = ("rep",) if repeated else ()
         header = (*varying, *rep, "adapter", *FIGURES[:1], *speedup, *FIGURES[1:])
@@ -121,9 +124,9 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")
-    notes = [f"  {row['case_id']} on {row['adapter']}"
-             + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
-             + f": {row['message']}"
+    notes = [printable(f"  {row['case_id']} on {row['adapter']}"
+                       + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
+                       + f": {row['message']}")
              for row in rows if row.get("message")]
     if notes:
         out.extend(["notes:", *notes])

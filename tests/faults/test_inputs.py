@@ -104,9 +104,9 @@ def read_rows_quietly(run: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["export", "{run}"], "is not a JSON row"),
-    (["report", "{run}", "-o", "{tmp}/r.html"], "is not a JSON row"),
-    (["compare", "{run}", "{run}"], "is not a JSON row"),
+    (["export", "{run}"], "is not JSON"),
+    (["report", "{run}", "-o", "{tmp}/r.html"], "is not JSON"),
+    (["compare", "{run}", "{run}"], "is not JSON"),
 ])
 def test_malformed_results_files_are_one_line_errors(tmp_path: Path, args: list[str],
                                                      message: str) -> None:
