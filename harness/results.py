@@ -348,14 +348,25 @@ class TornRowWarning(UserWarning):
     """The last line of a ``rows.jsonl`` was cut short (the run was killed while writing)."""
 
 
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """A valid row with every column, as the writer stores it: an absent column is missing
+    (None), and absent parameters are none ({})."""
+    full = {column: row.get(column) for column in COLUMNS}
+    full.update(row)
+    if full["params"] is None:
+        full["params"] = {}
+    return full
+
+
 def read_rows(run: Path) -> list[dict[str, Any]]:
     """The rows of one run folder, in the order they were written.
 
-    A torn last line (a run killed mid-write: no newline, not JSON) is skipped with a
-    :class:`TornRowWarning`. Anything else that is not a results row is a :class:`ResultsError`
-    naming the file and line: a line that is not JSON, nests too deep or is longer than
-    ``$HARNESS_MAX_ROW_BYTES``; a row without its case, adapter or status, or with a value of
-    the wrong type for its column; a row from a newer schema than this harness knows.
+    Each row has every column (see :func:`_complete`). A torn last line (a run killed
+    mid-write: no newline, not JSON) is skipped with a :class:`TornRowWarning`. Anything else
+    that is not a results row is a :class:`ResultsError` naming the file and line: a line that
+    is not JSON, nests too deep or is longer than ``$HARNESS_MAX_ROW_BYTES``; a row without its
+    case, adapter or status, or with a value of the wrong type for its column; a row from a
+    newer schema than this harness knows.
     """
     path = Path(run) / ROWS_FILE
     rows = []
@@ -378,7 +389,7 @@ def read_rows(run: Path) -> list[dict[str, Any]]:
             problem = row_problem(row)
             if problem is not None:
                 raise ResultsError(f"{path}:{number}: {problem}")
-            rows.append(row)
+            rows.append(_complete(row))
     except safe_json.JSONProblem as exc:
         raise ResultsError(f"{path}: {exc}") from None
     except OSError as exc:

@@ -34,11 +34,12 @@ def max_bytes() -> int:
     raw = os.environ.get(MAX_BYTES_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_BYTES
-    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
-    if not match or int(match.group(1)) == 0:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
+    size = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2).upper() or " ")
+               ) if match else 0
+    if size < 1:
         raise JSONProblem(f"${MAX_BYTES_ENV} must be a size such as 512M or 2G, got {raw!r}")
-    scale: int = 1024 ** " KMGT".index(match.group(2).upper() or " ")
-    return int(match.group(1)) * scale
+    return size
 
 
 def _too_long(limit: int) -> str:
