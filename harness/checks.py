@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from harness.workload import Check
+
+
+def _non_finite(out: Any) -> str:
+    """``3 of 1024 values are not finite (2 NaN, 1 +inf)``, counts of each kind that occurs."""
+    import torch
+
+    kinds = {"NaN": torch.isnan(out), "+inf": torch.isposinf(out), "-inf": torch.isneginf(out)}
+    counts = ", ".join(f"{int(mask.sum())} {name}" for name, mask in kinds.items()
+                       if bool(mask.any()))
+    return (f"{int((~torch.isfinite(out)).sum())} of {out.numel()} values are not finite "
+            f"({counts})")
 
 
 def close_to(reference: Callable[[], Any], rtol: float, atol: float) -> Check:
@@ -27,10 +39,14 @@ def close_to(reference: Callable[[], Any], rtol: float, atol: float) -> Check:
         out = output.detach().to("cpu", torch.float64)
         if out.shape != ref.shape:
             raise AssertionError(f"shape {tuple(out.shape)} differs from {tuple(ref.shape)}")
+        if not bool(torch.isfinite(out).all()):
+            raise AssertionError(_non_finite(out))
         diff = (out - ref).abs()
         bad = ~(diff <= atol + rtol * ref.abs())  # NaN compares False, so it counts as bad
         if bool(bad.any()):
-            worst = float(torch.nan_to_num(diff, nan=float("inf")).max())
+            # Only a non-finite reference is left to make a difference NaN or infinite: say so
+            # rather than print the largest float.
+            worst = float(torch.nan_to_num(diff, nan=math.inf, posinf=math.inf).max())
             raise AssertionError(
                 f"{int(bad.sum())} of {out.numel()} values off the reference "
                 f"(max abs diff {worst:.3g}; rtol {rtol:g}, atol {atol:g})"
@@ -63,7 +79,7 @@ def relative_error(reference: Callable[[], Any], tol: float,
         if out.shape != ref.shape:
             raise AssertionError(f"shape {tuple(out.shape)} differs from {tuple(ref.shape)}")
         if not bool(torch.isfinite(out).all()):
-            raise AssertionError(f"{int((~torch.isfinite(out)).sum())} values are not finite")
+            raise AssertionError(_non_finite(out))
         error = float(torch.linalg.vector_norm(out - ref) / torch.linalg.vector_norm(ref))
         if not error <= tol:
             raise AssertionError(f"relative error {error:.3g} exceeds {tol:g}")

@@ -12,12 +12,12 @@ pytest-benchmark stored are filled, and the rest are empty with the reason.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from harness.results import ResultsError, RunWriter
+from harness import safe_json
+from harness.results import ResultsError, RunWriter, row_problem, stored
 
 ADAPTER = "pytest-benchmark"
 NO_CHECK = "imported from pytest-benchmark: no correctness check ran"
@@ -25,14 +25,29 @@ NO_CHECK = "imported from pytest-benchmark: no correctness check ran"
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        data = safe_json.read(path)
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except safe_json.JSONProblem as exc:
+        raise ResultsError(f"{path} {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ResultsError(f"{path} is not a pytest-benchmark file (no 'benchmarks' list)")
+    if not data["benchmarks"]:
+        raise ResultsError(f"{path} holds no benchmarks: nothing to import")
     return data
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` when it is an object, {} when absent; a :class:`ResultsError` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ResultsError(f"{what} is not an object")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _number(value: Any) -> float:
@@ -40,40 +55,54 @@ def _number(value: Any) -> float:
     return float(value) if ok else math.nan
 
 
+def _count(value: Any) -> int | None:
+    """A whole number >= 0, else None (missing): pytest-benchmark's rounds and iterations."""
+    number = _number(value)
+    return int(number) if number >= 0 and number.is_integer() else None
+
+
 def benchmark_row(bench: dict[str, Any]) -> dict[str, Any]:
-    """One row of our schema from one pytest-benchmark benchmark entry."""
+    """One row of our schema from one pytest-benchmark benchmark entry; a
+    :class:`ResultsError` when the entry is not one."""
     from harness.stats import summarize, summary_columns
 
-    stats = bench.get("stats") or {}
-    extra = bench.get("extra_info") or {}
-    name = str(bench.get("name") or bench.get("fullname") or "benchmark")
+    if not isinstance(bench, dict):
+        raise ResultsError("the entry is not an object")
+    stats = _object(bench.get("stats"), "stats")
+    extra = _object(bench.get("extra_info"), "extra_info")
+    name = _text(bench.get("name")) or _text(bench.get("fullname")) or "benchmark"
     params = extra.get("harness_params")
     if not isinstance(params, dict):
-        raw = bench.get("params") or {}
-        params = {k: v for k, v in raw.items() if isinstance(v, int | float | str | bool)}
-    items = extra.get("items") if isinstance(extra.get("items"), int) else None
+        raw = _object(bench.get("params"), "params")
+        params = {str(k): v for k, v in raw.items() if isinstance(v, int | float | str | bool)}
+    items = extra.get("items")
+    items = items if isinstance(items, int) and not isinstance(items, bool) and items > 0 else None
     row: dict[str, Any] = {
-        "suite": str(extra.get("harness_suite") or "pytest-benchmark"),
-        "workload": str(extra.get("harness_workload") or bench.get("group")
-                        or name.split("[")[0]),
-        "case_id": str(extra.get("harness_case_id") or bench.get("fullname") or name),
+        "suite": _text(extra.get("harness_suite")) or "pytest-benchmark",
+        "workload": (_text(extra.get("harness_workload")) or _text(bench.get("group"))
+                     or name.split("[")[0]),
+        "case_id": (_text(extra.get("harness_case_id")) or _text(bench.get("fullname"))
+                    or name),
         "params": params,
-        "adapter": str(extra.get("harness_adapter") or ADAPTER),
-        "device": str(extra.get("harness_device") or ADAPTER),
+        "adapter": _text(extra.get("harness_adapter")) or ADAPTER,
+        "device": _text(extra.get("harness_device")) or ADAPTER,
         "status": "ok", "message": NO_CHECK, "correct": None,
-        "loops": stats.get("iterations"), "items": items,
+        "loops": _count(stats.get("iterations")), "items": items,
         "meta": {"source": "pytest-benchmark", "name": name,
-                 "items_unit": extra.get("items_unit", "items")},
+                 "items_unit": _text(extra.get("items_unit")) or "items"},
     }
     missing: dict[str, str] = {}
-    data = [x for x in stats.get("data") or [] if _number(x) >= 0]
+    raw_data = stats.get("data")
+    if raw_data is not None and not isinstance(raw_data, list):
+        raise ResultsError("stats.data is not a list")
+    data = [float(x) for x in raw_data or [] if _number(x) >= 0]
     if data:
         values, why_missing = summary_columns(summarize(data, items=items))
         row.update(values, samples_s=data)
         missing.update(why_missing)
     else:
         why = "the pytest-benchmark file holds no per-round data (saved without it)"
-        row.update(n_samples=stats.get("rounds"),
+        row.update(n_samples=_count(stats.get("rounds")),
                    latency_median_s=_number(stats.get("median")),
                    latency_iqr_s=_number(stats.get("iqr")),
                    latency_mean_s=_number(stats.get("mean")),
@@ -93,19 +122,34 @@ def benchmark_row(bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_pytest_benchmark(path: str | Path, results: str | Path) -> Path:
-    """Write the benchmarks of a pytest-benchmark JSON file as a new run folder; its path."""
+    """Write the benchmarks of a pytest-benchmark JSON file as a new run folder; its path.
+    Every benchmark must convert to a valid row, else nothing is written."""
     data = _load(Path(path))
-    machine = data.get("machine_info") or {}
-    commit = data.get("commit_info") or {}
+    try:
+        machine = _object(data.get("machine_info"), "machine_info")
+        commit = _object(data.get("commit_info"), "commit_info")
+        cpu = _object(machine.get("cpu"), "machine_info.cpu")
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    dirty = commit.get("dirty")
     context = {
-        "started_at": data.get("datetime"),
-        "source": f"pytest-benchmark {data.get('version', '?')}: {Path(path).name}",
-        "host": machine.get("node"), "python": machine.get("python_version"),
-        "cpu_model": (machine.get("cpu") or {}).get("brand_raw"),
-        "git_sha": commit.get("id"), "git_dirty": commit.get("dirty"),
+        "started_at": _text(data.get("datetime")),
+        "source": f"pytest-benchmark {_text(data.get('version')) or '?'}: {Path(path).name}",
+        "host": _text(machine.get("node")), "python": _text(machine.get("python_version")),
+        "cpu_model": _text(cpu.get("brand_raw")),
+        "git_sha": _text(commit.get("id")), "git_dirty": dirty if isinstance(dirty, bool) else None,
         "command": ["harness", "import", "pytest-benchmark", str(path)],
     }
-    rows = [benchmark_row(b) for b in data["benchmarks"] if isinstance(b, dict)]
+    rows = []
+    for index, bench in enumerate(data["benchmarks"]):
+        try:
+            row = benchmark_row(bench)
+        except ResultsError as exc:
+            raise ResultsError(f"{path}: benchmarks[{index}]: {exc}") from None
+        problem = row_problem(stored(row))
+        if problem is not None:  # what the loader would refuse is not written
+            raise ResultsError(f"{path}: benchmarks[{index}]: {problem}")
+        rows.append(row)
     writer = RunWriter(Path(results), context)
     try:
         for row in rows:

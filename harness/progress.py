@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from harness.execution.hooks import Hooks
 from harness.plan import AdapterSpec
 from harness.report import units
+from harness.terminal import printable
 from harness.workload import Case
 
 BAR = 24
@@ -54,13 +55,14 @@ class Progress:
             filled = BAR * (index - 1) // max(total, 1)
             bar = "#" * filled + "." * (BAR - filled)
             elapsed = time.monotonic() - self.started
-            self._draw(f"[{bar}] {index}/{total} {elapsed:5.0f}s  {case.id} on {spec.label}"[:160])
+            self._draw(printable(f"[{bar}] {index}/{total} {elapsed:5.0f}s  {case.id} on "
+                                 f"{spec.label}")[:160])
 
     def done(self, row: dict[str, Any], index: int, total: int) -> None:
         if not self.tty:
             figure = units.seconds(row.get("latency_median_s")) if row["status"] == "ok" else ""
-            self.stream.write(f"[{index}/{total}] {row['status']:<7} {row['case_id']} on "
-                              f"{row['adapter']} {figure}".rstrip() + "\n")
+            self.stream.write(printable(f"[{index}/{total}] {row['status']:<7} {row['case_id']} "
+                                        f"on {row['adapter']} {figure}".rstrip()) + "\n")
             self.stream.flush()
 
     def finish(self) -> None:

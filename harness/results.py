@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
 import secrets
+import stat
+import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from harness import safe_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +61,93 @@ COLUMNS: tuple[str, ...] = (
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
 
+#: What each column holds; every value may also be null (missing). ``text``: a string; ``flag``:
+#: true or false; ``count``: a whole number >= 0; ``number``: a finite number; ``object``: a JSON
+#: object; ``samples``: a list of numbers. Columns not named here follow their unit suffix.
+_KINDS = {
+    **dict.fromkeys(("run_id", "suite", "workload", "case_id", "adapter", "adapter_label",
+                     "device", "host", "variant", "status", "message", "roofline_bound",
+                     "peak_source", "peak_rss_source", "energy_source", "throttle_reasons",
+                     "scenario", "load_rule", "peak_search", "started_at"), "text"),
+    **dict.fromkeys(("lost", "correct", "output_varies", "warmup_steady", "p90_low_confidence",
+                     "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound"),
+                    "flag"),
+    **dict.fromkeys(("schema", "repetition", "n_samples", "loops", "items", "queries",
+                     "dropped_queries", "max_batch"), "count"),
+    **dict.fromkeys(("flops", "bytes", "arithmetic_intensity", "peak_fraction", "qps",
+                     "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps"), "number"),
+    **dict.fromkeys(JSON_COLUMNS, "object"),
+    "samples_s": "samples",
+}
+_UNITS = ("_s", "_j", "_w", "_bytes", "_per_s", "_mhz", "_c")
+#: the statuses a row can have, and the columns every row must fill.
+STATUSES = ("ok", "error", "skipped")
+REQUIRED = ("case_id", "adapter", "status")
+
+
+def column_kind(column: str) -> str:
+    """What ``column`` holds (see ``_KINDS``); ``any`` for a column outside :data:`COLUMNS`."""
+    if column in _KINDS:
+        return _KINDS[column]
+    return "number" if column in COLUMNS and column.endswith(_UNITS) else "any"
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "flag":
+        return isinstance(value, bool)
+    if kind == "number":
+        return _finite(value)
+    if kind == "count":
+        return _finite(value) and value >= 0 and float(value).is_integer()
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "samples":
+        return isinstance(value, list) and all(v is None or _finite(v) for v in value)
+    return True
+
+
+_EXPECTED = {"text": "a string", "flag": "true or false", "count": "a whole number >= 0",
+             "number": "a finite number", "object": "a JSON object",
+             "samples": "a list of numbers"}
+
+
+def row_problem(row: Any) -> str | None:
+    """What makes ``row`` not a results row (a missing key, a value of the wrong type), in
+    words; None when it is one."""
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    for column in REQUIRED:
+        if row.get(column) is None or row[column] == "":
+            return f"has no {column}"
+        if not isinstance(row[column], str):
+            return f"{column} is not a string: {_shown(row[column])}"
+    if row["status"] not in STATUSES:
+        return f"status is {_shown(row['status'])}, not one of {', '.join(STATUSES)}"
+    for column, value in row.items():
+        kind = column_kind(column)
+        if value is not None and not _fits(kind, value):
+            return f"{column} is not {_EXPECTED[kind]}: {_shown(value)}"
+    if row.get("schema") == 0:
+        return "schema is 0: versions start at 1"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A value in an error message: JSON, cut short, so a huge value stays one short line."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -71,7 +163,12 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """NaN is not JSON: missing figures are stored as null and read back as NaN."""
+    """NaN is not JSON: missing figures are stored as null and read back as NaN. A numpy or
+    torch scalar becomes its Python number (JSON would store it as a string, which the loader
+    refuses in a numeric column)."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        value = item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -79,6 +176,14 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def stored(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as :meth:`RunWriter.append` stores it: every column (then any extra ones), this
+    schema version, NaN and numpy scalars as JSON has them."""
+    full = {column: row.get(column) for column in COLUMNS}
+    full.update({k: v for k, v in row.items() if k not in full}, schema=SCHEMA)
+    return dict(_jsonable(full))
 
 
 class RunWriter:
@@ -97,7 +202,7 @@ class RunWriter:
             + "\n",
             encoding="utf-8",
         )
-        self._rows = open(self.path / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._rows = open_to_write(self.path / ROWS_FILE, append=True)
 
     @classmethod
     def reopen(cls, run: Path) -> RunWriter:
@@ -105,26 +210,16 @@ class RunWriter:
         run = Path(run)
         if not (run / CONTEXT_FILE).is_file():
             raise ResultsError(f"{run} is not a run folder (no {CONTEXT_FILE})")
-        rows = run / ROWS_FILE
-        if rows.is_file():
-            data = rows.read_bytes()
-            if data and not data.endswith(b"\n"):
-                # A torn last row (the run was killed mid-write): cut it, so that the next row
-                # starts on a line of its own.
-                with open(rows, "r+b") as fh:
-                    fh.truncate(data.rfind(b"\n") + 1)
         writer = cls.__new__(cls)
         writer.run_id, writer.path = run.name, run
-        writer._rows = open(rows, "a", encoding="utf-8")  # noqa: SIM115
+        writer._rows = open_to_write(run / ROWS_FILE, append=True)
+        _cut_torn_tail(writer._rows.fileno())
         return writer
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one row and flush it to disk at once, so a crash loses no finished result."""
-        full = {column: row.get(column) for column in COLUMNS}
-        full.update(schema=SCHEMA, run_id=self.run_id)
-        extra = {k: v for k, v in row.items() if k not in full}
-        full.update(extra)
-        self._rows.write(json.dumps(_jsonable(full), allow_nan=False, default=str) + "\n")
+        full = stored({**row, "run_id": self.run_id})
+        self._rows.write(json.dumps(full, allow_nan=False, default=str) + "\n")
         self._rows.flush()
         os.fsync(self._rows.fileno())
 
@@ -132,14 +227,60 @@ class RunWriter:
         self._rows.close()
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, synced, then renamed."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def open_to_write(path: Path, append: bool = False, binary: bool = False) -> IO[Any]:
+    """Open a file in a run folder for writing (truncated, or appended to) without following a
+    symbolic link, nor blocking on a FIFO, planted in its place: a run folder may come from
+    someone else, and a link there would make the harness overwrite any file the user can."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_APPEND if append else 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ResultsError(f"{path} is a symbolic link: refusing to write through it "
+                               "(remove the link)") from None
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader
+            raise ResultsError(f"{path} is not a regular file: refusing to write to it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ResultsError(f"{path} is not a regular file: refusing to write to it")
+    os.set_blocking(fd, True)
+    if not append:
+        os.ftruncate(fd, 0)
+    mode = ("a" if append else "w") + ("b" if binary else "")
+    return os.fdopen(fd, mode) if binary else os.fdopen(fd, mode, encoding="utf-8")
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Cut a last line that has no newline (the run was killed while writing it), so that the
+    next row starts on a line of its own; reads the file backwards from its end only."""
+    end = os.fstat(fd).st_size
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return
+    position = end
+    while position > 0:
+        start = max(0, position - 2**16)
+        cut = os.pread(fd, position - start, start).rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        position = start
+    os.ftruncate(fd, 0)
+
+
+def _replace(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a new temporary file beside it (created, never
+    opened through a link), synced, then renamed over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def update_context(run: Path, updates: dict[str, Any]) -> None:
@@ -166,22 +307,26 @@ def set_aside_lost(run: Path) -> int:
     path = Path(run) / ROWS_FILE
     if not path.is_file():
         return 0
-    kept: list[str] = []
-    lost: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None  # a torn row stays where it is: reopen() cuts it
-        (lost if isinstance(row, dict) and row.get("lost") is True else kept).append(line)
+    kept: list[bytes] = []
+    lost: list[bytes] = []
+    try:
+        for _, line, ended in safe_json.lines(path):
+            try:
+                row = safe_json.loads(line)
+            except safe_json.JSONProblem:
+                row = None  # a bad or torn row stays where it is: loading or reopen() sees it
+            (lost if isinstance(row, dict) and row.get("lost") is True else kept).append(
+                line + b"\n" if ended else line)
+    except safe_json.JSONProblem as exc:
+        raise ResultsError(f"{path}: {exc}") from None
     if not lost:
         return 0
     # The record of the loss is on disk before the row leaves rows.jsonl.
-    with open(Path(run) / LOST_FILE, "a", encoding="utf-8") as fh:
-        fh.writelines(line if line.endswith("\n") else line + "\n" for line in lost)
+    with open_to_write(Path(run) / LOST_FILE, append=True, binary=True) as fh:
+        fh.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lost)
         fh.flush()
         os.fsync(fh.fileno())
-    _replace(path, "".join(kept))
+    _replace(path, b"".join(kept))
     return len(lost)
 
 
@@ -206,54 +351,87 @@ class TornRowWarning(UserWarning):
     """The last line of a ``rows.jsonl`` was cut short (the run was killed while writing)."""
 
 
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """A valid row with every column, as the writer stores it: an absent column is missing
+    (None), and absent parameters are none ({})."""
+    full = {column: row.get(column) for column in COLUMNS}
+    full.update(row)
+    if full["params"] is None:
+        full["params"] = {}
+    return full
+
+
 def read_rows(run: Path) -> list[dict[str, Any]]:
     """The rows of one run folder, in the order they were written.
 
-    A torn last line (a run killed mid-write) is skipped with a :class:`TornRowWarning`; a bad
-    line anywhere else, or a row from a newer schema than this harness knows, is an error.
+    Each row has every column (see :func:`_complete`). A torn last line (a run killed
+    mid-write: no newline, not JSON) is skipped with a :class:`TornRowWarning`. Anything else
+    that is not a results row is a :class:`ResultsError` naming the file and line: a line that
+    is not JSON, nests too deep or is longer than ``$HARNESS_MAX_ROW_BYTES``; a row without its
+    case, adapter or status, or with a value of the wrong type for its column; a row from a
+    newer schema than this harness knows.
     """
     path = Path(run) / ROWS_FILE
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"cannot read {path}: {exc}") from None
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     rows = []
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if index == last:
-                warnings.warn(f"{path}:{index + 1}: skipped a torn last row (the run was "
-                              "interrupted while writing it)", TornRowWarning, stacklevel=2)
+    try:
+        for number, line, ended in safe_json.lines(path):
+            if not line.strip():
                 continue
-            raise ResultsError(f"{path}:{index + 1} is not a JSON row") from None
-        if not isinstance(row, dict):
-            raise ResultsError(f"{path}:{index + 1} is not a JSON object")
-        schema = row.get("schema", SCHEMA)
-        if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-            raise ResultsError(f"{path}:{index + 1} has an invalid schema version {schema!r}")
-        for column, kind, name in (("params", dict, "an object"), ("meta", dict, "an object"),
-                                   ("missing", dict, "an object"), ("samples_s", list, "a list"),
-                                   ("adapter_options", dict, "an object")):
-            if row.get(column) is not None and not isinstance(row[column], kind):
-                raise ResultsError(f"{path}:{index + 1}: {column} is not {name}")
-        if schema > SCHEMA:
-            raise ResultsError(f"{path}:{index + 1} was written with results schema {schema}; "
-                               f"this harness reads up to schema {SCHEMA}: upgrade it")
-        rows.append(row)
+            try:
+                row = safe_json.loads(line)
+            except safe_json.JSONProblem as exc:
+                if not ended:
+                    warnings.warn(f"{path}:{number}: skipped a torn last row (the run was "
+                                  "interrupted while writing it)", TornRowWarning, stacklevel=2)
+                    continue
+                raise ResultsError(f"{path}:{number} {exc}") from None
+            schema = row.get("schema", SCHEMA) if isinstance(row, dict) else SCHEMA
+            if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+                raise ResultsError(f"{path}:{number} was written with results schema {schema}; "
+                                   f"this harness reads up to schema {SCHEMA}: upgrade it")
+            problem = row_problem(row)
+            if problem is not None:
+                raise ResultsError(f"{path}:{number}: {problem}")
+            rows.append(_complete(row))
+    except safe_json.JSONProblem as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
     return rows
 
 
+#: context facts that readers use, and what each holds (any other key may hold anything).
+_CONTEXT_KINDS = {
+    **dict.fromkeys(("run_id", "started_at", "host", "os", "python", "python_implementation",
+                     "cpu_model", "git_sha", "cwd", "source"), "text"),
+    **dict.fromkeys(("cpu_physical_cores", "cpu_logical_cores", "memory_bytes", "schema"),
+                    "count"),
+    **dict.fromkeys(("config", "adapters", "hosts", "packages", "env"), "object"),
+    "command": "list",
+}
+
+
 def read_context(run: Path) -> dict[str, Any]:
-    """The run's ``context.json`` (host, versions, config), or an empty dict when absent."""
-    path = run / CONTEXT_FILE
+    """The run's ``context.json`` (host, versions, config), or an empty dict when absent; a
+    :class:`ResultsError` naming the file when it is not a JSON object of the expected types."""
+    path = Path(run) / CONTEXT_FILE
     if not path.is_file():
         return {}
-    context = json.loads(path.read_text(encoding="utf-8"))
-    return context if isinstance(context, dict) else {}
+    try:
+        context = safe_json.read(path)
+    except safe_json.JSONProblem as exc:
+        raise ResultsError(f"{path} {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(context, dict):
+        raise ResultsError(f"{path} is not a JSON object")
+    for key, kind in _CONTEXT_KINDS.items():
+        value = context.get(key)
+        fits = isinstance(value, list) if kind == "list" else _fits(kind, value)
+        if value is not None and not fits:
+            raise ResultsError(f"{path}: {key} is not {_EXPECTED.get(kind, 'a list')}: "
+                               f"{_shown(value)}")
+    return context
 
 
 def load(*paths: str | Path) -> pd.DataFrame:
@@ -276,13 +454,7 @@ def load(*paths: str | Path) -> pd.DataFrame:
             None if value is None or isinstance(value, float) else json.dumps(value)
             for value in frame[column]
         ]
-    numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
-               and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items",
-                                        "arithmetic_intensity", "peak_fraction", "qps",
-                                        "achieved_qps", "over_bound_fraction", "queries",
-                                        "dropped_queries", "max_batch", "mean_batch",
-                                        "peak_qps"]
-    numeric.append("repetition")
+    numeric = [c for c in COLUMNS if column_kind(c) in ("number", "count") and c != "schema"]
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
@@ -292,16 +464,20 @@ def load(*paths: str | Path) -> pd.DataFrame:
 
 
 def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
-    """Write a run's rows as CSV or Parquet beside it (or at ``dest``); returns the path."""
+    """Write a run's rows as CSV or Parquet beside it (or at ``dest``); returns the path.
+
+    Beside it, ``rows.csv`` or ``rows.parquet`` is never written through a symbolic link or
+    into a FIFO found in its place (see :func:`open_to_write`)."""
+    if fmt not in ("csv", "parquet"):
+        raise ResultsError(f"unknown export format {fmt!r}; choose csv or parquet")
     frame = load(run)
     # Raw samples are a list per row: keep them as JSON text so every format can hold them.
     frame["samples_s"] = [json.dumps(v) if isinstance(v, list) else None for v in frame.samples_s]
-    if fmt == "csv":
-        dest = dest or run / "rows.csv"
-        frame.to_csv(dest, index=False)
-    elif fmt == "parquet":
-        dest = dest or run / "rows.parquet"
-        frame.to_parquet(dest, index=False)
-    else:
-        raise ResultsError(f"unknown export format {fmt!r}; choose csv or parquet")
+    write = frame.to_csv if fmt == "csv" else frame.to_parquet
+    if dest is not None:
+        write(dest, index=False)
+        return dest
+    dest = Path(run) / f"rows.{fmt}"
+    with open_to_write(dest, binary=fmt == "parquet") as fh:
+        write(fh, index=False)
     return dest

@@ -110,7 +110,7 @@ def test_a_corrupt_row_before_the_last_names_the_line(tmp_path: Path) -> None:
     run = write_run(tmp_path, [row("a", 1e-3)])
     with open(run / ROWS_FILE, "a") as fh:
         fh.write("{not json\n" + json.dumps(row("b", 1e-3)) + "\n")
-    with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not a JSON row"):
+    with pytest.raises(ResultsError, match=f"{ROWS_FILE}:2 is not JSON"):
         harness.load(run)
 
 
@@ -147,9 +147,11 @@ def test_rows_without_params_load_beside_rows_with_them(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "context.json").write_text("{}")
-    (run / ROWS_FILE).write_text('{}\n{"params": {}}\n')  # found by hypothesis
+    least = '{"case_id": "w[n=1]", "adapter": "cpu", "status": "ok"'
+    (run / ROWS_FILE).write_text(f'{least}}}\n{least}, "params": {{}}}}\n')  # by hypothesis
     frame = harness.load(run)
-    assert len(frame) == 2 and pd.isna(frame.params[0]) and frame.params[1] == "{}"
+    assert len(frame) == 2 and list(frame.params) == ["{}", "{}"]  # no parameters: none
+    assert pd.isna(frame.meta[0]) and pd.isna(frame.latency_median_s[0])
 
 
 def test_lost_rows_move_aside_and_everything_else_stays(tmp_path: Path) -> None:
@@ -190,3 +192,36 @@ def test_schema_1_rows_load_with_the_load_columns_empty(tmp_path: Path) -> None:
     frame = harness.load(run)
     assert frame.schema.tolist() == [1]
     assert frame.scenario.isna().all() and frame.qps.isna().all()
+
+
+def test_every_column_declares_what_it_holds() -> None:
+    from harness.results import column_kind
+
+    assert {c: column_kind(c) for c in COLUMNS if column_kind(c) == "any"} == {}
+    assert column_kind("latency_median_s") == "number" and column_kind("samples_s") == "samples"
+    assert column_kind("status") == "text" and column_kind("a_column_of_a_plugin") == "any"
+
+
+def test_what_the_writer_stores_the_loader_accepts(tmp_path: Path) -> None:
+    import numpy as np
+
+    from harness.results import row_problem, stored
+
+    full = stored(row("a", float(np.float32(1e-3)), n_samples=np.int64(6),
+                      peak_fraction=np.float32(0.5), correct=np.bool_(True)))
+    assert row_problem(full) is None
+    assert full["n_samples"] == 6 and full["correct"] is True and full["energy_j"] is None
+    run = write_run(tmp_path, [dict(full)])
+    assert read_rows(run)[0]["n_samples"] == 6
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{oops", "context.json is not JSON"), ("[]", "context.json is not a JSON object"),
+    ('{"command": "harness run"}', "command is not a list"),
+    ('{"memory_bytes": -1}', "memory_bytes is not a whole number >= 0: -1"),
+])
+def test_a_corrupt_context_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    run = write_run(tmp_path, [row("a", 1e-3)])
+    (run / "context.json").write_text(text)
+    with pytest.raises(ResultsError, match=message):
+        read_context(run)

@@ -44,16 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.plan import PlanError
     from harness.plugins import PluginError
     from harness.results import ResultsError
+    from harness.terminal import printable
 
-    # Warnings (a torn last row, say) are one line each, like errors.
+    # Warnings (a torn last row, say) are one line each, like errors; both may quote a case or
+    # a results file, so control characters are escaped.
     warnings.showwarning = lambda message, *_args, **_kw: print(
-        f"harness: warning: {message}", file=sys.stderr)
+        f"harness: warning: {printable(message)}", file=sys.stderr)
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError, ClusterError) as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ImportError as exc:
         print(f"harness: error: a required package is missing: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.report import scenarios, units
 from harness.report.units import grid
+from harness.terminal import printable
 from harness.workload import format_value
 
 TERMINAL_FIGURES = ("median", "95% CI", "p99", "throughput", "% peak", "peak RSS", "check")
@@ -91,7 +92,7 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
                    if len({format_value(row["params"].get(k, "")) for row in group}) > 1]
         fixed = " ".join(f"{k}={format_value(group[0]['params'][k])}" for k in keys
                          if k not in varying and group[0]["params"].get(k, "") != "")
-        out.append(f"{name}  {fixed}".rstrip())
+        out.append(printable(f"{name}  {fixed}".rstrip()))
         speedup: tuple[str, ...] = (f"vs {compare}",) if compare else ()
         rep: tuple[str, ...] = ("rep",) if repeated else ()
         header = (*varying, *rep, "adapter", *TERMINAL_FIGURES[:1], *speedup, *TERMINAL_FIGURES[1:])
@@ -109,9 +110,9 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")
-    notes = [f"  {row['case_id']} on {row['adapter']}"
-             + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
-             + f": {row['message']}"
+    notes = [printable(f"  {row['case_id']} on {row['adapter']}"
+                       + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
+                       + f": {row['message']}")
              for row in rows if row.get("message")]
     if notes:
         out.extend(["notes:", *notes])

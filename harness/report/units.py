@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from harness.terminal import printable
+
 DASH = "-"
 
 
@@ -61,7 +63,9 @@ def percent(fraction: Any) -> str:
 
 
 def grid(lines: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, the first line a header underlined by dashes."""
+    """Left-aligned columns two spaces apart, the first line a header underlined by dashes.
+    Cells come from cases and results files: control characters are escaped (``printable``)."""
+    lines = [[printable(cell) for cell in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):

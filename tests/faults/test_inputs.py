@@ -104,9 +104,9 @@ def read_rows_quietly(run: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["export", "{run}"], "is not a JSON row"),
-    (["report", "{run}", "-o", "{tmp}/r.html"], "is not a JSON row"),
-    (["compare", "{run}", "{run}"], "is not a JSON row"),
+    (["export", "{run}"], "is not JSON"),
+    (["report", "{run}", "-o", "{tmp}/r.html"], "is not JSON"),
+    (["compare", "{run}", "{run}"], "is not JSON"),
 ])
 def test_malformed_results_files_are_one_line_errors(tmp_path: Path, args: list[str],
                                                      message: str) -> None:
@@ -119,3 +119,66 @@ def test_malformed_results_files_are_one_line_errors(tmp_path: Path, args: list[
                             text=True, timeout=120, check=False)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+# Hostile rows, generated: a valid row, then keys dropped, values of the wrong type, deep
+# nesting, long lines or NaN put in. Whatever loads must be usable by every reader.
+VALID = {"suite": "s", "workload": "w", "case_id": "s/w[n=1]", "params": {"n": 1},
+         "adapter": "cpu", "status": "ok", "repetition": 0, "n_samples": 6,
+         "latency_median_s": 1e-3, "latency_p99_s": 2e-3, "peak_rss_bytes": 2**20,
+         "correct": True, "message": "", "meta": {"items_unit": "rows"},
+         "missing": {"energy_j": "no RAPL"}, "samples_s": [1e-3, 2e-3, 1e-3, 1e-3, 3e-3, 1e-3]}
+anything = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                     st.floats(allow_nan=False), st.text(max_size=6),
+                     st.lists(st.integers(), max_size=3),
+                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+NEST = "__nest__"
+#: one draw in four: most rows keep most of their validity, so many runs load.
+rarely = st.sampled_from([False, False, False, True])
+
+
+@st.composite
+def hostile_rows(draw: Any) -> str:
+    from harness.results import COLUMNS
+
+    row: dict[str, Any] = {**VALID, "case_id": draw(st.sampled_from(["s/w[n=1]", "s/w[n=2]"]))}
+    for key in draw(st.lists(st.sampled_from(sorted(VALID)), max_size=1)):
+        row.pop(key, None)  # missing keys
+    for key in draw(st.lists(st.sampled_from([*COLUMNS, "extra"]), max_size=1)):
+        row[key] = draw(anything)  # wrong (or, by chance, right) types
+    if draw(rarely):
+        row[draw(st.sampled_from(["meta", "params", "message", "samples_s"]))] = NEST
+    if draw(rarely):
+        row["message"] = "x" * draw(st.integers(0, 3000))  # past the 2K limit set below
+    text = json.dumps(row).replace(f'"{NEST}"', "[" * (depth := draw(st.integers(1, 3000)))
+                                   + "]" * depth)
+    return text.replace("0.001", "NaN") if draw(rarely) else text
+
+
+@SETTINGS
+@given(lines=st.lists(hostile_rows(), min_size=1, max_size=4))
+def test_hostile_rows_are_a_one_line_error_naming_the_file_or_usable_by_every_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
+    from harness.compare import compare
+    from harness.history import history, trend
+    from harness.report.build import gather
+    from harness.report.table import render
+    from harness.results import export
+
+    monkeypatch.setenv("HARNESS_MAX_ROW_BYTES", "2K")
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / CONTEXT_FILE).write_text('{"started_at": "2026-01-01T00:00:00+00:00"}')
+    (run / ROWS_FILE).write_text("".join(line + "\n" for line in lines))
+    try:
+        rows = read_rows(run)
+    except ResultsError as exc:
+        assert str(exc).startswith(f"{run / ROWS_FILE}:") and "\n" not in str(exc), exc
+        return
+    # Everything that loads is valid, so no reader meets a surprise.
+    assert len(load(run)) == len(rows) == len(lines)
+    compare(rows, rows)
+    render(rows)
+    trend(history([run]))
+    gather([run], plots=False)
+    export(run, "csv")
