@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
-#: them empty (a schema-1 row is a timing-loop row).
-SCHEMA = 2
+#: them empty (a schema-1 row is a timing-loop row). 3 added the generation columns (``ttft_s``
+#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty.
+SCHEMA = 3
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
@@ -47,8 +48,15 @@ COLUMNS: tuple[str, ...] = (
     "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
     "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
     "peak_search", "peak_qps",
-    "meta", "missing", "started_at", "samples_s",
+    "ttft_s", "ttft_ci_low_s", "ttft_ci_high_s", "ttft_p90_s", "ttft_p99_s",
+    "tpot_s", "tpot_ci_low_s", "tpot_ci_high_s", "tpot_p90_s", "tpot_p99_s",
+    "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
+    "prefill_flops", "prefill_bytes", "decode_flops", "decode_bytes",
+    "prefill_peak_fraction", "decode_peak_fraction",
+    "meta", "missing", "started_at", "samples_s", "token_samples_s",
 )
+#: Columns holding lists of samples rather than one figure.
+SAMPLE_COLUMNS = ("samples_s", "token_samples_s")
 
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
@@ -234,6 +242,7 @@ def read_rows(run: Path) -> list[dict[str, Any]]:
             raise ResultsError(f"{path}:{index + 1} has an invalid schema version {schema!r}")
         for column, kind, name in (("params", dict, "an object"), ("meta", dict, "an object"),
                                    ("missing", dict, "an object"), ("samples_s", list, "a list"),
+                                   ("token_samples_s", list, "a list"),
                                    ("adapter_options", dict, "an object")):
             if row.get(column) is not None and not isinstance(row[column], kind):
                 raise ResultsError(f"{path}:{index + 1}: {column} is not {name}")
@@ -273,12 +282,13 @@ def load(*paths: str | Path) -> pd.DataFrame:
             None if value is None or isinstance(value, float) else json.dumps(value)
             for value in frame[column]
         ]
-    numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s"))
-               and c != "samples_s"] + ["flops", "bytes", "n_samples", "loops", "items",
-                                        "arithmetic_intensity", "peak_fraction", "qps",
-                                        "achieved_qps", "over_bound_fraction", "queries",
-                                        "dropped_queries", "max_batch", "mean_batch",
-                                        "peak_qps"]
+    numeric = [c for c in COLUMNS if c.endswith(("_s", "_j", "_w", "_bytes", "_per_s",
+                                                  "_flops", "_fraction"))
+               and c not in SAMPLE_COLUMNS] + ["flops", "bytes", "n_samples", "loops", "items",
+                                               "arithmetic_intensity", "qps", "achieved_qps",
+                                               "queries", "dropped_queries", "max_batch",
+                                               "mean_batch", "peak_qps", "generate_calls",
+                                               "token_agreement"]
     numeric.append("repetition")
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
@@ -292,7 +302,8 @@ def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
     """Write a run's rows as CSV or Parquet beside it (or at ``dest``); returns the path."""
     frame = load(run)
     # Raw samples are a list per row: keep them as JSON text so every format can hold them.
-    frame["samples_s"] = [json.dumps(v) if isinstance(v, list) else None for v in frame.samples_s]
+    for column in SAMPLE_COLUMNS:
+        frame[column] = [json.dumps(v) if isinstance(v, list) else None for v in frame[column]]
     if fmt == "csv":
         dest = dest or run / "rows.csv"
         frame.to_csv(dest, index=False)

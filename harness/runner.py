@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness import plugins
+from harness import generation, plugins
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig
@@ -237,6 +237,10 @@ class Runner:
                 lap("probe")
                 if row["output_varies"] is False:
                     row["message"] = _join(row["message"], CONSTANT_OUTPUT)
+                if task.generation is not None:  # time to first token, per output token
+                    stage = "generation"
+                    row.update(generation.measure(task, adapter, self.config.timing, missing))
+                    lap("generation")
                 stage = "collectors"
                 if collectors:
                     figures = collector_pass(step, adapter, collectors, task.items)
@@ -257,6 +261,8 @@ class Runner:
             peaks if isinstance(peaks, str) else "")
         row.update(roofline)
         missing.update(roofline_missing)
+        if task.generation is not None:
+            row.update(generation.phase_roofline(task.generation, row, peaks, missing))
         row["footprint_bytes"] = task.meta.get("footprint_bytes", NAN)
         if "footprint_bytes" not in task.meta:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"

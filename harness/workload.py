@@ -6,7 +6,10 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.generation import Generation
 
 ParamValue = int | float | bool | str
 Params = dict[str, ParamValue]
@@ -39,6 +42,8 @@ class Task:
             runner uses it to flag cached or constant answers. Default:
             :func:`harness.checks.vary`; a workload whose outputs can legitimately coincide
             under that generic change (lookups that all miss) supplies its own.
+        generation: set by tasks that generate tokens (:mod:`harness.generation`): the runner
+            then also measures time to first token, time per output token and tokens per second.
     """
 
     fn: Callable[..., Any]
@@ -50,6 +55,7 @@ class Task:
     impls: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     vary: Callable[[tuple[Any, ...]], tuple[Any, ...] | None] | None = None
+    generation: Generation | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):

@@ -21,6 +21,13 @@ Step = Callable[[], Any]
 PINNED_SDPA = frozenset({"sdpa_flash", "sdpa_efficient", "sdpa_math", "sdpa_cudnn"})
 
 
+#: Why graph-compiling adapters skip generation tasks.
+GENERATION_REASON = (
+    "generation is a loop of forward passes whose KV cache grows by one position per token; "
+    "this adapter lowers one call into one static graph, and no static-shape decode step "
+    "(fixed-size cache updated in place, position as an input) is exported for it yet")
+
+
 def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
     """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
     Python implementations, torch's own compile engine, and pinned SDPA kernels; each refusal
@@ -28,6 +35,8 @@ def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple
     ``{impl}``)."""
     if task.meta.get("host_only"):
         return False, host_only
+    if task.generation is not None:
+        return False, GENERATION_REASON
     chosen = task.meta.get("engine", "eager")
     if chosen != "eager":
         return False, engine.format(engine=repr(chosen))
