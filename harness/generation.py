@@ -20,6 +20,7 @@ Every call's per-token times are kept (``token_samples_s``) for inter-token anal
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def mark(device: Any) -> Any:
     if device.type == "cuda":
         import torch
 
-        event = torch.cuda.Event(enable_timing=True)
+        event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         event.record()
         return event
     if device.type == "cpu":
@@ -99,9 +100,9 @@ def mark(device: Any) -> Any:
 def intervals_s(marks: list[Any]) -> list[float]:
     """Seconds between successive marks (integer nanoseconds, or CUDA events already done)."""
     if all(isinstance(m, int) for m in marks):
-        return [(b - a) * 1e-9 for a, b in zip(marks, marks[1:], strict=False)]
+        return [(b - a) * 1e-9 for a, b in itertools.pairwise(marks)]
     # CUDA events: elapsed_time is in milliseconds.
-    return [a.elapsed_time(b) * 1e-3 for a, b in zip(marks, marks[1:], strict=False)]
+    return [a.elapsed_time(b) * 1e-3 for a, b in itertools.pairwise(marks)]
 
 
 def why_not(adapter: Adapter) -> str:
@@ -208,7 +209,7 @@ def phase_roofline(gen: Generation, row: dict[str, Any], peaks: Peaks | str,
     decode_s = row.get("tpot_s", NAN) * (gen.new_tokens - 1)
     for name, phase, seconds in (("prefill", gen.prefill, row.get("ttft_s", NAN)),
                                  ("decode", gen.decode, decode_s)):
-        if seconds != seconds or gen.new_tokens == 1 and name == "decode":
+        if seconds != seconds or (gen.new_tokens == 1 and name == "decode"):
             continue  # the reason is already given where the time is missing
         figures_, why = row_figures(phase.flops, phase.bytes, seconds, known, reason)
         values[f"{name}_peak_fraction"] = figures_["peak_fraction"]

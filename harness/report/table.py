@@ -75,12 +75,13 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
     column gives each row's speedup over the reference adapter's row of the same case. Rows of
     load scenarios follow in their own tables (:mod:`harness.report.load`).
     """
+    from harness.report import generation
     from harness.report.load import split, text
 
     rows, load_rows = split(list(rows))
     loop = _render_loop(rows, reference)
     load = text(load_rows)
-    return "\n\n".join(part for part in (loop, load) if part)
+    return "\n\n".join(part for part in (loop, generation.text(rows), load) if part)
 
 
 def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
