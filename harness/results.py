@@ -272,9 +272,11 @@ def load(*paths: str | Path) -> pd.DataFrame:
 
     rows = [row for run in run_folders(paths) for row in read_rows(run)]
     frame = pd.DataFrame(rows)
-    for column in COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
+    # All absent columns in one step: one insert per column fragments the frame (and warns).
+    absent = [column for column in COLUMNS if column not in frame.columns]
+    if absent:
+        frame = pd.concat([frame, pd.DataFrame(None, index=frame.index, columns=absent,
+                                               dtype=object)], axis=1)
     for column in JSON_COLUMNS:
         # A row without the column reads as NaN in the frame: keep it missing (None).
         frame[column] = [

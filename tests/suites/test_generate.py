@@ -163,3 +163,58 @@ def test_local_checkpoint_with_its_tokenizer(tmp_path: Path) -> None:
     assert task.meta["model"] == str(tmp_path)
     assert task.check is not None
     task.check(tokens(task))
+
+
+def run_case(adapter: Any, **params: Any) -> dict[str, Any]:
+    from harness.config import RunConfig, TimingOptions
+    from harness.plan import AdapterSpec, Plan
+    from harness.runner import Runner
+    from harness.workload import Case
+
+    fast = TimingOptions(min_time_s=0.01, min_samples=3, max_time_s=1.0, max_warmup_s=0.1)
+    case = Case("transformer", generate, {**TINY, **params})
+    spec = AdapterSpec(adapter.name)
+    runner = Runner(RunConfig(timing=fast, collect=False), Plan(cases=[case], adapters=[spec]),
+                    None)
+    return runner.run_case(case, spec, adapter)
+
+
+def test_a_cpu_run_has_generation_figures() -> None:
+    from harness.adapters.cpu import CpuAdapter
+
+    adapter = CpuAdapter(threads=1)
+    try:
+        row = run_case(adapter)
+    finally:
+        adapter.close()
+    assert row["status"] == "ok" and row["correct"] is True, row["message"]
+    assert 0 < row["ttft_s"] < row["e2e_s"] and 0 < row["tpot_s"] < row["e2e_s"]
+    assert row["decode_tokens_per_s"] > 0 and row["token_agreement"] == 1.0
+    assert all(len(call) == TINY["new_tokens"] for call in row["token_samples_s"])
+    assert row["prefill_flops"] > 0 and row["decode_bytes"] > 0
+
+
+@pytest.mark.slow
+def test_static_cache_compiles_and_agrees() -> None:
+    task = generate.build(**{**TINY, "kv_cache": "static", "engine": "compile", "new_tokens": 3})
+    assert task.check is not None
+    out = tokens(task)
+    task.check(out)
+    assert torch.equal(tokens(task), out)
+
+
+@pytest.mark.device
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
+@pytest.mark.parametrize("kv_cache", ["on", "static"])
+def test_cuda_marks_tokens_with_events(kv_cache: str) -> None:
+    from harness.adapters.cuda import CudaAdapter
+
+    adapter = CudaAdapter()
+    try:
+        row = run_case(adapter, kv_cache=kv_cache, new_tokens=8)
+    finally:
+        adapter.close()
+    assert row["status"] == "ok" and row["correct"] is True, row["message"]
+    assert 0 < row["ttft_s"] < row["e2e_s"] and row["tpot_s"] > 0
+    assert all(len(call) == 8 and min(call) > 0 for call in row["token_samples_s"])
+    assert row["token_agreement"] == 1.0
