@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
-#: them empty (a schema-1 row is a timing-loop row).
-SCHEMA = 2
+#: them empty (a schema-1 row is a timing-loop row). 3 added the generation columns (``ttft_s``
+#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty.
+SCHEMA = 3
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
@@ -55,8 +56,15 @@ COLUMNS: tuple[str, ...] = (
     "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
     "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
     "peak_search", "peak_qps",
-    "meta", "missing", "started_at", "samples_s",
+    "ttft_s", "ttft_ci_low_s", "ttft_ci_high_s", "ttft_p90_s", "ttft_p99_s",
+    "tpot_s", "tpot_ci_low_s", "tpot_ci_high_s", "tpot_p90_s", "tpot_p99_s",
+    "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
+    "prefill_flops", "prefill_bytes", "decode_flops", "decode_bytes",
+    "prefill_peak_fraction", "decode_peak_fraction",
+    "meta", "missing", "started_at", "samples_s", "token_samples_s",
 )
+#: Columns holding lists of samples rather than one figure.
+SAMPLE_COLUMNS = ("samples_s", "token_samples_s")
 
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
@@ -74,11 +82,15 @@ _KINDS = {
                      "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound"),
                     "flag"),
     **dict.fromkeys(("schema", "repetition", "n_samples", "loops", "items", "queries",
-                     "dropped_queries", "max_batch"), "count"),
+                     "dropped_queries", "max_batch", "generate_calls"), "count"),
     **dict.fromkeys(("flops", "bytes", "arithmetic_intensity", "peak_fraction", "qps",
-                     "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps"), "number"),
+                     "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps",
+                     "token_agreement", "prefill_flops", "decode_flops",
+                     "prefill_peak_fraction", "decode_peak_fraction"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
     "samples_s": "samples",
+    #: per call, the seconds of each output token
+    "token_samples_s": "sample_lists",
 }
 _UNITS = ("_s", "_j", "_w", "_bytes", "_per_s", "_mhz", "_c")
 #: the statuses a row can have, and the columns every row must fill.
@@ -115,12 +127,14 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, dict)
     if kind == "samples":
         return isinstance(value, list) and all(v is None or _finite(v) for v in value)
+    if kind == "sample_lists":
+        return isinstance(value, list) and all(_fits("samples", v) for v in value)
     return True
 
 
 _EXPECTED = {"text": "a string", "flag": "true or false", "count": "a whole number >= 0",
              "number": "a finite number", "object": "a JSON object",
-             "samples": "a list of numbers"}
+             "samples": "a list of numbers", "sample_lists": "a list of lists of numbers"}
 
 
 def row_problem(row: Any) -> str | None:
@@ -445,9 +459,11 @@ def load(*paths: str | Path) -> pd.DataFrame:
 
     rows = [row for run in run_folders(paths) for row in read_rows(run)]
     frame = pd.DataFrame(rows)
-    for column in COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
+    # All absent columns in one step: one insert per column fragments the frame (and warns).
+    absent = [column for column in COLUMNS if column not in frame.columns]
+    if absent:
+        frame = pd.concat([frame, pd.DataFrame(None, index=frame.index, columns=absent,
+                                               dtype=object)], axis=1)
     for column in JSON_COLUMNS:
         # A row without the column reads as NaN in the frame: keep it missing (None).
         frame[column] = [
@@ -473,7 +489,8 @@ def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
         raise ResultsError(f"unknown export format {fmt!r}; choose csv or parquet")
     frame = load(run)
     # Raw samples are a list per row: keep them as JSON text so every format can hold them.
-    frame["samples_s"] = [json.dumps(v) if isinstance(v, list) else None for v in frame.samples_s]
+    for column in SAMPLE_COLUMNS:
+        frame[column] = [json.dumps(v) if isinstance(v, list) else None for v in frame[column]]
     write = frame.to_csv if fmt == "csv" else frame.to_parquet
     if dest is not None:
         write(dest, index=False)

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 
+#: Why graph-compiling adapters skip generation tasks.
+GENERATION_REASON = (
+    "generation is a loop of forward passes whose KV cache grows by one position per token; "
+    "this adapter lowers one call into one static graph, and no static-shape decode step "
+    "(fixed-size cache updated in place, position as an input) is exported for it yet")
+
+
 def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
     """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
     Python implementations, torch's own engines, and pinned torch kernels; each refusal
@@ -23,6 +30,8 @@ def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple
     ``{kernel}``)."""
     if task.host_only:
         return False, host_only
+    if task.generation is not None:
+        return False, GENERATION_REASON
     if task.engine != "eager":
         return False, engine.format(engine=repr(task.engine))
     if task.torch_kernel is not None:

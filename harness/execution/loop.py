@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from harness import plugins
+from harness import generation, plugins
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig, TimingOptions
@@ -223,6 +223,10 @@ class Runner:
                 lap("probe")
                 if row["output_varies"] is False:
                     row["message"] = join(row["message"], CONSTANT_OUTPUT)
+                if task.generation is not None:  # time to first token, per output token
+                    stage = "generation"
+                    row.update(generation.measure(task, adapter, self.config.timing, missing))
+                    lap("generation")
                 stage = "collectors"
                 if collectors:
                     figures = collector_pass(step, adapter, collectors, task.items)
@@ -243,6 +247,8 @@ class Runner:
             peaks if isinstance(peaks, str) else "")
         row.update(roofline)
         missing.update(roofline_missing)
+        if task.generation is not None:
+            row.update(generation.phase_roofline(task.generation, row, peaks, missing))
         row["footprint_bytes"] = NAN if task.footprint_bytes is None else task.footprint_bytes
         if task.footprint_bytes is None:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
