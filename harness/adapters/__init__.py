@@ -58,6 +58,9 @@ class Adapter(ABC):
     #: (``harness run --cluster``): ``GPU`` for one whole GPU, custom ones (``TPU``, ``fpga``)
     #: that cluster owners give the nodes holding that hardware. Empty: any node will do.
     cluster_resources: ClassVar[Mapping[str, float]] = {}
+    #: Why this adapter cannot run under an address-space cap (``--max-memory`` sets
+    #: ``RLIMIT_AS`` on workers), which a run then refuses; empty where it can.
+    no_address_space_cap: ClassVar[str] = ""
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
     #: modules a case on this adapter imports, which per-case worker processes can import once
@@ -71,13 +74,30 @@ class Adapter(ABC):
     compile_missing: str = "this adapter compiles nothing ahead of time"
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(self.options)
+        self.config: dict[str, Any] = self.resolve_options(options)
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with the defaults filled in; an :class:`AdapterError` for an unknown one."""
+        unknown = set(options) - set(cls.options)
         if unknown:
-            valid = ", ".join(self.options) or "(none)"
+            valid = ", ".join(cls.options) or "(none)"
             raise AdapterError(
-                f"adapter {self.name!r} has no option {sorted(unknown)[0]!r}; valid: {valid}"
+                f"adapter {cls.name!r} has no option {sorted(unknown)[0]!r}; valid: {valid}"
             )
-        self.config: dict[str, Any] = {**self.options, **options}
+        return {**cls.options, **options}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse what building this adapter with ``options`` would refuse (an
+        :class:`AdapterError`), in a process that must start no device: a run's parent checks
+        its plan this way, and the workers build the adapters.
+
+        By default it builds one and closes it, which suits adapters whose construction touches
+        no device; an adapter whose construction would (a CUDA context, a TPU claimed) overrides
+        this with checks that start none.
+        """
+        cls(**options).close()
 
     @classmethod
     def parse_options(cls, text: str) -> dict[str, ParamValue]:

@@ -225,27 +225,39 @@ class CudaAdapter(Adapter):
     preload: ClassVar[tuple[str, ...]] = ("torch",)
     cluster_resources: ClassVar[dict[str, float]] = {"GPU": 1}
     options: ClassVar[dict[str, ParamValue | None]] = {"device": 0, "graphs": False}
+    no_address_space_cap: ClassVar[str] = (
+        "CUDA reserves far more virtual address space than it uses when it starts (tens of GiB "
+        "and more), so under an address-space cap every case would fail at CUDA's start")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        index = self.config["device"]
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise AdapterError(f"cuda:device must be a non-negative integer, got {index!r}")
-        if not isinstance(self.config["graphs"], bool):
-            raise AdapterError(f"cuda:graphs must be true or false, got {self.config['graphs']!r}")
-        self.index: int = index
+        self.index: int = self._checked(self.config)
         #: Whether this process prepared work on the GPU (close() synchronises only then).
         self._worked = False
         #: Bytes the last CUDA graph capture added to the reserved pool; None without graphs.
         self._graph_pool_bytes: int | None = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        # Without building one: a run's parent calls this and must start no CUDA.
+        cls._checked(cls.resolve_options(options))
+
+    @staticmethod
+    def _checked(config: Mapping[str, Any]) -> int:
+        """The device index of resolved options; an :class:`AdapterError` for bad ones."""
+        index = config["device"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise AdapterError(f"cuda:device must be a non-negative integer, got {index!r}")
+        if not isinstance(config["graphs"], bool):
+            raise AdapterError(f"cuda:graphs must be true or false, got {config['graphs']!r}")
         import torch
 
-        # device_count() asks NVML where it can and so initialises no CUDA: the parent of a run
-        # builds adapters too, and must hold no CUDA context. Checked only where a GPU is
-        # visible, so that the adapter can be built (and tested) without one.
+        # device_count() asks NVML where it can and so initialises no CUDA. Checked only where
+        # a GPU is visible, so that the adapter can be built (and tested) without one.
         count = torch.cuda.device_count()
         if count and index >= count:
             raise AdapterError(f"cuda:device={index} does not exist: {count} GPU(s) visible")
+        return index
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

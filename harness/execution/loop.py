@@ -23,6 +23,7 @@ from harness.execution.hooks import Hooks
 from harness.execution.rows import (
     RowKey,
     RunOne,
+    device_out_of_memory,
     error_text,
     identity,
     is_empty,
@@ -172,8 +173,14 @@ class Runner:
         return self.known_peaks[key]
 
     def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter,
-                 collectors: list[Collector] | None = None) -> dict[str, Any]:
-        """One result row; any failure of the case becomes an error row, never an exception."""
+                 collectors: list[Collector] | None = None,
+                 setup: Callable[[], list[Collector]] | None = None) -> dict[str, Any]:
+        """One result row; any failure of the case becomes an error row, never an exception.
+
+        ``setup``, when given, runs once the case is built and the adapter takes it, before
+        ``prepare``: the set-up a refused case must not pay for (a worker's device counters and
+        their idle calibration); the collectors it returns join ``collectors``.
+        """
         collectors = self.collectors if collectors is None else collectors
         row = identity(case, spec, self.config.repetition, adapter_options=adapter.config,
                        device=adapter.device)
@@ -199,6 +206,10 @@ class Runner:
             ok, reason = adapter.supports(task)
             if not ok:
                 return {**row, "status": "skipped", "message": reason}
+            if setup is not None:
+                stage = "setup"
+                collectors = [*collectors, *setup()]
+                lap("setup")
             stage = "prepare"
             adapter.compile_s, adapter.compile_missing = None, Adapter.compile_missing
             step = adapter.prepare(task)
@@ -213,13 +224,20 @@ class Runner:
                                                  keep=adapter.keep_output,
                                                  time_call=adapter.call_timer())
                 lap("timing")
+                # The device's peak now: the check, the probe's second copy of the case and
+                # the collector pass come after, and are not the case's own footprint.
+                stage = "device memory"
+                device_memory = adapter.memory_stats()
                 stage = "check"
                 timing, timing_missing = measured_row(task, measurement)
                 missing.update(timing_missing)
                 row.update(timing)
                 row["correct"], row["message"] = check_outputs(task, adapter, measurement)
                 lap("check")
-                row["output_varies"] = output_varies(task, adapter, measurement.output)
+                stage = "probe"
+                row["output_varies"], why = output_varies(task, adapter, measurement.output)
+                if why:
+                    missing["output_varies"] = why
                 lap("probe")
                 if row["output_varies"] is False:
                     row["message"] = join(row["message"], CONSTANT_OUTPUT)
@@ -233,7 +251,6 @@ class Runner:
                     row.update(figures.values)
                     missing.update(figures.missing)
                     lap("collectors")
-            device_memory = adapter.memory_stats()
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
         except (Exception, MemoryError) as exc:
@@ -292,27 +309,35 @@ def check_outputs(task: Task, adapter: Adapter, measurement: Measurement
             return False, f"check failed: {lines[0]}{suffix}"
     return True, ""
 
-def output_varies(task: Task, adapter: Adapter, output: Any) -> bool | None:
-    """Whether the output changes when the inputs change; None when it cannot be tried.
+def output_varies(task: Task, adapter: Adapter, output: Any) -> tuple[bool | None, str]:
+    """Whether the output changes when the inputs change; None, with the reason, when it
+    cannot be tried.
 
     A constant or cached answer makes a case look fast while doing no work; the check
-    against a reference cannot see it, because the reference used the same inputs.
+    against a reference cannot see it, because the reference used the same inputs. The
+    probe's own failure says nothing of the case, unless it left the device broken: a sticky
+    CUDA error (an illegal address, a device-side assert) fails every later call in the
+    process, and is raised here so that the row fails with it.
     """
     from harness.checks import same_output, vary
 
     if not adapter.checks_output:
-        return None
+        return None, f"the {adapter.name} adapter computes no output to compare"
     try:
         inputs = (task.vary or vary)(task.inputs)
         if inputs is None:
-            return None
+            return None, "the inputs hold nothing the probe knows how to change"
         other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
         with adapter.running():
             changed = other()
             adapter.synchronize()
-        return not same_output(adapter.to_host(output), adapter.to_host(changed))
-    except Exception:  # the probe is a safeguard: its own failure says nothing of the case
-        return None
+        return not same_output(adapter.to_host(output), adapter.to_host(changed)), ""
+    except Exception as exc:
+        try:
+            adapter.synchronize()
+        except Exception:
+            raise exc from None  # the device is broken: the probe's error is the row's
+        return None, f"the changed-input probe failed: {error_text(exc)}"
 
 
 def instantiate(plan: Plan) -> dict[str, Adapter]:
@@ -419,13 +444,23 @@ def peaks_target(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         runner.peaks(spec, adapter, payload["dtype"])
     finally:
-        adapter.close()
+        failure = close_all([adapter])
+    if failure:  # the device failed after the calibration: its figures are not to be trusted
+        runner.known_peaks = {key: f"peak calibration failed: {failure}"
+                              for key in runner.known_peaks}
     return {"peaks": peaks_to_json(runner.known_peaks)}
 
 
 def case_target(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one case (a :func:`case_payload` with the ``peaks`` known so far) in this worker:
-    ``{"row": ..., "peaks": ..., "info": ...}``."""
+    """Run one case (a :func:`case_payload` with the ``peaks`` and collectors' ``baselines``
+    known so far) in this worker: ``{"row": ..., "peaks": ..., "baselines": ..., "info": ...}``.
+
+    The adapter's device counters are made and calibrated only once the case is built and the
+    adapter takes it (a refused case pays for neither); idle baselines come from the payload
+    where an earlier worker of the run measured them, and go back in the result where this one
+    did. ``info`` is the adapter's, once it started its device for the case (else None).
+    """
+    from harness.execution.facts import info_of
     from harness.execution.workers import set_env
 
     set_env(payload.get("env") or {})
@@ -440,23 +475,62 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
     for dtype, known in payload["peaks"].items():
         runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
                                                    else known)
-    try:
-        own = adapter.collectors() if config.collect else []
-        calibrate([*runner.collectors, *own])
-        # The adapter's start and the collectors' idle baselines.
-        setup = time.time() - arrived
-        row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
+    given: dict[str, Any] = payload.get("baselines") or {}
+    measured: dict[str, Any] = {}
+    own: list[Collector] = []
+    set_up = False
+
+    def setup() -> list[Collector]:
+        nonlocal set_up
+        set_up = True
+        own.extend(adapter.collectors() if config.collect else [])
         for collector in [*runner.collectors, *own]:
-            collector.close()
-        info = adapter.info()
+            if collector.name in given:
+                collector.adopt(given[collector.name])
+            elif collector.available()[0]:
+                collector.calibrate()
+                found = collector.baseline()
+                if found is not None:
+                    measured[collector.name] = found
+        return own
+
+    info = None
+    setup_s = time.time() - arrived  # the suite's module and the adapter's construction
+    try:
+        row = runner.run_case(case, spec, adapter, runner.collectors, setup)
+        if set_up:  # the adapter took the case: asking now starts no device needlessly
+            info = info_of(adapter)
     finally:
-        adapter.close()
+        failure = close_all([*runner.collectors, *own, adapter])
+    if failure:
+        row = {**row, "status": "error", "message": join(row["message"], failure)}
     if isinstance(row.get("meta"), dict) and "phases_s" in row["meta"]:
         row["meta"]["phases_s"] = {"worker_start": round(started, 6),
-                                   "worker_setup": round(setup, 6), **row["meta"]["phases_s"]}
+                                   "worker_setup": round(setup_s, 6), **row["meta"]["phases_s"]}
     limit = payload.get("max_memory_bytes")
-    if limit and row["status"] == "error" and out_of_memory(row["message"]):
+    if (limit and row["status"] == "error" and out_of_memory(row["message"])
+            and not device_out_of_memory(row["message"])):
         row["message"] += f" (the worker's memory cap, --max-memory, is {limit / 2**30:.3g} GiB)"
     if config.collect:
         worker_peak_rss(row, "")
-    return {"row": row, "peaks": peaks_to_json(runner.known_peaks), "info": info}
+    return {"row": row, "peaks": peaks_to_json(runner.known_peaks), "baselines": measured,
+            "info": info}
+
+
+def close_all(things: list[Any]) -> str:
+    """Close each of ``things`` (collectors, then the adapter), every one even when another
+    fails; the first failure as one line (``close failed: ...``), or "" when none did.
+
+    A failure here is not lost with the row: a sticky device error can first show when the
+    adapter synchronises on closing, and the row then says so.
+    """
+    from harness.execution.rows import error_text
+
+    failures = []
+    for thing in things:
+        try:
+            thing.close()
+        except Exception as exc:
+            what = getattr(thing, "name", type(thing).__name__)
+            failures.append(f"close failed ({what}): {error_text(exc)}")
+    return failures[0] if failures else ""
