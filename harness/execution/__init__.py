@@ -5,7 +5,7 @@ A run mode is a module with a target function that a worker runs
 writes the rows it gets back:
 
 - :mod:`~harness.execution.loop`: the timing loop (:class:`~harness.execution.loop.Runner`),
-  inline or as :func:`~harness.execution.loop.case_target`;
+  inline, or in a worker as :func:`~harness.execution.targets.case_target`;
 - :mod:`~harness.execution.local`: each case in a fresh worker on this machine (the default);
 - :mod:`~harness.execution.cluster`: each case on a node of a Ray cluster;
 - :mod:`~harness.execution.repeat`: ``--repeat`` without isolation, a worker per repetition;

@@ -277,8 +277,8 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 done: set[RowKey] | None = None) -> list[dict[str, Any]]:
     """Run every pending case of ``plan`` on the connected cluster; write and return the rows."""
     from harness.execution.hooks import Hooks
-    from harness.execution.loop import case_payload
     from harness.execution.rows import error_row, pending
+    from harness.execution.targets import case_payload
 
     ray = _ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness import peak_cache
 from harness.execution.hooks import Hooks
-from harness.execution.loop import case_payload
 from harness.execution.rows import RunOne, error_row, run_pending
+from harness.execution.targets import case_payload
 from harness.execution.workers import Limits, context, preload_for, run_in_worker
 from harness.plan import AdapterSpec
 
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from harness.results import RunWriter
     from harness.workload import Case
 
-CASE_TARGET = "harness.execution.loop:case_target"
-PEAKS_TARGET = "harness.execution.loop:peaks_target"
+CASE_TARGET = "harness.execution.targets:case_target"
+PEAKS_TARGET = "harness.execution.targets:peaks_target"
 
 
 @dataclass
@@ -72,7 +72,7 @@ def run_local(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits,
 
 
 def run_case(payload: dict[str, Any], limits: Limits, learnt: Learnt) -> dict[str, Any]:
-    """Run one case (a :func:`~harness.execution.loop.case_payload`) in a fresh worker of this
+    """Run one case (a :func:`~harness.execution.targets.case_payload`) in a fresh worker of this
     machine's forkserver: ``{"row": ..., "info": ...}`` or ``{"error": ...}`` when the worker
     died without a row.
 

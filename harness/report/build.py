@@ -21,7 +21,8 @@ from harness.report.canvas import Plot
 from harness.report.model import Cell, Document, Table, TableRow
 from harness.report.plots import TrendPoint, ratio
 from harness.report.warnings import NOISY_CI, ci_half, find_warnings
-from harness.results import JSON_COLUMNS, ResultsError, read_context, run_folders
+from harness.results import ResultsError, read_context, run_folders
+from harness.schema import JSON_COLUMNS
 from harness.workload import format_value
 
 Row = dict[str, Any]

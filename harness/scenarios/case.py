@@ -20,8 +20,9 @@ from typing import Any
 
 from harness.adapters import Adapter, Step
 from harness.config import TimingOptions
-from harness.execution.loop import close_all, does_not_fit, rebuild
+from harness.execution.loop import close_all, does_not_fit
 from harness.execution.rows import error_text, identity, is_empty, join, worker_peak_rss
+from harness.execution.targets import rebuild
 from harness.plan import AdapterSpec
 from harness.scenarios import serve
 from harness.scenarios.figures import NAN, figures

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from harness import Task, nvml
-from harness.adapters import AdapterError, cuda
-from harness.adapters.cuda import CudaAdapter, TorchBuild, datasheet_for, datasheet_peaks
+from harness.adapters import AdapterError, cuda, tensors
+from harness.adapters.cuda import CudaAdapter, datasheet_for, datasheet_peaks
+from harness.adapters.torch_build import TorchBuild
 from tests.fakes import FakeCuda, FakeNvml
 
 HAS_GPU = torch.cuda.is_available()
@@ -185,7 +186,7 @@ def test_to_device_moves_tensors_recursively_and_keeps_shapes() -> None:
     t = torch.ones(2)
     nested = {"a": (t, [t, 3, "x"]), "b": Pair(t, 7),
               "c": collections.OrderedDict(d=t), "e": None}
-    moved = cuda.to_device(nested, "cpu")
+    moved = tensors.to_device(nested, "cpu")
     assert moved is not nested and moved["a"] is not nested["a"]
     assert isinstance(moved["a"], tuple) and isinstance(moved["a"][1], list)
     assert moved["a"][1][1:] == [3, "x"]
@@ -197,14 +198,14 @@ def test_to_device_moves_tensors_recursively_and_keeps_shapes() -> None:
 
 def test_to_device_keeps_dtype() -> None:
     t = torch.ones(3, dtype=torch.bfloat16)
-    (out,) = cuda.to_device((t,), "cpu")
+    (out,) = tensors.to_device((t,), "cpu")
     assert out.dtype == torch.bfloat16
 
 
 def test_place_copies_modules_and_leaves_the_task_alone() -> None:
     module = torch.nn.Linear(2, 2).train()
     x = torch.ones(1, 2)
-    fn, inputs = cuda.place(module, (x,), "cpu")
+    fn, inputs = tensors.place(module, (x,), "cpu")
     assert fn is not module and isinstance(fn, torch.nn.Linear)
     assert not fn.training and module.training
     assert fn.weight is not module.weight and torch.equal(fn.weight, module.weight)
@@ -215,7 +216,7 @@ def test_place_copies_modules_and_leaves_the_task_alone() -> None:
 
 
 def test_place_keeps_plain_callables() -> None:
-    fn, inputs = cuda.place(torch.add, (torch.ones(1), 2.0), "cpu")
+    fn, inputs = tensors.place(torch.add, (torch.ones(1), 2.0), "cpu")
     assert fn is torch.add and inputs[1] == 2.0
 
 
@@ -345,6 +346,7 @@ def test_single_calls_are_timed_with_events(monkeypatch: pytest.MonkeyPatch) -> 
 def test_peaks_without_a_datasheet_use_sizes_that_reach_the_roof(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import roofline
+    from harness.adapters import calibration
 
     FakeCuda(name="NVIDIA GeForce RTX 4090").install(monkeypatch)
     asked: dict[str, Any] = {}
@@ -353,7 +355,7 @@ def test_peaks_without_a_datasheet_use_sizes_that_reach_the_roof(
         asked.update(sizes)
         return roofline.Peaks(1.0, 1.0, "measured")
 
-    monkeypatch.setattr(roofline, "measure_peaks", measure)
+    monkeypatch.setattr(calibration, "measure_peaks", measure)
     CudaAdapter().peaks("bfloat16")
     assert asked["gemm_n"] >= 8192
     assert asked["copy_bytes"] >= 2**30

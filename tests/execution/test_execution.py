@@ -11,7 +11,8 @@ import pytest
 from harness import nvml, plugins
 from harness.adapters import AdapterError
 from harness.adapters import cuda as cuda_module
-from harness.adapters.cuda import CudaAdapter, TorchBuild
+from harness.adapters.cuda import CudaAdapter
+from harness.adapters.torch_build import TorchBuild
 from harness.cli import main
 from harness.config import RunConfig
 from harness.execution import ExecutionError, Limits, Mode, execute, open_run, prepare
@@ -85,7 +86,7 @@ class InlineClosing(ClosingAdapter):
 
 def test_an_error_closing_an_inline_adapter_is_reported_after_its_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(plugins.BUILTIN["harness.adapters"], "inline-closing",
+    monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], "inline-closing",
                         f"{__name__}:InlineClosing")
     config = RunConfig(timing=FAST, collect=False, out=tmp_path)
     plan = plan_of("inline-closing", "neg")

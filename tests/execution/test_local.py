@@ -127,7 +127,7 @@ class IdleMeteredAdapter(FakeAdapter):
 
 def test_idle_power_is_measured_once_per_run_and_adapter(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(plugins.BUILTIN["harness.adapters"], "idle-metered",
+    monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], "idle-metered",
                         f"{__name__}:IdleMeteredAdapter")
     monkeypatch.setattr(local, "run_in_worker", in_process())
     IdleEnergy.calibrations.clear()
@@ -165,7 +165,7 @@ def test_a_worker_that_dies_brings_no_info_and_the_next_one_does(
 
 def test_an_adapter_whose_info_fails_gets_a_placeholder_saying_why(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(plugins.BUILTIN["harness.adapters"], "fake", f"{__name__}:Mute")
+    monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], "fake", f"{__name__}:Mute")
     monkeypatch.setattr(local, "run_in_worker", in_process())
     config = RunConfig(timing=FAST, collect=False, out=tmp_path)
     plan = plan_of("fake", "neg")

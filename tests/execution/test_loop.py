@@ -14,7 +14,8 @@ from harness import Skip, Task, plugins, workload
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig, TimingOptions
-from harness.execution.loop import Runner, case_target, close_all
+from harness.execution.loop import Runner, close_all
+from harness.execution.targets import case_target
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import Peaks
@@ -328,7 +329,7 @@ def worker_payload(adapter: str, workload: str = "neg", **extra: Any) -> dict[st
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     """This module's adapters, registered as a worker would find them."""
     for cls in (FakeAdapter, ClosingAdapter, OomAdapter, MeteredAdapter):
-        monkeypatch.setitem(plugins.BUILTIN["harness.adapters"], cls.name,
+        monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], cls.name,
                             f"{__name__}:{cls.__name__}")
 
 

@@ -28,4 +28,4 @@ def neg(n: int) -> Task:
 @workload(params={"n": [8]})
 def host(n: int) -> Task:
     """Python objects on the host: GPU adapters refuse it."""
-    return Task(fn=sorted, inputs=(list(range(n)),), meta={"host_only": True})
+    return Task(fn=sorted, inputs=(list(range(n)),), host_only=True)
