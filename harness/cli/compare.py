@@ -22,6 +22,10 @@ def add_parser(sub: Any) -> None:
                      help="flag a peak-memory growth beyond this as a regression")
     cmp.add_argument("--energy-threshold", type=fraction, metavar="PCT",
                      help="flag an energy-per-item growth beyond this as a regression")
+    cmp.add_argument("--max-missing", type=fraction, default=0.0, metavar="PCT",
+                     help="fail (exit 1, verdict missing) when the candidate lacks more than "
+                          "this fraction of the cases the baseline measured (default 0%%: a "
+                          "case that stopped running fails the comparison)")
     cmp.add_argument("--markdown", type=Path, metavar="FILE",
                      help="also write the comparison as Markdown (CI summary, PR comment)")
     cmp.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
@@ -37,7 +41,8 @@ def command(args: argparse.Namespace) -> int:
     try:
         options = Options(threshold=args.threshold, alpha=args.alpha,
                           memory_threshold=args.memory_threshold,
-                          energy_threshold=args.energy_threshold)
+                          energy_threshold=args.energy_threshold,
+                          max_missing=args.max_missing)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     baseline = baselines.resolve(args.baseline, args.results)
@@ -48,4 +53,4 @@ def command(args: argparse.Namespace) -> int:
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
         args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
-    return 1 if report.regressions else 0
+    return 1 if report.failed else 0

@@ -6,7 +6,7 @@ cases of two versions of a suite (same workload names and parameters), prepares 
 process and alternates their samples (:func:`harness.timer.measure_pair`): drift hits both
 alike, and sample i of each side form a pair taken moments apart. The rows carry a ``variant``
 column (``baseline`` or ``candidate``) and the candidate's case id, and
-:func:`harness.compare.compare_paired` judges them from the paired ratios.
+:func:`harness.paired.compare_paired` judges them from the paired ratios.
 """
 
 from __future__ import annotations
