@@ -165,7 +165,8 @@ def test_a_worker_that_dies_brings_no_info_and_the_next_one_does(
 
 def test_an_adapter_whose_info_fails_gets_a_placeholder_saying_why(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], "fake", f"{__name__}:Mute")
+    monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], "fake",
+                        f"{__name__}:Mute")
     monkeypatch.setattr(local, "run_in_worker", in_process())
     config = RunConfig(timing=FAST, collect=False, out=tmp_path)
     plan = plan_of("fake", "neg")
