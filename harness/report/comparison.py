@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from harness.attribution import Attribution
 from harness.compare import Comparison, ComparisonReport
-from harness.report import units
+from harness.report import attribution, units
 from harness.report.units import grid
 
 #: how each verdict reads in Markdown (a glyph helps a long PR comment be scanned).
@@ -54,14 +55,17 @@ def _geomeans(report: ComparisonReport) -> list[tuple[str, str, str, str]]:
             for (suite, adapter), (mean, n) in report.geomeans.items()]
 
 
-def render_text(report: ComparisonReport) -> str:
-    """Fixed-width table, geometric means per suite, and a one-line summary at the end."""
+def render_text(report: ComparisonReport, attributions: Sequence[Attribution] = ()) -> str:
+    """Fixed-width table, geometric means per suite, where the slower cases' time went (from
+    both runs' profiles, when there are any), and a one-line summary at the end."""
     lines = [HEADER, *(_cells(c) for c in report.comparisons)]
     out = grid(lines)
     if report.geomeans:
         out += ["", "geometric mean of the time ratio per suite:"]
         out += ["  " + line for line in grid([("suite", "adapter", "change", "cases"),
                                                *_geomeans(report)])]
+    if attributions:
+        out += ["", *attribution.text(attributions)]
     out += ["", _method(report), _summary(report)]
     return "\n".join(out)
 
@@ -83,8 +87,8 @@ def _method(report: ComparisonReport) -> str:
             f"whichever is larger), false-discovery rate {o.alpha:g}")
 
 
-def render_markdown(report: ComparisonReport,
-                    title: str = "Benchmark comparison") -> str:
+def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison",
+                    attributions: Sequence[Attribution] = ()) -> str:
     """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
     out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
     flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]
@@ -100,6 +104,7 @@ def render_markdown(report: ComparisonReport,
     if report.geomeans:
         out += ["", "Geometric mean of the time ratio per suite:", ""]
         out += _md_table(("suite", "adapter", "change", "cases"), _geomeans(report))
+    out += _attribution_markdown(attributions)
     o = report.options
     if report.method == "paired":
         out += ["", f"Baseline and candidate were timed interleaved; a case is `slower` when a "
@@ -112,6 +117,20 @@ def render_markdown(report: ComparisonReport,
                     f"time ratio exceeds {o.threshold * 100:g}% and the baseline's "
                     f"between-process noise."]
     return "\n".join(out) + "\n"
+
+
+def _attribution_markdown(attributions: Sequence[Attribution]) -> list[str]:
+    """Per slower case: its summary line, then its categories and operators."""
+    if not attributions:
+        return []
+    out = ["", "### Where the time went", "", _md(attribution.HEADING.capitalize()) + "."]
+    for a in attributions:
+        out += ["", f"**{_md(attribution.summary(a))}**", ""]
+        categories, operators = attribution.rows(a)
+        if categories:
+            out += [*_md_table(attribution.CATEGORY_HEADER, categories), "",
+                    *_md_table(attribution.OPERATOR_HEADER, operators)]
+    return out
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
