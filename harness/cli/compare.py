@@ -30,9 +30,9 @@ def add_parser(sub: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     from harness import baselines
-    from harness.attribution import attribute
     from harness.compare import Options, compare
     from harness.ops_reader import read_ops
+    from harness.profile_diff import diff_profiles
     from harness.report.comparison import render_markdown, render_text
     from harness.results import read_rows, run_folders
 
@@ -47,7 +47,7 @@ def command(args: argparse.Namespace) -> int:
     rows = [[row for run in side for row in read_rows(run)] for side in runs]
     report = compare(rows[0], rows[1], options)
     ops = [[op for run in side for op in read_ops(run)] for side in runs]
-    where = attribute(report.comparisons, ops[0], ops[1])
+    where = diff_profiles(report.comparisons, ops[0], ops[1])
     print(render_text(report, where))
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"

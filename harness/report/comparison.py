@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.attribution import Attribution
 from harness.compare import Comparison, ComparisonReport
-from harness.report import attribution, units
+from harness.profile_diff import ProfileDiff
+from harness.report import profile_diff, units
 from harness.report.units import grid
 
 #: how each verdict reads in Markdown (a glyph helps a long PR comment be scanned).
@@ -55,7 +55,7 @@ def _geomeans(report: ComparisonReport) -> list[tuple[str, str, str, str]]:
             for (suite, adapter), (mean, n) in report.geomeans.items()]
 
 
-def render_text(report: ComparisonReport, attributions: Sequence[Attribution] = ()) -> str:
+def render_text(report: ComparisonReport, diffs: Sequence[ProfileDiff] = ()) -> str:
     """Fixed-width table, geometric means per suite, where the slower cases' time went (from
     both runs' profiles, when there are any), and a one-line summary at the end."""
     lines = [HEADER, *(_cells(c) for c in report.comparisons)]
@@ -64,8 +64,8 @@ def render_text(report: ComparisonReport, attributions: Sequence[Attribution] = 
         out += ["", "geometric mean of the time ratio per suite:"]
         out += ["  " + line for line in grid([("suite", "adapter", "change", "cases"),
                                                *_geomeans(report)])]
-    if attributions:
-        out += ["", *attribution.text(attributions)]
+    if diffs:
+        out += ["", *profile_diff.text(diffs)]
     out += ["", _method(report), _summary(report)]
     return "\n".join(out)
 
@@ -88,7 +88,7 @@ def _method(report: ComparisonReport) -> str:
 
 
 def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison",
-                    attributions: Sequence[Attribution] = ()) -> str:
+                    diffs: Sequence[ProfileDiff] = ()) -> str:
     """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
     out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
     flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]
@@ -104,7 +104,7 @@ def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison
     if report.geomeans:
         out += ["", "Geometric mean of the time ratio per suite:", ""]
         out += _md_table(("suite", "adapter", "change", "cases"), _geomeans(report))
-    out += _attribution_markdown(attributions)
+    out += _profile_diff_markdown(diffs)
     o = report.options
     if report.method == "paired":
         out += ["", f"Baseline and candidate were timed interleaved; a case is `slower` when a "
@@ -119,17 +119,17 @@ def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison
     return "\n".join(out) + "\n"
 
 
-def _attribution_markdown(attributions: Sequence[Attribution]) -> list[str]:
+def _profile_diff_markdown(diffs: Sequence[ProfileDiff]) -> list[str]:
     """Per slower case: its summary line, then its categories and operators."""
-    if not attributions:
+    if not diffs:
         return []
-    out = ["", "### Where the time went", "", _md(attribution.HEADING.capitalize()) + "."]
-    for a in attributions:
-        out += ["", f"**{_md(attribution.summary(a))}**", ""]
-        categories, operators = attribution.rows(a)
+    out = ["", "### Where the time went", "", _md(profile_diff.HEADING.capitalize()) + "."]
+    for a in diffs:
+        out += ["", f"**{_md(profile_diff.summary(a))}**", ""]
+        categories, operators = profile_diff.rows(a)
         if categories:
-            out += [*_md_table(attribution.CATEGORY_HEADER, categories), "",
-                    *_md_table(attribution.OPERATOR_HEADER, operators)]
+            out += [*_md_table(profile_diff.CATEGORY_HEADER, categories), "",
+                    *_md_table(profile_diff.OPERATOR_HEADER, operators)]
     return out
 
 

@@ -116,7 +116,9 @@ def breakdowns(rows: Iterable[Row], ops: Iterable[Row]) -> list[Breakdown]:
 
 def _breakdown(key: opstats.CaseKey, rows: list[Row], ops: list[Row]) -> Breakdown:
     case_id, adapter = key
-    label = str(rows[0].get("label") or case_id)
+    # The report labels each repetition's row; a profile stands for all of them.
+    label = str(rows[0].get("label") or case_id).removesuffix(
+        f" rep {rows[0].get('repetition') or 0}")
     times = opstats.per_repetition(ops, opstats.category_key)
     if not times:
         why = _reason(rows) if not ops else "its operator rows hold no self times"

@@ -38,7 +38,7 @@ MARKERS = "osD^vP*Xh<>"
 MAX_LABELLED = 12
 
 
-def _colours(names: Sequence[str]) -> dict[str, str]:
+def category_colours(names: Sequence[str]) -> dict[str, str]:
     extra = [n for n in names if n not in CATEGORY_COLOURS]
     spare = {n: SPARE_COLOURS[i % len(SPARE_COLOURS)] for i, n in enumerate(extra)}
     return {n: CATEGORY_COLOURS.get(n) or spare[n] for n in names}
@@ -75,7 +75,7 @@ def _bars(groups: list[list[Breakdown]]) -> bytes:
 
     members = [b for group in groups for b in group]
     order = categories(members)
-    colours = _colours(order)
+    colours = category_colours(order)
     ys, y = [], 0.0
     for group in groups:
         for _ in group:
@@ -105,8 +105,9 @@ def _bars(groups: list[list[Breakdown]]) -> bytes:
         axis.set_yticks(ys, [canvas.safe(f"{canvas.label({'label': b.label}, 40)} · {b.adapter}")
                              if axis is axes[0] else "" for b in members])
         axis.invert_yaxis()  # the first case on top, as in the tables
-    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(members)),
-                   ncol=min(6, len(order)), fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(6, len(order)),
+                  fontsize=7)
     return canvas.png(figure)
 
 

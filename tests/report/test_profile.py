@@ -249,3 +249,96 @@ def test_the_ceiling_is_the_roof_and_a_rate_above_it_is_its_error(tmp_path: Path
     assert math.isnan(fraction) and name == "above the ceiling roof (1 GFLOP/s): that roof is wrong"
     (row,) = profile.roofline_table([point]).rows  # type: ignore[union-attr]
     assert row[5] == name
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def test_the_report_gathers_the_profile_of_the_latest_runs(tmp_path: Path) -> None:
+    from harness.report.build import gather
+
+    old = profiled_run(tmp_path, started="2026-01-01T00:00:00+00:00")
+    new = write_run(tmp_path, [profiled_row({"n": 64, "impl": "a"}, "cpu", 1e-3, 1e-3)],
+                    started="2026-01-02T00:00:00+00:00")
+    write_ops(new, profile_ops(N64, "cpu", [("mm", "matmul", 1e-3, None, None)]))
+    report = gather([old, new])
+    first = report.profile[0]
+    # n=64 on cpu comes from the newer run (one operator), xla-cpu's from the older one.
+    assert first.title == f"Where the time goes: {N64}"
+    assert [row[0] for row in first.rows[:3]] == ["matmul", "elementwise", "unattributed"]
+    assert first.rows[0][1:] == ("1 ms 100%", "400 µs 80%")
+    assert first.rows[1][1:] == ("-", "50 µs 10%")
+    assert [p.title for p in report.profile_plots] == ["Where the time goes",
+                                                       "Roofline by category"]
+    assert all(p.png and p.png.startswith(b"\x89PNG") for p in report.profile_plots)
+    assert gather([old], plots=False).profile_plots == ()
+
+
+def test_an_unprofiled_report_has_no_profile_section(tmp_path: Path) -> None:
+    from harness.report.build import write_report
+
+    run = write_run(tmp_path / "results", [ok_row("w", {"n": 1}, "cpu", 1e-3)])
+    page = write_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    text = write_report([run], tmp_path / "r.md").read_text(encoding="utf-8")
+    assert 'id="profile"' not in page and "## Profile" not in text
+
+
+def test_html_and_markdown_show_the_profile_with_names_escaped(tmp_path: Path) -> None:
+    from harness.report.build import write_report
+    from tests.report.test_build import XSS
+
+    hostile = op_row(N64, "xla-cpu", XSS, "other", 1e-5, 5e-4)
+    run = profiled_run(tmp_path / "results", [{k: v for k, v in hostile.items()
+                                               if k != "run_id"}])
+    page = write_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<a href="#profile">Profile</a>' in page and '<h2 id="profile">Profile</h2>' in page
+    section = page.split('<h2 id="profile">', 1)[1].split("<h2 ", 1)[0]
+    assert section.count("<img ") == 2  # the stacked bars and the roofline by category
+    assert f"<h4>Top operators: {N64} on cpu</h4>" in section
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and XSS not in page
+    text = write_report([run], tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "## Profile" in text
+    assert "#### Where the time goes: demo/matmul\\[n=64,impl=a\\]" in text
+    assert "| matmul | 1.26 ms 60% | 400 µs 80% |" in text
+    assert "#### Roofline by category" in text and XSS not in text
+
+
+def test_stacked_bars_split_beyond_their_bound(tmp_path: Path) -> None:
+    from harness.report import profile_plots
+
+    ops: list[dict[str, Any]] = []
+    rows = []
+    for n in range(profile_plots.MAX_BARS + 1):
+        rows.append(profiled_row({"n": n}, "cpu", 1e-3, 1e-3))
+        ops += profile_ops(f"demo/matmul[n={n}]", "cpu", [("mm", "matmul", 1e-3, None, None),
+                                                          ("x", "custom", 1e-4, None, None)])
+    run = write_run(tmp_path, rows)
+    write_ops(run, ops)
+    found = profile.breakdowns(*loaded(run))
+    plots = profile_plots.stacked_bars(found)
+    assert [p.title for p in plots] == ["Where the time goes (1/2)", "Where the time goes (2/2)"]
+    assert profile_plots.stacked_bars([]) == [] and profile_plots.category_roofline([]) == []
+    assert profile_plots.category_colours(["matmul", "custom"])["custom"] == "#aec7e8"
+
+
+def test_harness_run_prints_where_the_time_goes_after_the_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from harness.cli import main
+    from harness.results import read_rows
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
+    fast = ["--min-time", "0.02", "--min-samples", "5", "--no-isolate", "--no-collect"]
+    assert main(["run", "-w", "ffn", "-a", "null", "--out", str(tmp_path), *fast]) == 0
+    assert "where the time goes" not in capsys.readouterr().out  # not profiled: nothing said
+    (run,) = tmp_path.iterdir()
+    (row,) = read_rows(run)
+    write_ops(run, profile_ops(row["case_id"], "null", [("null.call", "host", 5e-8, None, None)]))
+    # Resuming a finished run executes nothing and prints its tables again.
+    assert main(["run", "--resume", str(run), "--no-isolate"]) == 0
+    out = capsys.readouterr().out
+    table, profiled = out.index("  null  "), out.index("where the time goes")
+    assert table < profiled < out.index("run folder:")
+    assert "host           50 ns 100%" in out

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.attribution import Attribution, Part
+from harness.profile_diff import Part, ProfileDiff
 from harness.report import units
 
 HEADING = ("where the slower cases' time went (profiling pass, per call, median over profiled "
@@ -20,7 +20,9 @@ OPERATOR_HEADER = ("operator", "category", "baseline", "candidate", "change", "o
 def _signed(seconds: float) -> str:
     if not math.isfinite(seconds):
         return units.DASH
-    return ("+" if seconds >= 0 else "-") + units.seconds(abs(seconds))
+    if seconds == 0:
+        return "0"
+    return ("+" if seconds > 0 else "-") + units.seconds(abs(seconds))
 
 
 def _noise(within: bool | None) -> str:
@@ -36,7 +38,7 @@ def _operator_name(name: str, width: int = 48) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def summary(a: Attribution) -> str:
+def summary(a: ProfileDiff) -> str:
     """One line: the case, the timed change, and the profiled time per call before and after."""
     timed = f"{(a.ratio - 1) * 100:+.1f}%" if math.isfinite(a.ratio) else units.DASH
     head = f"{a.case_id} on {a.adapter}: timed {timed}"
@@ -50,22 +52,22 @@ def summary(a: Attribution) -> str:
     return line + (f"; {a.note}" if a.note else "")
 
 
-def rows(a: Attribution) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
-    """The category rows and operator rows of one attribution, as text."""
+def rows(a: ProfileDiff) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """The category rows and operator rows of one profile diff, as text."""
     categories = [(p.name, *_figures(p)) for p in a.categories]
     operators = [(_operator_name(p.name), p.category, *_figures(p)) for p in a.operators]
     return categories, operators
 
 
-def text(attributions: Sequence[Attribution]) -> list[str]:
+def text(diffs: Sequence[ProfileDiff]) -> list[str]:
     """Lines for the terminal: per slower case its summary, categories and operators."""
-    if not attributions:
+    if not diffs:
         return []
     out = [HEADING]
-    for a in attributions:
+    for a in diffs:
         out += ["", summary(a)]
         categories, operators = rows(a)
         if categories:
             out += ["  " + line for line in units.grid([CATEGORY_HEADER, *categories])]
-            out += ["  " + line for line in units.grid([OPERATOR_HEADER, *operators])]
+            out += ["", *("  " + line for line in units.grid([OPERATOR_HEADER, *operators]))]
     return out

@@ -42,7 +42,7 @@ class Part:
 
 
 @dataclass(frozen=True)
-class Attribution:
+class ProfileDiff:
     """A slower case's change, by category and by operator; or why it cannot be attributed."""
 
     case_id: str
@@ -62,9 +62,10 @@ class Attribution:
         return self.candidate_s - self.baseline_s
 
 
-def attribute(comparisons: Iterable[Comparison], baseline_ops: Iterable[opstats.Op],
-              candidate_ops: Iterable[opstats.Op], top: int = TOP_OPERATORS) -> list[Attribution]:
-    """An attribution per ``slower`` comparison; none at all when neither run was profiled."""
+def diff_profiles(comparisons: Iterable[Comparison], baseline_ops: Iterable[opstats.Op],
+                  candidate_ops: Iterable[opstats.Op],
+                  top: int = TOP_OPERATORS) -> list[ProfileDiff]:
+    """A profile diff per ``slower`` comparison; none at all when neither run was profiled."""
     base, cand = opstats.by_case(baseline_ops), opstats.by_case(candidate_ops)
     if not base and not cand:
         return []
@@ -76,10 +77,10 @@ def attribute(comparisons: Iterable[Comparison], baseline_ops: Iterable[opstats.
         if not b or not k:
             which = " and ".join(side for side, ops in (("baseline", b), ("candidate", k))
                                  if not ops)
-            out.append(Attribution(c.case_id, c.adapter, c.ratio,
+            out.append(ProfileDiff(c.case_id, c.adapter, c.ratio,
                                    note=f"no profile in the {which} (run it with --profile)"))
             continue
-        out.append(_attribute(c, b, k, top))
+        out.append(_diff(c, b, k, top))
     return out
 
 
@@ -94,8 +95,8 @@ def _find(grouped: dict[opstats.CaseKey, list[opstats.Op]], case_id: str,
     return grouped[(case_id, labels[0])] if len(labels) == 1 else []
 
 
-def _attribute(c: Comparison, base: list[opstats.Op], cand: list[opstats.Op],
-               top: int) -> Attribution:
+def _diff(c: Comparison, base: list[opstats.Op], cand: list[opstats.Op],
+          top: int) -> ProfileDiff:
     by_category = (opstats.per_repetition(base, opstats.category_key),
                    opstats.per_repetition(cand, opstats.category_key))
     totals = tuple([sum(values) for values in zip(*side.values(), strict=True)]
@@ -111,7 +112,7 @@ def _attribute(c: Comparison, base: list[opstats.Op], cand: list[opstats.Op],
     if not change > 0:
         note = ("the profiled time per call did not grow: the profiles do not show this "
                 "slowdown (profiler overhead can hide a change; profile with --repeat)")
-    return Attribution(c.case_id, c.adapter, c.ratio, before, after,
+    return ProfileDiff(c.case_id, c.adapter, c.ratio, before, after,
                        (len(opstats.repetitions(base)), len(opstats.repetitions(cand))),
                        tuple(categories), tuple(sorted(largest, key=lambda p: -p.delta_s)),
                        _within_noise(*totals), note)
