@@ -59,8 +59,10 @@ def median(values: Sequence[float]) -> float:
 
 
 def op_key(op: Op) -> tuple[str, str, str]:
-    """What identifies an operator across repetitions and runs: name, category, provider."""
-    return str(op["op"]), str(op["category"]), str(op.get("provider") or "")
+    """What identifies an operator across repetitions and runs: name (with its phase, for a
+    generation task's prefill and decode), category, provider."""
+    name = str(op["op"]) + (f" [{op['phase']}]" if op.get("phase") else "")
+    return name, str(op["category"]), str(op.get("provider") or "")
 
 
 def category_key(op: Op) -> str:

@@ -251,7 +251,9 @@ def cautions(b: Breakdown) -> list[str]:
     """What a reader must know before trusting the profile's shares, in words."""
     if not b.profiled:
         return [f"not profiled: {b.reason}"]
-    out = []
+    missing = b.row.get("missing")
+    notes = missing.get("profiler") if isinstance(missing, dict) else None
+    out = [f"profiler: {notes}"] if notes else []  # what the profiler warned of (lost events)
     if math.isfinite(b.coverage) and b.coverage < LOW_COVERAGE:
         out.append(f"operators cover {units.percent(b.coverage)} of the profiled time; the "
                    "rest is shown as unattributed")

@@ -197,6 +197,9 @@ def test_cautions_name_low_coverage_and_high_overhead() -> None:
         "profiled calls took 3.00× the timed median"]
     fine = profile.Breakdown("c", "cpu", "c", 1, {"matmul": 1e-3}, coverage=0.95, overhead=1.1)
     assert profile.cautions(fine) == []
+    noted = profile.Breakdown("c", "cpu", "c", 1, {"matmul": 1e-3}, coverage=0.95,
+                              row={"missing": {"profiler": "Maximum number of events reached"}})
+    assert profile.cautions(noted) == ["profiler: Maximum number of events reached"]
 
 
 # --- the report's tables and the roofline by category ----------------------------------------
