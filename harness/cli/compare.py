@@ -35,6 +35,8 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness import baselines
     from harness.compare import Options, compare
+    from harness.ops_reader import read_ops
+    from harness.profile_diff import diff_profiles
     from harness.report.comparison import render_markdown, render_text
     from harness.results import read_rows, run_folders
 
@@ -46,11 +48,13 @@ def command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     baseline = baselines.resolve(args.baseline, args.results)
-    rows = [[row for run in run_folders([path]) for row in read_rows(run)]
-            for path in (baseline, Path(args.candidate))]
+    runs = [list(run_folders([path])) for path in (baseline, Path(args.candidate))]
+    rows = [[row for run in side for row in read_rows(run)] for side in runs]
     report = compare(rows[0], rows[1], options)
-    print(render_text(report))
+    ops = [[op for run in side for op in read_ops(run)] for side in runs]
+    where = diff_profiles(report.comparisons, ops[0], ops[1])
+    print(render_text(report, where))
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+        args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
     return 1 if report.failed else 0

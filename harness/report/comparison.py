@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 
 from harness.compare import Comparison, ComparisonReport
-from harness.report import units
+from harness.profile_diff import ProfileDiff
+from harness.report import profile_diff, units
 from harness.report.units import grid
 
 #: how each verdict reads in Markdown (a glyph helps a long PR comment be scanned).
@@ -66,14 +67,17 @@ def _geomeans(report: ComparisonReport) -> list[tuple[str, str, str, str, str]]:
             for (suite, adapter), g in report.geomeans.items()]
 
 
-def render_text(report: ComparisonReport) -> str:
-    """Fixed-width table, geometric means per suite, and a one-line summary at the end."""
+def render_text(report: ComparisonReport, diffs: Sequence[ProfileDiff] = ()) -> str:
+    """Fixed-width table, geometric means per suite, where the slower cases' time went (from
+    both runs' profiles, when there are any), and a one-line summary at the end."""
     lines = [_header(report), *(_cells(c) for c in report.comparisons)]
     out = grid(lines)
     if report.geomeans:
         out += ["", "geometric mean of the time ratio per suite (its interval holds when every "
                     "case's does):"]
         out += ["  " + line for line in grid([GEOMEAN_HEADER, *_geomeans(report)])]
+    if diffs:
+        out += ["", *profile_diff.text(diffs)]
     out += ["", _method(report), _summary(report)]
     return "\n".join(out)
 
@@ -97,8 +101,8 @@ def _method(report: ComparisonReport) -> str:
             f"false-discovery rate {o.alpha:g}, {missing}")
 
 
-def render_markdown(report: ComparisonReport,
-                    title: str = "Benchmark comparison") -> str:
+def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison",
+                    diffs: Sequence[ProfileDiff] = ()) -> str:
     """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
     out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
     flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]
@@ -116,6 +120,7 @@ def render_markdown(report: ComparisonReport,
         out += ["", "Geometric mean of the time ratio per suite (its interval holds when every "
                     "case's does):", ""]
         out += _md_table(GEOMEAN_HEADER, _geomeans(report))
+    out += _profile_diff_markdown(diffs)
     o = report.options
     if report.method == "paired":
         out += ["", f"Baseline and candidate were timed interleaved; the change is the median "
@@ -133,6 +138,20 @@ def render_markdown(report: ComparisonReport,
     out += [f"The comparison fails as `missing` when more than {o.max_missing * 100:g}% of "
             f"the cases the baseline measured are missing from the candidate."]
     return "\n".join(out) + "\n"
+
+
+def _profile_diff_markdown(diffs: Sequence[ProfileDiff]) -> list[str]:
+    """Per slower case: its summary line, then its categories and operators."""
+    if not diffs:
+        return []
+    out = ["", "### Where the time went", "", _md(profile_diff.HEADING.capitalize()) + "."]
+    for a in diffs:
+        out += ["", f"**{_md(profile_diff.summary(a))}**", ""]
+        categories, operators = profile_diff.rows(a)
+        if categories:
+            out += [*_md_table(profile_diff.CATEGORY_HEADER, categories), "",
+                    *_md_table(profile_diff.OPERATOR_HEADER, operators)]
+    return out
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
