@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from harness.cli import ab, baseline, compare, export, history, importing, listing, report, run
-from harness.cli.common import EXIT_USAGE, Parser, UsageError
+from harness.cli.common import (
+    EXIT_USAGE,
+    Parser,
+    Terminated,
+    UsageError,
+    interrupted_status,
+    sigterm_as_interrupt,
+)
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
@@ -51,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        return COMMANDS[args.command](args)
+        with sigterm_as_interrupt():
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:  # `harness run` says itself where its rows are
+        print(f"harness: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
+        return interrupted_status(exc)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError, ClusterError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

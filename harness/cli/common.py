@@ -1,17 +1,55 @@
 """What the commands share: the one-line usage error, the parser that raises it, value parsers
-for sizes, fractions and parameters, and the selection flags of ``run`` and ``ab``."""
+for sizes, fractions, seconds and parameters, the selection flags of ``run`` and ``ab``, and
+SIGTERM handled like Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import NoReturn
 
 EXIT_USAGE = 2
+#: the exit statuses of a command stopped by Ctrl-C (SIGINT) and by SIGTERM: 128 + the
+#: signal's number, what a shell reports for a process the signal killed.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the process is, so that it stops exactly as cleanly as on
+    Ctrl-C: workers killed, finished rows kept."""
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The exit status for an interrupt: :data:`EXIT_TERMINATED` for SIGTERM."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` (once: a second one kills at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Parser(argparse.ArgumentParser):

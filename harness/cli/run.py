@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli.common import UsageError, add_selection, fraction, parse_params, size
+from harness.cli.common import (
+    EXIT_TERMINATED,
+    UsageError,
+    add_selection,
+    fraction,
+    interrupted_status,
+    parse_params,
+    size,
+)
 from harness.config import RunConfig, TimingOptions, read_plan_file
 from harness.scenarios import SCENARIOS
 
@@ -149,9 +157,11 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
     progress = Progress(len(plan), sys.stderr)
     try:
         execution.execute(config, plan, writer, mode, progress.hooks())
-    except KeyboardInterrupt:
-        print(f"interrupted; rows finished so far are in {writer.path}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the workers are gone already
+        status = interrupted_status(exc)
+        print(f"{'terminated' if status == EXIT_TERMINATED else 'interrupted'}; rows finished "
+              f"so far are in {writer.path}", file=sys.stderr)
+        return status
     except execution.ExecutionError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 1

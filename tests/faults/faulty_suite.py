@@ -96,3 +96,21 @@ def constant(n: int) -> Task:
 
     x = torch.arange(n, dtype=torch.float64)
     return Task(fn=_cached, inputs=(x,), check=must_equal(n * (n - 1) / 2))
+
+
+#: in the command line of the process :func:`spawn` starts, so that tests can find it.
+CHILD_MARK = "faulty-suite-child"
+
+
+def _spawn_and_hang(x: Any) -> None:
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3600)  # {CHILD_MARK}"])
+    time.sleep(3600)
+
+
+@workload(params={"n": [1]})
+def spawn(n: int) -> Task:
+    """Starts a process of its own, then never returns."""
+    return Task(fn=_spawn_and_hang, inputs=(n,), check=lambda out: None)
