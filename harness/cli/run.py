@@ -145,18 +145,24 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
     from harness import execution
     from harness.progress import Progress
     from harness.report.table import render
-    from harness.results import read_rows
+    from harness.results import lock_run, read_rows, unfinished
 
     if resumed is None:
         execution.prepare(plan, mode)  # the workers' imports overlap this process's set-up
         writer = execution.open_run(config, plan, mode)
+        lock = lock_run(writer.path)
     else:
+        lock = lock_run(resumed)  # before anything in the folder changes
+        if unfinished(resumed):
+            print(f"{resumed} did not finish (stopped, killed, or its process exited): running "
+                  "the cases it is missing", file=sys.stderr)
         if mode.cluster is None:
             execution.prepare(plan, mode)
         writer = execution.reopen_run(resumed, config, plan, mode)
     progress = Progress(len(plan), sys.stderr)
     try:
-        execution.execute(config, plan, writer, mode, progress.hooks())
+        with lock:
+            execution.execute(config, plan, writer, mode, progress.hooks())
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the workers are gone already
         status = interrupted_status(exc)
         print(f"{'terminated' if status == EXIT_TERMINATED else 'interrupted'}; rows finished "

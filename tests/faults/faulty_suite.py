@@ -114,3 +114,20 @@ def _spawn_and_hang(x: Any) -> None:
 def spawn(n: int) -> Task:
     """Starts a process of its own, then never returns."""
     return Task(fn=_spawn_and_hang, inputs=(n,), check=lambda out: None)
+
+
+def _sys_exit(x: Any) -> None:
+    import sys
+
+    sys.exit(3)
+
+
+def _os_exit(x: Any) -> None:
+    os._exit(0)  # nothing in the process can catch this, nor tell it from success
+
+
+@workload(params={"how": ["sys_exit", "os_exit"]})
+def exits(how: str) -> Task:
+    """Ends its process on its first call."""
+    fn = {"sys_exit": _sys_exit, "os_exit": _os_exit}[how]
+    return Task(fn=fn, inputs=(1,), check=lambda out: None)
