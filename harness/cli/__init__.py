@@ -18,6 +18,7 @@ from harness.cli.common import (
     Terminated,
     UsageError,
     interrupted_status,
+    join_dash_values,
     sigterm_as_interrupt,
 )
 
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"harness: warning: {message}", file=sys.stderr)
     parser = build_parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(
+            join_dash_values(list(sys.argv[1:] if argv is None else argv)))
         with sigterm_as_interrupt():
             return COMMANDS[args.command](args)
     except KeyboardInterrupt as exc:  # `harness run` says itself where its rows are

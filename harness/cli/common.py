@@ -5,6 +5,7 @@ SIGTERM handled like Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import signal
 import threading
@@ -71,15 +72,64 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
                         help="override a parameter's values (repeatable)")
 
 
+def join_dash_values(argv: list[str]) -> list[str]:
+    """``--max-memory -5G`` → ``--max-memory=-5G``: argparse takes a value that starts with a
+    dash for an option (only plain negative numbers pass) and says "expected one argument";
+    joined, the value reaches the option's own check, which says what is wrong with it."""
+    joined: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            joined += [arg, *rest]
+            break
+        following = next(rest, None) if arg.startswith("--") and "=" not in arg else None
+        if following is not None and re.match(r"-\.?\d", following):
+            joined.append(f"{arg}={following}")
+        else:
+            joined += [arg] if following is None else [arg, following]
+    return joined
+
+
+#: the largest address-space cap the kernel takes (``RLIMIT_AS`` is a signed 64-bit count).
+MAX_SIZE = 2**63 - 1
+
+
 def size(text: str) -> int:
     """``8G``, ``512M``, ``1.5GiB`` or a byte count → bytes."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not match:
-        raise argparse.ArgumentTypeError(f"expected a size such as 8G or 512M, got {text!r}")
+        what = "a size cannot be negative" if text.strip().startswith("-") else \
+            "expected a size such as 8G or 512M"
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
     scale = 1024 ** " KMGT".index(match.group(2).upper() or " ")
     value = int(float(match.group(1)) * scale)
     if value < 64 * 2**20:
         raise argparse.ArgumentTypeError(f"a worker needs at least 64M, got {text!r}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is larger than any address space (at most "
+                                         f"{MAX_SIZE // 2**40}T)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more."""
+    return _seconds(text, positive=False)
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds, more than 0."""
+    return _seconds(text, positive=True)
+
+
+def _seconds(text: str, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        wanted = "above 0" if positive else "0 or more"
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, {wanted}, got "
+                                         f"{text!r}")
     return value
 
 

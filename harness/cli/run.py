@@ -15,6 +15,8 @@ from harness.cli.common import (
     fraction,
     interrupted_status,
     parse_params,
+    positive_seconds,
+    seconds,
     size,
 )
 from harness.config import RunConfig, TimingOptions, read_plan_file
@@ -50,8 +52,8 @@ def add_parser(sub: Any) -> None:
                      help="read the selection from a plan")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="results directory (default: results/)")
-    run.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per case")
-    run.add_argument("--max-time", type=float, metavar="S", help="maximum sampling time per case")
+    run.add_argument("--min-time", type=seconds, metavar="S", help="minimum sampling time per case")
+    run.add_argument("--max-time", type=seconds, metavar="S", help="maximum sampling time per case")
     run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
     run.add_argument("--precision", type=fraction, metavar="PCT",
                      help="stop sampling a case once its median's 95%% CI is within ±PCT "
@@ -65,7 +67,7 @@ def add_parser(sub: Any) -> None:
                               "hang or memory exhaustion becomes an error row")
     isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
                          help="run every case in this process (faster start, no protection)")
-    run.add_argument("--timeout", type=float, metavar="S",
+    run.add_argument("--timeout", type=positive_seconds, metavar="S",
                      help="with isolation, kill a case after S seconds (default 600)")
     run.add_argument("--max-memory", type=size, metavar="SIZE",
                      help="with isolation, cap each worker's memory, e.g. 8G or 512M")
@@ -274,8 +276,6 @@ def _mode(args: argparse.Namespace, resumed: Path | None) -> Mode:
     from harness.execution.cluster import parse_resources
     from harness.results import read_context
 
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     limits = Limits(timeout_s=args.timeout or Limits.timeout_s, max_memory_bytes=args.max_memory)
     if args.cluster is None:
         if args.resources:
