@@ -9,6 +9,7 @@ import re
 import secrets
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -99,7 +100,7 @@ class RunWriter:
             + "\n",
             encoding="utf-8",
         )
-        self._rows = open(self.path / ROWS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._rows = open(self.path / ROWS_FILE, "ab", buffering=0)  # noqa: SIM115
 
     @classmethod
     def reopen(cls, run: Path) -> RunWriter:
@@ -117,7 +118,7 @@ class RunWriter:
                     fh.truncate(data.rfind(b"\n") + 1)
         writer = cls.__new__(cls)
         writer.run_id, writer.path = run.name, run
-        writer._rows = open(rows, "a", encoding="utf-8")  # noqa: SIM115
+        writer._rows = open(rows, "ab", buffering=0)  # noqa: SIM115
         return writer
 
     def append(self, row: dict[str, Any]) -> None:
@@ -126,12 +127,27 @@ class RunWriter:
         full.update(schema=SCHEMA, run_id=self.run_id)
         extra = {k: v for k, v in row.items() if k not in full}
         full.update(extra)
-        self._rows.write(json.dumps(_jsonable(full), allow_nan=False, default=str) + "\n")
-        self._rows.flush()
-        os.fsync(self._rows.fileno())
+        data = (json.dumps(_jsonable(full), allow_nan=False, default=str) + "\n").encode()
+        fd = self._rows.fileno()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk, say: leave no torn row, and name the file
+            with suppress(OSError):
+                os.ftruncate(fd, end)
+            exc.filename = str(self.path / ROWS_FILE)
+            raise
 
     def close(self) -> None:
         self._rows.close()
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (one ``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _replace(path: Path, text: str) -> None:

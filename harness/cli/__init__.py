@@ -79,3 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # not foreseen where it happened: still one line, naming the file
+        print(f"harness: error: {exc.filename or 'harness'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1

@@ -15,6 +15,7 @@ from harness.cli.common import (
     parse_params,
     positive_seconds,
     seconds,
+    writing,
 )
 from harness.config import RunConfig, TimingOptions
 
@@ -89,5 +90,6 @@ def command(args: argparse.Namespace) -> int:
     print(f"\nrun folder: {writer.path}")
     if args.markdown:
         title = f"A/B: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+        with writing(args.markdown):
+            args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
     return 1 if report.regressions else 0

@@ -11,6 +11,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -51,6 +52,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An ``OSError`` inside (a read-only folder, a full disk) becomes a one-line
+    :class:`UsageError` naming the file that could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise UsageError(f"cannot write {path}{where}: {exc.strerror or exc}") from None
 
 
 class Parser(argparse.ArgumentParser):

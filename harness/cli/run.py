@@ -151,7 +151,11 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
 
     if resumed is None:
         execution.prepare(plan, mode)  # the workers' imports overlap this process's set-up
-        writer = execution.open_run(config, plan, mode)
+        try:
+            writer = execution.open_run(config, plan, mode)
+        except OSError as exc:  # --out read-only, or a file
+            raise UsageError(f"cannot create a run folder in {config.out}: "
+                             f"{exc.strerror or exc}") from None
         lock = lock_run(writer.path)
     else:
         lock = lock_run(resumed)  # before anything in the folder changes
@@ -172,6 +176,11 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
         return status
     except execution.ExecutionError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, say: the rows written so far are whole
+        print(f"harness: error: cannot write {exc.filename or writer.path}: "
+              f"{exc.strerror or exc}; once it can be written, `harness run --resume "
+              f"{writer.path}` runs the cases still missing", file=sys.stderr)
         return 1
     rows = read_rows(writer.path)
     print(render(rows, reference=args.reference or "cpu"))
