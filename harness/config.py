@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,9 @@ class TimingOptions:
                 continue
             value = getattr(self, f.name)
             wanted = int if isinstance(f.default, int) else int | float
-            if isinstance(value, bool) or not isinstance(value, wanted) or value < 0:
-                kind = "integer" if wanted is int else "number"
+            if (isinstance(value, bool) or not isinstance(value, wanted)
+                    or not (math.isfinite(value) and value >= 0)):  # NaN compares false
+                kind = "integer" if wanted is int else "finite number"
                 raise ConfigError(f"timing.{f.name} must be a non-negative {kind}, got {value!r}")
         if self.warmup_window < 1 or self.min_samples < 1 or self.max_loops < 1:
             raise ConfigError("timing.warmup_window, min_samples and max_loops must be at least 1")

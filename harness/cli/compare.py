@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import UsageError, fraction
+from harness.cli.common import UsageError, fraction, writing
 
 
 def add_parser(sub: Any) -> None:
@@ -56,5 +56,6 @@ def command(args: argparse.Namespace) -> int:
     print(render_text(report, where))
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
+        with writing(args.markdown):
+            args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
     return 1 if report.failed else 0

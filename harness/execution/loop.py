@@ -18,6 +18,7 @@ from harness.collectors import Collector, Figures
 from harness.config import RunConfig
 from harness.execution.hooks import Hooks
 from harness.execution.rows import (
+    CASE_ERRORS,
     RowKey,
     RunOne,
     error_text,
@@ -247,7 +248,7 @@ class Runner:
                     lap("collectors")
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
-        except (Exception, MemoryError) as exc:
+        except CASE_ERRORS as exc:
             return {**row, "status": "error", "correct": None,
                     "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)

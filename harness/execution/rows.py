@@ -53,6 +53,12 @@ def error_row(case: Case, spec: AdapterSpec, repetition: int, message: str,
     return {**identity(case, spec, repetition, host=host), "status": "error", "message": message}
 
 
+#: what a case may raise that becomes its error row: any exception, and ``SystemExit`` too (a
+#: case calling ``sys.exit`` must not end a run that runs it in-process, ``--no-isolate``).
+#: ``KeyboardInterrupt`` (Ctrl-C, SIGTERM) is left to stop the run.
+CASE_ERRORS = (Exception, SystemExit)
+
+
 def error_text(exc: BaseException) -> str:
     """One line naming the exception and where it was raised (the innermost frame)."""
     frames = traceback.extract_tb(exc.__traceback__)
