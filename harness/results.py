@@ -50,6 +50,8 @@ COLUMNS: tuple[str, ...] = (
     "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
     "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
     "peak_search", "peak_qps",
+    "profiler", "profile_calls", "profile_wall_s", "profile_overhead", "profile_coverage",
+    "device_busy_fraction", "profile_trace",
     "meta", "missing", "started_at", "samples_s",
 )
 
@@ -281,7 +283,8 @@ def load(*paths: str | Path) -> pd.DataFrame:
                                         "arithmetic_intensity", "peak_fraction", "qps",
                                         "achieved_qps", "over_bound_fraction", "queries",
                                         "dropped_queries", "max_batch", "mean_batch",
-                                        "peak_qps"]
+                                        "peak_qps", "profile_calls", "profile_overhead",
+                                        "profile_coverage", "device_busy_fraction"]
     numeric.append("repetition")
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

@@ -277,7 +277,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
     """Run every pending case of ``plan`` on the connected cluster; write and return the rows."""
     from harness.execution.hooks import Hooks
     from harness.execution.loop import case_payload
-    from harness.execution.rows import error_row, pending
+    from harness.execution.rows import error_row, pending, write
 
     ray = _ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -296,7 +296,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
     rows: list[dict[str, Any]] = []
 
     def emit(row: dict[str, Any], index: int) -> None:
-        writer.append(row)
+        write(writer, row)
         rows.append(row)
         hooks.arrived(row, index, len(plan))
 

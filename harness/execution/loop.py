@@ -229,6 +229,14 @@ class Runner:
                     row.update(figures.values)
                     missing.update(figures.missing)
                     lap("collectors")
+                if self.config.profile:
+                    stage = "profile"
+                    from harness.profiling.pass_ import profile_pass
+
+                    profiled, profile_missing = profile_pass(task, step, adapter, row)
+                    row.update(profiled)
+                    missing.update(profile_missing)
+                    lap("profile")
             device_memory = adapter.memory_stats()
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
@@ -374,7 +382,7 @@ def case_payload(config: RunConfig, plan: Plan, spec: AdapterSpec, case: Case,
         "params": case.params, "adapter": spec.name, "adapter_options": spec.options,
         "timing": asdict(config.timing), "collect": config.collect,
         "repetition": config.repetition, "max_memory_bytes": max_memory_bytes,
-        "recalibrate": config.recalibrate,
+        "recalibrate": config.recalibrate, "profile": config.profile,
     }
 
 
@@ -429,7 +437,8 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
     case, spec, adapter = rebuild(payload)
     config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=payload["collect"],
                        repetition=payload["repetition"],
-                       recalibrate=payload.get("recalibrate", False))
+                       recalibrate=payload.get("recalibrate", False),
+                       profile=payload.get("profile", False))
     runner = Runner(config, Plan([case], [spec]), writer=None)
     for dtype, known in payload["peaks"].items():
         runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
