@@ -22,7 +22,15 @@ from typing import Any
 
 from harness.profiling.attribution import Span, attribute
 from harness.profiling.categories import categorize_xla
-from harness.profiling.model import NativeProfile, OpTime, host_ops, run_calls, times_of
+from harness.profiling.model import (
+    CALL,
+    NativeProfile,
+    OpTime,
+    check_windows,
+    host_ops,
+    run_calls,
+    times_of,
+)
 from harness.profiling.model import window_events as windows_of
 
 US = 1e-6
@@ -115,7 +123,9 @@ def parse(trace: dict[str, Any]) -> NativeProfile:
            and (not devices or e.get("pid") in devices)]
     spans = [Span(str(e["args"]["hlo_op"]), float(e["ts"]), float(e["ts"]) + float(e["dur"]),
                   f"{e.get('pid')}/{e.get('tid')}") for e in ops]
-    found = attribute(spans, windows_of(complete))
+    windows = windows_of(complete)
+    check_windows(windows, len(times.call_s), f"'{CALL}' annotations")
+    found = attribute(spans, windows)
     rows = [OpTime(name, categorize_xla(hlo.get(name, {}).get("lineage", ""),
                                         hlo.get(name, {}).get("opcodes", "")),
                    found.count.get(name, 0), seconds * US, provider=device)

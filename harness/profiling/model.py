@@ -119,3 +119,11 @@ def window_events(events: list[dict[str, Any]], name: str = CALL) -> list[tuple[
     """The (start, end) of each complete event called ``name``, in the trace's unit."""
     return [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))) for e in events
             if e.get("ph") == "X" and e.get("name") == name]
+
+
+def check_windows(windows: list[tuple[float, float]], calls: int, what: str) -> None:
+    """Refuse a trace that lost calls' windows: without them, every call's time would read as
+    the host's (a profiler that dropped events, or hit its event limit)."""
+    if len(windows) != calls:
+        raise ValueError(f"the trace holds {len(windows)} {what} for {calls} profiled calls: "
+                         "the profiler lost events, so its profile would misattribute time")

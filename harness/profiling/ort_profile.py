@@ -25,6 +25,7 @@ from harness.profiling.model import (
     WARMUP_CALLS,
     NativeProfile,
     OpTime,
+    check_windows,
     host_ops,
     run_calls,
     times_of,
@@ -85,6 +86,7 @@ def parse(trace: dict[str, Any]) -> NativeProfile:
     runs = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in events
                   if e.get("cat") == "Session" and e.get("name") == "model_run")
     windows = runs[int(facts.get("warmup_runs", 0)):]
+    check_windows(windows, len(times.call_s), "model_run events after the warm-up runs")
     nodes = [e for e in events if e.get("cat") == "Node"
              and str(e.get("name", "")).endswith("_kernel_time")]
     spans = [Span(f"{e['args'].get('op_name', e['name'])}\t{e['args'].get('provider', '')}",

@@ -7,8 +7,8 @@ per Python call inflates call-heavy code, which ``profile_overhead`` shows.
 
 from __future__ import annotations
 
-import cProfile
 import contextlib
+import cProfile
 import os
 import pstats
 import sys

@@ -19,9 +19,11 @@ from typing import Any
 from harness.profiling.attribution import Span, attribute
 from harness.profiling.categories import categorize
 from harness.profiling.model import (
+    CALL,
     NAN,
     NativeProfile,
     OpTime,
+    check_windows,
     host_ops,
     run_calls,
     times_of,
@@ -65,6 +67,7 @@ def parse(trace: dict[str, Any]) -> NativeProfile:
     times = times_of(trace)
     events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X"]
     windows = window_events(events)
+    check_windows(windows, len(times.call_s), f"'{CALL}' annotations")
     device = str(facts.get("device", "cpu"))
     if facts.get("cuda"):
         return _parse_cuda(events, windows, times, device, trace)

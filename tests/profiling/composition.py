@@ -15,14 +15,13 @@ class MatmulChain(torch.nn.Module):
     def __init__(self, n: int) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(0)
-        self.weights = torch.nn.ParameterList(
+        # Four plain attributes: torchax (xla-cpu) does not take a ParameterList's entries.
+        self.w1, self.w2, self.w3, self.w4 = (
             torch.nn.Parameter(torch.randn(n, n, generator=generator) / n**0.5)
             for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for weight in self.weights:
-            x = x @ weight
-        return x
+        return x @ self.w1 @ self.w2 @ self.w3 @ self.w4
 
 
 class Elementwise(torch.nn.Module):

@@ -42,7 +42,10 @@ def shares(run: Path) -> dict[tuple[str, str], dict[str, float]]:
 
 def check_trust_figures(row: dict[str, Any], run: Path) -> None:
     assert row["profile_calls"] >= 5
-    assert 0.9 <= row["profile_coverage"] <= 1.05, row
+    # cProfile's own bookkeeping between function events is nobody's self time: on call-heavy
+    # Python its coverage is lower, and says so.
+    least = 0.5 if row["profiler"] == "cProfile" else 0.9
+    assert least <= row["profile_coverage"] <= 1.05, row
     assert row["profile_overhead"] > 0
     if row["profile_trace"] is not None:
         trace = json.loads(gzip.decompress((run / row["profile_trace"]).read_bytes()))

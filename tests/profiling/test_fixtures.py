@@ -122,3 +122,15 @@ def test_cuda_kernels_by_device_time_and_the_device_busy_fraction() -> None:
     assert profile.device_busy_s == pytest.approx(520e-6)
     assert ops["host"].time_s == pytest.approx(480e-6)
     assert all(op.provider == "cuda:0" for op in profile.ops)
+
+
+def test_a_trace_that_lost_calls_is_refused_rather_than_misattributed() -> None:
+    trace = recorded("torch_cpu.json.gz")
+    trace["traceEvents"] = [e for e in trace["traceEvents"] if e.get("name") != "harness.call"]
+    with pytest.raises(ValueError, match=r"0 'harness\.call' annotations for 3 profiled calls"):
+        torch_profile.parse(trace)
+    trace = recorded("onnxruntime_cpu.json.gz")
+    runs = [i for i, e in enumerate(trace["traceEvents"]) if e.get("name") == "model_run"]
+    del trace["traceEvents"][runs[-1]:]  # the last run's events, as at ORT's event limit
+    with pytest.raises(ValueError, match="model_run events"):
+        ort_profile.parse(trace)
