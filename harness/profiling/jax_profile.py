@@ -20,18 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.profiling import model
 from harness.profiling.attribution import Span, attribute
 from harness.profiling.categories import categorize_xla
-from harness.profiling.model import (
-    CALL,
-    NativeProfile,
-    OpTime,
-    check_windows,
-    host_ops,
-    run_calls,
-    times_of,
-)
-from harness.profiling.model import window_events as windows_of
+from harness.profiling.model import NativeProfile, OpTime
 
 US = 1e-6
 _COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
@@ -95,7 +87,7 @@ def profile(step: Any, synchronize: Any, calls: int, compiled: Any, device: str
 
     with tempfile.TemporaryDirectory(prefix="harness-jax-trace-") as folder:
         with jax.profiler.trace(folder, create_perfetto_trace=True):
-            times = run_calls(step, synchronize, calls, jax.profiler.TraceAnnotation)
+            times = model.run_calls(step, synchronize, calls, jax.profiler.TraceAnnotation)
         found = sorted(Path(folder).glob("**/perfetto_trace.json.gz"))
         if not found:
             raise RuntimeError("jax.profiler.trace wrote no perfetto_trace.json.gz")
@@ -110,7 +102,7 @@ def profile(step: Any, synchronize: Any, calls: int, compiled: Any, device: str
 def parse(trace: dict[str, Any]) -> NativeProfile:
     """The profile a JAX Chrome trace (as :func:`profile` stores it) holds."""
     facts = trace["harness"]
-    times = times_of(trace)
+    times = model.times_of(trace)
     device = str(facts.get("device", ""))
     hlo: dict[str, dict[str, str]] = facts.get("hlo") or {}
     events = trace.get("traceEvents", [])
@@ -123,14 +115,14 @@ def parse(trace: dict[str, Any]) -> NativeProfile:
            and (not devices or e.get("pid") in devices)]
     spans = [Span(str(e["args"]["hlo_op"]), float(e["ts"]), float(e["ts"]) + float(e["dur"]),
                   f"{e.get('pid')}/{e.get('tid')}") for e in ops]
-    windows = windows_of(complete)
-    check_windows(windows, len(times.call_s), f"'{CALL}' annotations")
+    windows = model.window_events(complete)
+    model.check_windows(windows, len(times.call_s), f"'{model.CALL}' annotations")
     found = attribute(spans, windows)
     rows = [OpTime(name, categorize_xla(hlo.get(name, {}).get("lineage", ""),
                                         hlo.get(name, {}).get("opcodes", "")),
                    found.count.get(name, 0), seconds * US, provider=device)
             for name, seconds in found.time.items()]
-    rows += host_ops(found, times, US, "(dispatch and waiting outside XLA operations)",
+    rows += model.host_ops(found, times, US, "(dispatch and waiting outside XLA operations)",
                      "(around the profiler's call annotation)", device)
     if devices:
         return NativeProfile("jax.profiler", len(times.call_s), times.wall_s, rows, trace,
