@@ -35,8 +35,8 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness import baselines
     from harness.compare import Options, compare
-    from harness.ops_reader import read_ops
     from harness.profile_diff import diff_profiles
+    from harness.profiling.ops import read_ops
     from harness.report.comparison import render_markdown, render_text
     from harness.results import read_rows, run_folders
 

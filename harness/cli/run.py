@@ -33,7 +33,8 @@ LOAD_FLAGS = {"qps": "--qps", "max_batch": "--max-batch", "batch_timeout_ms": "-
               "loadgen_minimums": "--loadgen-minimums", "find_peak": "--find-peak"}
 
 SELECTION_FLAGS = ("suite", "workload", "adapter", "param", "plan", "preset", "repeat",
-                   "min_time", "max_time", "min_samples", "precision", "no_collect", "scenario",
+                   "min_time", "max_time", "min_samples", "precision", "no_collect", "profile",
+                   "scenario",
                    *LOAD_FLAGS)
 
 
@@ -88,6 +89,10 @@ def add_parser(sub: Any) -> None:
                      help="measure the adapters' peaks even where this machine has them cached")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
+    run.add_argument("--profile", action="store_true",
+                     help="after timing each case, profile it with the adapter's own profiler: "
+                          "where the time goes by operator (ops.jsonl), how far to trust it, "
+                          "and a trace per case (traces/*.json.gz, opens in Perfetto)")
     load = run.add_argument_group(
         "load scenarios", "latency under load, as MLPerf LoadGen's scenarios define it (see "
         "README, Load scenarios); with --scenario, --quick also makes the run a short smoke test")
@@ -145,7 +150,7 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
          mode: Mode) -> int:
     """Open (or reopen) the run folder, execute, print the table: the exit status."""
     from harness import execution
-    from harness.ops_reader import read_ops
+    from harness.profiling.ops import read_ops
     from harness.progress import Progress
     from harness.report.profile import render_text as where_the_time_goes
     from harness.report.table import render
@@ -189,6 +194,9 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
     profiled = where_the_time_goes(rows, read_ops(writer.path))
     if profiled:
         print(f"\n{profiled}")
+    if config.profile:
+        print(f"\ntraces: {writer.path / 'traces'}; operators: {writer.path / 'ops.jsonl'} "
+              "(harness.load_ops)")
     print(f"\nrun folder: {writer.path}")
     failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
     return 1 if failed else 0
@@ -211,6 +219,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         kwargs["out"] = args.out
     if args.no_collect:
         kwargs["collect"] = False
+    if args.profile:
+        kwargs["profile"] = True
     kwargs["recalibrate"] = args.recalibrate
     if args.repeat is not None:
         kwargs["repeat"] = args.repeat
@@ -224,6 +234,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
         timing = TimingOptions(**{**timing.__dict__, **overrides})
     kwargs["timing"] = timing
     kwargs["load"] = _load_options(args)
+    if kwargs["load"] is not None and kwargs.get("profile"):
+        raise UsageError("--profile profiles the timing loop's cases; a load scenario is not "
+                         "profiled (drop --profile or --scenario)")
     if kwargs["load"] is not None and overrides:
         flag = {"min_time_s": "--min-time", "max_time_s": "--max-time",
                 "min_samples": "--min-samples", "precision": "--precision"}[next(iter(overrides))]

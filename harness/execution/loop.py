@@ -246,6 +246,14 @@ class Runner:
                     row.update(figures.values)
                     missing.update(figures.missing)
                     lap("collectors")
+                if self.config.profile:
+                    stage = "profile"
+                    from harness.profiling.pass_ import profile_pass
+
+                    profiled, profile_missing = profile_pass(task, step, adapter, row)
+                    row.update(profiled)
+                    missing.update(profile_missing)
+                    lap("profile")
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
         except CASE_ERRORS as exc:
