@@ -126,7 +126,8 @@ class CudaAdapter(Adapter):
 
     Options: ``device`` (the CUDA index, as in ``cuda:device=1``) and ``graphs`` (capture each
     step in a CUDA graph and replay it, which removes per-kernel launch cost). The timer
-    synchronises the device inside the clock through :meth:`synchronize` (DESIGN §4.5).
+    synchronises the device inside the clock through :meth:`synchronize` (docs/architecture.md,
+    "Timing").
 
     With ``graphs``, warm-up and capture happen in :meth:`prepare`; compilation under
     ``engine=compile`` then lands there as well, not in ``first_call_s``.
