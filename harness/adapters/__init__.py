@@ -11,7 +11,7 @@ from harness.workload import ParamValue, Task, WorkloadError, parse_typed
 
 if TYPE_CHECKING:
     from harness.collectors import Collector
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 Step = Callable[[], Any]
 
@@ -163,6 +163,15 @@ class Adapter(ABC):
         from harness.adapters.calibration import measure_peaks
 
         return measure_peaks(self, dtype)
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        """The hardware's theoretical ceilings for ``dtype`` (FLOP/s and bytes/s no run can pass:
+        a CPU's cores × clock × FLOPs per cycle, a device's datasheet), each figure None with the
+        reason where it cannot be known here. Rows' ``peak_fraction`` is taken against it."""
+        from harness.roofline import Ceiling
+
+        return Ceiling.unknown(f"the {self.name} adapter knows no theoretical ceiling of its "
+                               "hardware")
 
     def close(self) -> None:
         """Release the device and anything prepared."""

@@ -47,7 +47,7 @@ from harness.workload import ParamValue, Skip, Task
 
 if TYPE_CHECKING:
     from harness.collectors import Collector
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 CPU_PROVIDER = "CPUExecutionProvider"
 VITIS_AI_PROVIDER = "VitisAIExecutionProvider"
@@ -348,6 +348,14 @@ class OnnxAdapter(Adapter):
         # On the CPU provider the hardware is the host's CPU: its roof is the best any runtime
         # reaches on it (torch's BLAS usually beats ORT's own 2048² matmul).
         return best_of(own, host_peaks(dtype)) if self.provider == CPU_PROVIDER else own
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        from harness.adapters.cpu_ceiling import host_ceiling
+        from harness.roofline import Ceiling
+
+        if self.provider == CPU_PROVIDER:
+            return host_ceiling(dtype, self.config.get("threads"))
+        return Ceiling.unknown(f"no theoretical ceiling is known for {self.provider}'s device")
 
     def case_meta(self) -> dict[str, Any]:
         # Where the graph's nodes ran (from the first call's profile, non-CPU providers only).
