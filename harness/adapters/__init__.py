@@ -155,10 +155,9 @@ class Adapter(ABC):
         return []
 
     def peaks(self, dtype: str) -> Peaks:
-        """Peak FLOP/s and bytes/s for ``dtype``, measured through this adapter by default.
-
-        Adapters that know their device may return datasheet figures instead (with that source);
-        adapters without hardware raise :class:`harness.roofline.NoPeaks` with the reason.
+        """The attainable roof: peak FLOP/s and bytes/s for ``dtype`` measured through this
+        adapter (a datasheet figure belongs in :meth:`ceiling`, not here). Adapters without
+        hardware raise :class:`harness.roofline.NoPeaks` with the reason.
         """
         from harness.adapters.calibration import measure_peaks
 
