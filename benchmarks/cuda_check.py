@@ -81,7 +81,8 @@ def gpu_checks() -> list[Check]:
     """Python, torch's build, the driver (NVML) and the cuda adapter's own verdict."""
     sys.path.insert(0, str(ROOT))
     from harness import nvml
-    from harness.adapters.cuda import CudaAdapter, driver_cuda_version, torch_build
+    from harness.adapters.cuda import CudaAdapter, driver_cuda_version
+    from harness.adapters.torch_build import torch_build
 
     checks = [Check("python", sys.version_info >= MIN_PYTHON,
                     f"{sys.version.split()[0]} (needs {'.'.join(map(str, MIN_PYTHON))}+)")]

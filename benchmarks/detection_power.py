@@ -13,7 +13,7 @@ For each case of ``suites/injected.py`` and each injected slowdown (0 for A/A, t
 
 Then three gates judge the same data:
 
-- ``harness ab``: :func:`harness.compare.compare_paired` (interleaved data only; it needs pairs),
+- ``harness ab``: :func:`harness.paired.compare_paired` (interleaved data only; it needs pairs),
   at thresholds δ of 2% (its default) and 5%;
 - ``harness compare``: :func:`harness.compare.compare` on the R sequential repetitions, at the
   same thresholds (its δ grows to the baseline's between-run noise where that is larger);
@@ -81,8 +81,9 @@ def pytest_benchmark_fails(baseline: list[float], candidate: list[float]) -> boo
 def trial(name: str, params: dict[str, Any], slowdown: float, adapter: Any, config: Any,
           repeat: int) -> dict[str, Any]:
     """One trial: fresh builds, both data layouts, every gate's verdict."""
-    from harness.compare import Options, compare, compare_paired
+    from harness.compare import Options, compare
     from harness.execution.ab import run_pair
+    from harness.paired import compare_paired
     from harness.plan import AdapterSpec
     from harness.workload import Case
     from suites import injected

@@ -51,7 +51,8 @@ def parts(wall: float, row: Any) -> dict[str, float]:
     out = {"samples (timed)": row.sampling_s, "warm-up": row.warmup_s,
            "first call + loop calibration": timing - row.sampling_s - row.warmup_s}
     names = {"worker_start": "worker start", "worker_setup": "adapter start",
-             "build": "build (model)", "prepare": "prepare", "check": "check",
+             "build": "build (model)", "setup": "device counters' set-up (idle power)",
+             "prepare": "prepare", "check": "check",
              "probe": "changed-input probe", "collectors": "memory pass",
              "peaks": "peaks (cached or calibrated)"}
     for key, label in names.items():

@@ -9,16 +9,29 @@ A regression must pass two tests, because either alone fails on a shared machine
    ``alpha``. Samples of one process are close to independent, so this test is powerful; but two
    processes differ by more than their samples say, so alone it raises false alarms.
 2. **Size beyond noise**: a one-sided 95% confidence bound on the time ratio (candidate median /
-   baseline median) beyond ``1 + δ``, where δ is the larger of the user's threshold and the noise
-   seen between the baseline's own repetitions. The bound comes from a two-level bootstrap:
-   repetitions (processes) are resampled, then samples within each, so between-process noise
-   widens it. With one repetition per side it is an ordinary bootstrap of the samples, and only
-   the threshold guards against between-process drift: use ``--repeat`` for a gate.
+   baseline median) beyond ``1 + δ``. The bound comes from a two-level bootstrap: repetitions
+   (processes) are resampled, then samples within each, so between-process noise widens it.
+   δ is the largest of the user's threshold, the noise seen between the baseline's own
+   repetitions (robust σ of their medians), and the *small-sample bar* (:func:`spread_bar`).
+
+The small-sample bar is a one-sided t-test's critical change on the repetitions' medians:
+``t(1 − alpha/m, n_b + n_c − 2) × s × √(1/n_b + 1/n_c)`` on their logarithms, ``s`` the pooled
+standard deviation of both sides' repetition medians, ``m`` the cases compared (Bonferroni: on
+an A/A comparison no case crosses it with probability 1 − alpha). A bootstrap over two to five
+repetitions is far too narrow (it cannot see beyond the few values it has), so on a machine
+whose speed drifts between processes a sequential A/A comparison would alarm; the t-quantile
+widens the bar as much as the few repetitions leave the between-process spread unknown (20 s
+at two repetitions a side, 2.7 s at five, for 8 cases at alpha 0.01). With one repetition a
+side no spread is measured and only the threshold guards (the comparison says so): use
+``--repeat`` for a gate. Drift slower than a whole run moves all of one side's repetitions
+alike and no sequential comparison can see it: ``harness ab`` pairs samples instead.
 
 Verdicts: ``slower`` and ``faster`` when both tests agree; ``same`` when the whole confidence
 interval lies within ``[1/(1+δ), 1+δ]``; ``inconclusive`` otherwise; ``missing`` when either run
-lacks a measured row for the case. Only ``slower`` (or a memory or energy figure beyond its
-optional threshold) is a confirmed regression.
+lacks a measured row for the case. A ``slower`` case (or a memory or energy figure beyond its
+optional threshold) is a confirmed regression. The whole comparison also fails, as ``missing``,
+when the candidate lacks more of the cases the baseline measured than ``max_missing`` allows
+(default 0: a case that stopped running is not a pass), or when nothing could be compared.
 """
 
 from __future__ import annotations
@@ -58,6 +71,8 @@ class Options:
     memory_threshold: float | None = None
     #: an energy-per-item growth beyond this fraction is a regression (None: not checked).
     energy_threshold: float | None = None
+    #: the fraction of the baseline's measured cases the candidate may lack and still pass.
+    max_missing: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -67,6 +82,8 @@ class Options:
                 raise ValueError(f"{name} must be a fraction in [0, 10), got {value!r}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha!r}")
+        if not 0 <= self.max_missing <= 1:
+            raise ValueError(f"max_missing must be a fraction in [0, 1], got {self.max_missing!r}")
 
 
 @dataclass
@@ -80,12 +97,12 @@ class Side:
 
     @property
     def medians(self) -> list[float]:
-        return [_median(s) for s in self.samples]
+        return [median(s) for s in self.samples]
 
     @property
     def median(self) -> float:
         """The median of the repetitions' medians: one odd process moves it little."""
-        return _median(self.medians)
+        return median(self.medians)
 
 
 @dataclass(frozen=True)
@@ -100,10 +117,12 @@ class Comparison:
     ratio: float = math.nan
     ratio_low: float = math.nan
     ratio_high: float = math.nan
-    #: the change that had to be exceeded: max(threshold, baseline noise).
+    #: the change that had to be exceeded: max(threshold, noise, spread).
     delta: float = math.nan
     #: relative spread of the baseline's repetition medians (robust σ), NaN with one repetition.
     noise: float = math.nan
+    #: the small-sample bar (:func:`spread_bar`), NaN where no spread was measured.
+    spread: float = math.nan
     p_slower: float = math.nan
     p_faster: float = math.nan
     baseline_median_s: float = math.nan
@@ -121,18 +140,51 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class GeoMean:
+    """A suite's geometric mean of the time ratio over its compared cases, with an interval:
+    the geometric means of the cases' bounds. It holds whenever every case's interval holds,
+    however the cases' errors are correlated (they share the machine's drift)."""
+
+    ratio: float
+    low: float
+    high: float
+    cases: int
+
+
+@dataclass(frozen=True)
 class ComparisonReport:
     """Every comparison, and the geometric mean of the time ratio per suite and adapter."""
 
     comparisons: list[Comparison]
-    geomeans: dict[tuple[str, str], tuple[float, int]]
+    geomeans: dict[tuple[str, str], GeoMean]
     options: Options
     #: "sequential" (two runs, unpaired) or "paired" (an interleaved A/B run).
     method: str = "sequential"
+    #: (cases the baseline measured that the candidate lacks, cases the baseline measured);
+    #: None where not counted (a report built by hand).
+    lost: tuple[int, int] | None = None
 
     @property
     def regressions(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.regression]
+
+    @property
+    def missing_failure(self) -> str:
+        """Why the comparison cannot pass for want of measurements; empty when it can."""
+        if self.lost is None:
+            return ""
+        lost, measured = self.lost
+        if measured == 0:
+            return "the baseline measured no case: nothing to compare"
+        if lost / measured > self.options.max_missing:
+            return (f"the candidate lacks {lost} of the {measured} cases the baseline measured "
+                    f"(at most {self.options.max_missing * 100:g}% may be missing)")
+        return ""
+
+    @property
+    def failed(self) -> bool:
+        """A confirmed regression, or too many cases missing: the exit status is 1."""
+        return bool(self.regressions or self.missing_failure)
 
     def counts(self) -> dict[Verdict, int]:
         counts = dict.fromkeys(VERDICTS, 0)
@@ -141,7 +193,7 @@ class ComparisonReport:
         return counts
 
 
-def _median(values: Sequence[float]) -> float:
+def median(values: Sequence[float]) -> float:
     import numpy as np
 
     return float(np.median(np.asarray(values, dtype=float))) if len(values) else math.nan
@@ -157,9 +209,8 @@ def sides(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], Side]:
             # Latencies under load (queueing included) are not the timing loop's per-call
             # figures: pooling them would compare different quantities.
             continue
-        key = (str(row.get("suite", "")), str(row["case_id"]), str(row["adapter"]))
-        side = out.setdefault(key, Side())
-        samples = _samples(row.get("samples_s"))
+        side = out.setdefault(case_key(row), Side())
+        samples = row_samples(row.get("samples_s"))
         if row.get("status") != "ok" or not samples:
             why = row.get("message") or "no samples"
             side.problem = side.problem or f"{row.get('status')}: {why}"
@@ -177,6 +228,17 @@ def sides(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], Side]:
     return out
 
 
+def case_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(suite, case id, adapter) of a row. The adapter is its label with options
+    (``cpu:threads=1``), so two configurations of one backend in a run stay apart, and an A/B
+    run's variant is part of it (``cpu [baseline]``): its two sides are never pooled."""
+    label = str(row.get("adapter_label") or row["adapter"])
+    variant = row.get("variant")
+    if isinstance(variant, str) and variant:
+        label = f"{label} [{variant}]"
+    return str(row.get("suite", "")), str(row["case_id"]), label
+
+
 def _positive(row: dict[str, Any], column: str) -> float | None:
     """The column's value when it is a finite positive number, else None (missing)."""
     value = row.get(column)
@@ -185,7 +247,7 @@ def _positive(row: dict[str, Any], column: str) -> float | None:
     return float(value) if math.isfinite(value) and value > 0 else None
 
 
-def _samples(raw: Any) -> list[float]:
+def row_samples(raw: Any) -> list[float]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -206,6 +268,24 @@ def between_noise(medians: Sequence[float]) -> float:
     logs = np.log(np.asarray(medians, dtype=float))
     mad = float(np.median(np.abs(logs - np.median(logs))))
     return math.expm1(MAD_TO_SIGMA * mad)
+
+
+def spread_bar(groups: Sequence[Sequence[float]], alpha: float) -> float:
+    """The small-sample bar: the relative change that the repetitions' spread alone exceeds
+    with probability ``alpha``, ``t(1 − alpha, df) × s × √(Σ 1/n)`` on the values' logarithms,
+    where ``s`` is the pooled standard deviation of the groups (each about its own mean) and
+    ``df`` the total count less the number of groups. Two groups: a two-sample t-test's critical
+    difference; one group (paired ratios): a one-sample one. NaN without a degree of freedom."""
+    import numpy as np
+    from scipy.stats import t  # type: ignore[import-untyped]
+
+    logs = [np.log(np.asarray(g, dtype=float)) for g in groups if len(g)]
+    df = sum(len(g) for g in logs) - len(logs)
+    if df < 1:
+        return math.nan
+    squares = sum(float(((g - g.mean()) ** 2).sum()) for g in logs)
+    error = math.sqrt(squares / df * sum(1 / len(g) for g in logs))
+    return math.expm1(float(t.ppf(1 - alpha, df)) * error)
 
 
 def ratio_interval(baseline: Side, candidate: Side, rng: Any,
@@ -240,7 +320,7 @@ def ratio_interval(baseline: Side, candidate: Side, rng: Any,
 def _mann_whitney(baseline: Side, candidate: Side, rng: Any) -> tuple[float, float]:
     """One-sided p-values (candidate slower, candidate faster) on the pooled samples."""
     import numpy as np
-    from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
+    from scipy.stats import mannwhitneyu
 
     def pooled(side: Side) -> Any:
         values = np.concatenate([np.asarray(s, dtype=float) for s in side.samples])
@@ -254,7 +334,7 @@ def _mann_whitney(baseline: Side, candidate: Side, rng: Any) -> tuple[float, flo
     return slower, faster
 
 
-def _benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     from scipy.stats import false_discovery_control
 
     if not pvalues:
@@ -285,24 +365,39 @@ def compare(baseline_rows: Iterable[dict[str, Any]], candidate_rows: Iterable[di
             missing.append(Comparison(suite, case_id, adapter, "missing", note=why))
             continue
         measured.append((key, b, c, _mann_whitney(b, c, rng), ratio_interval(b, c, rng)))
-    p_slower = _benjamini_hochberg([m[3][0] for m in measured])
-    p_faster = _benjamini_hochberg([m[3][1] for m in measured])
+    p_slower = benjamini_hochberg([m[3][0] for m in measured])
+    p_faster = benjamini_hochberg([m[3][1] for m in measured])
     comparisons = []
     for i, ((suite, case_id, adapter), b, c, _, (low, high)) in enumerate(measured):
         noise = between_noise(b.medians)
-        delta = max(options.threshold, 0.0 if math.isnan(noise) else noise)
+        spread = spread_bar([b.medians, c.medians], options.alpha / len(measured))
+        delta = bar(options.threshold, noise, spread)
         ratio = c.median / b.median
         verdict = decide(p_slower[i], p_faster[i], low, high, delta, options.alpha)
         memory_ratio, energy_ratio, others = _side_figures(b, c, options)
         comparisons.append(Comparison(
             suite, case_id, adapter, verdict, ratio=ratio, ratio_low=low, ratio_high=high,
-            delta=delta, noise=noise, p_slower=p_slower[i], p_faster=p_faster[i],
-            baseline_median_s=b.median, candidate_median_s=c.median,
+            delta=delta, noise=noise, spread=spread, p_slower=p_slower[i],
+            p_faster=p_faster[i], baseline_median_s=b.median, candidate_median_s=c.median,
             repetitions=(len(b.samples), len(c.samples)), memory_ratio=memory_ratio,
-            energy_ratio=energy_ratio, other_regressions=others))
+            energy_ratio=energy_ratio, other_regressions=others,
+            note="" if math.isfinite(spread) else UNMEASURED_SPREAD))
     comparisons.extend(missing)
     comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
-    return ComparisonReport(comparisons, geometric_means(comparisons), options)
+    measured_keys = {key for key, side in base.items() if side.samples}
+    lost = sum(1 for key in measured_keys if key not in cand or not cand[key].samples)
+    return ComparisonReport(comparisons, geometric_means(comparisons), options,
+                            lost=(lost, len(measured_keys)))
+
+
+#: the note on a comparison of one repetition a side: nothing says how far runs drift apart.
+UNMEASURED_SPREAD = "one repetition a side: run-to-run noise not measured"
+
+
+def bar(threshold: float, noise: float, spread: float) -> float:
+    """δ, the change a verdict must clear: the largest of the threshold and the measured noise
+    figures (NaN ones, not measured, do not count)."""
+    return max([threshold, *(x for x in (noise, spread) if math.isfinite(x))])
 
 
 def decide(p_slower: float, p_faster: float, low: float, high: float, delta: float,
@@ -326,93 +421,23 @@ def _side_figures(b: Side, c: Side, options: Options) -> tuple[float, float, tup
             ("peak memory", b.peak_memory_bytes, c.peak_memory_bytes, options.memory_threshold),
             ("energy per item", b.energy_per_item_j, c.energy_per_item_j,
              options.energy_threshold)):
-        ratio = _median(cand) / _median(base) if base and cand else math.nan
+        ratio = median(cand) / median(base) if base and cand else math.nan
         ratios.append(ratio)
         if limit is not None and math.isfinite(ratio) and ratio > 1 + limit:
             others.append(f"{name} +{(ratio - 1) * 100:.1f}% (limit {limit * 100:g}%)")
     return ratios[0], ratios[1], tuple(others)
 
 
-def geometric_means(comparisons: Sequence[Comparison]) -> dict[tuple[str, str], tuple[float, int]]:
-    """Per (suite, adapter): the geometric mean of the time ratios, and how many cases."""
-    logs: dict[tuple[str, str], list[float]] = {}
+def geometric_means(comparisons: Sequence[Comparison]) -> dict[tuple[str, str], GeoMean]:
+    """Per (suite, adapter): the geometric mean of the time ratios with its interval
+    (:class:`GeoMean`), over the cases compared (missing ones have no ratio)."""
+    logs: dict[tuple[str, str], list[list[float]]] = {}
     for c in comparisons:
-        if math.isfinite(c.ratio) and c.ratio > 0:
-            logs.setdefault((c.suite, c.adapter), []).append(math.log(c.ratio))
-    return {key: (math.exp(sum(v) / len(v)), len(v)) for key, v in sorted(logs.items())}
-
-
-def compare_paired(rows: Iterable[dict[str, Any]],
-                   options: Options | None = None) -> ComparisonReport:
-    """Judge an A/B run (``harness ab``): rows of variant ``baseline`` and ``candidate`` whose
-    samples were interleaved, so sample i of each side form a pair taken moments apart.
-
-    Per case and adapter: the time ratio is the median over repetitions of the median paired
-    ratio (candidate / baseline); its 95% bounds come from a two-level bootstrap (repetitions,
-    then pairs within each); significance from a one-sided Wilcoxon signed-rank test on the
-    pooled log ratios, Benjamini–Hochberg across cases. Drift cancels within a pair; δ is the
-    larger of the threshold and the robust spread of the repetitions' paired ratios (three or
-    more repetitions). Verdicts follow :func:`compare`.
-    """
-    import numpy as np
-    from scipy.stats import wilcoxon
-
-    options = options or Options()
-    rng = np.random.default_rng(options.seed)
-    grouped: dict[tuple[str, str, str], dict[int, dict[str, dict[str, Any]]]] = {}
-    problems: dict[tuple[str, str, str], str] = {}
-    for row in rows:
-        key = (str(row.get("suite", "")), str(row["case_id"]), str(row["adapter"]))
-        variant = str(row.get("variant") or "")
-        if variant not in ("baseline", "candidate"):
-            continue
-        if row.get("status") != "ok" or not _samples(row.get("samples_s")):
-            problems.setdefault(key, f"{variant}: {row.get('status')}: "
-                                     f"{row.get('message') or 'no samples'}")
-            continue
-        grouped.setdefault(key, {}).setdefault(int(row.get("repetition") or 0), {})[variant] = row
-    measured = []
-    missing = []
-    for key in sorted(set(grouped) | set(problems)):
-        reps = [(_samples(r["baseline"]["samples_s"]), _samples(r["candidate"]["samples_s"]))
-                for r in grouped.get(key, {}).values() if len(r) == 2]
-        if key in problems or not reps:
-            missing.append(Comparison(*key, "missing", note=problems.get(key, "no pair")))
-            continue
-        logs = [np.log(np.asarray(c[:len(b)]) / np.asarray(b[:len(c)])) for b, c in reps]
-        pooled = np.concatenate(logs)
-        slower = float(wilcoxon(pooled, alternative="greater").pvalue)
-        faster = float(wilcoxon(pooled, alternative="less").pvalue)
-        boot = []
-        for values in logs:
-            draws = rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))
-            boot.append(np.median(values[draws], axis=1))
-        medians = np.stack(boot, axis=1)
-        if medians.shape[1] > 1:
-            pick = rng.integers(0, medians.shape[1], size=medians.shape)
-            medians = np.take_along_axis(medians, pick, axis=1)
-        ratios = np.exp(np.median(medians, axis=1))
-        tail = (1 - CONFIDENCE) * 100
-        low, high = (float(x) for x in np.percentile(ratios, [tail, 100 - tail]))
-        rep_ratios = [float(np.exp(np.median(v))) for v in logs]
-        ratio = float(np.exp(np.median(np.log(rep_ratios))))
-        base_median = _median([_median(b) for b, _ in reps])
-        cand_median = _median([_median(c) for _, c in reps])
-        measured.append((key, ratio, low, high, slower, faster, base_median, cand_median,
-                         len(reps), between_noise(rep_ratios)))
-    p_slower = _benjamini_hochberg([m[4] for m in measured])
-    p_faster = _benjamini_hochberg([m[5] for m in measured])
-    comparisons = list(missing)
-    for i, (key, ratio, low, high, _, _, base_median, cand_median, n, noise) in enumerate(
-            measured):
-        # Pairs cancel drift within a repetition, not what differs between two builds of the
-        # same code (memory layout, a neighbour's burst through one repetition): with three or
-        # more repetitions, the spread of their paired ratios raises δ as in `compare`.
-        delta = max(options.threshold, 0.0 if math.isnan(noise) else noise)
-        verdict = decide(p_slower[i], p_faster[i], low, high, delta, options.alpha)
-        comparisons.append(Comparison(
-            *key, verdict, ratio=ratio, ratio_low=low, ratio_high=high, delta=delta,
-            noise=noise, p_slower=p_slower[i], p_faster=p_faster[i], baseline_median_s=base_median,
-            candidate_median_s=cand_median, repetitions=(n, n), note="paired, interleaved"))
-    comparisons.sort(key=lambda x: (x.suite, x.case_id, x.adapter))
-    return ComparisonReport(comparisons, geometric_means(comparisons), options, "paired")
+        figures = (c.ratio, c.ratio_low, c.ratio_high)
+        if all(math.isfinite(x) and x > 0 for x in figures):
+            logs.setdefault((c.suite, c.adapter), []).append([math.log(x) for x in figures])
+    out = {}
+    for key, values in sorted(logs.items()):
+        ratio, low, high = (math.exp(sum(v) / len(v)) for v in zip(*values, strict=True))
+        out[key] = GeoMean(ratio, low, high, len(values))
+    return out

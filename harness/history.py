@@ -31,15 +31,25 @@ def history(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 
 def trend(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per run, case and adapter: the median latency (median over repetitions), with the change
-    from the previous run of the same case and adapter; timing-loop rows only."""
+    """Per run, case, adapter and A/B variant: the median latency (median over repetitions),
+    with the change from the previous run of the same case, adapter and variant; timing-loop
+    rows only.
+
+    The adapter is its label with options (``cpu:threads=1``), so two configurations of one
+    backend stay apart, and an ``ab`` run's baseline and candidate rows are two lines
+    (``variant``), never one median of both sides."""
     from harness.scenarios import LOAD_SCENARIOS
 
     # Load-scenario rows (latency under load) are not comparable with timing-loop medians.
     ok = frame[(frame["status"] == "ok") & ~frame["scenario"].isin(LOAD_SCENARIOS)]
-    grouped = (ok.groupby(["run_started_at", "run_id", "git_sha", "case_id", "adapter"],
-                          dropna=False, sort=False)["latency_median_s"].median().reset_index())
-    grouped = grouped.sort_values(["case_id", "adapter", "run_started_at"], kind="stable")
-    previous = grouped.groupby(["case_id", "adapter"])["latency_median_s"].shift()
+    label = ok["adapter_label"].where(ok["adapter_label"].notna() & (ok["adapter_label"] != ""),
+                                      ok["adapter"])
+    variant = ok["variant"].where(ok["variant"].notna(), "").astype(str)
+    ok = ok.assign(adapter=label, variant=variant)
+    keys = ["case_id", "adapter", "variant"]
+    grouped = (ok.groupby(["run_started_at", "run_id", "git_sha", *keys], dropna=False,
+                          sort=False)["latency_median_s"].median().reset_index())
+    grouped = grouped.sort_values([*keys, "run_started_at"], kind="stable")
+    previous = grouped.groupby(keys)["latency_median_s"].shift()
     grouped["change"] = grouped["latency_median_s"] / previous - 1
     return grouped.reset_index(drop=True)

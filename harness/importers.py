@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import safe_json
-from harness.results import ResultsError, RunWriter, row_problem, stored
+from harness.results import ResultsError, RunWriter, stored
+from harness.schema import row_problem
 
 ADAPTER = "pytest-benchmark"
 NO_CHECK = "imported from pytest-benchmark: no correctness check ran"

@@ -17,142 +17,23 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from harness import safe_json
+from harness.schema import (
+    COLUMNS,
+    JSON_COLUMNS,
+    SAMPLE_COLUMNS,
+    SCHEMA,
+    column_kind,
+    row_problem,
+    value_problem,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
-#: them empty (a schema-1 row is a timing-loop row).
-SCHEMA = 2
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
 LOST_FILE = "lost.jsonl"
-
-#: Every row carries these columns, in this order; units are in the names (SI).
-COLUMNS: tuple[str, ...] = (
-    "schema", "run_id", "suite", "workload", "case_id", "params", "adapter", "adapter_label",
-    "adapter_options", "device", "host", "repetition", "variant", "status", "message", "lost",
-    "correct", "output_varies", "n_samples", "loops", "first_call_s", "warmup_s", "warmup_steady",
-    "sampling_s",
-    "latency_median_s", "latency_ci_low_s", "latency_ci_high_s", "latency_iqr_s",
-    "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
-    "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",
-    "latency_kind", "call_latency_median_s", "call_latency_ci_low_s", "call_latency_ci_high_s",
-    "call_latency_p99_s",
-    "items", "throughput_items_per_s", "flops", "bytes",
-    "achieved_flops_per_s", "achieved_bytes_per_s", "arithmetic_intensity",
-    "peak_flops_per_s", "peak_bytes_per_s", "peak_fraction", "roofline_bound", "peak_source",
-    "attainable_fraction", "peak_flops_ceiling", "peak_bytes_ceiling", "ceiling_source",
-    "footprint_bytes",
-    "peak_rss_bytes", "peak_rss_source", "peak_device_bytes", "peak_device_reserved_bytes",
-    "device_memory_used_bytes", "compile_s",
-    "energy_j", "energy_net_j", "idle_power_w", "mean_power_w",
-    "energy_per_item_j", "energy_net_per_item_j", "energy_source",
-    "sm_clock_start_mhz", "sm_clock_end_mhz", "temperature_start_c", "temperature_end_c",
-    "throttle_reasons", "throttle_power_s", "throttle_thermal_s",
-    "energy_uncertainty_j", "energy_net_uncertainty_j",
-    "scenario", "load_rule", "qps", "achieved_qps", "latency_bound_s", "over_bound_fraction",
-    "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
-    "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
-    "peak_search", "peak_qps",
-    "meta", "missing", "started_at", "samples_s",
-)
-
-#: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
-JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
-
-#: What each column holds; every value may also be null (missing). ``text``: a string; ``flag``:
-#: true or false; ``count``: a whole number >= 0; ``number``: a finite number; ``object``: a JSON
-#: object; ``samples``: a list of numbers. Columns not named here follow their unit suffix.
-_KINDS = {
-    **dict.fromkeys(("run_id", "suite", "workload", "case_id", "adapter", "adapter_label",
-                     "device", "host", "variant", "status", "message", "roofline_bound",
-                     "peak_source", "peak_rss_source", "energy_source", "throttle_reasons",
-                     "scenario", "load_rule", "peak_search", "started_at", "latency_kind",
-                     "ceiling_source"),
-                    "text"),
-    **dict.fromkeys(("lost", "correct", "output_varies", "warmup_steady", "p90_low_confidence",
-                     "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound"),
-                    "flag"),
-    **dict.fromkeys(("schema", "repetition", "n_samples", "loops", "items", "queries",
-                     "dropped_queries", "max_batch"), "count"),
-    **dict.fromkeys(("flops", "bytes", "arithmetic_intensity", "peak_fraction", "qps",
-                     "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps",
-                     "attainable_fraction", "peak_flops_ceiling", "peak_bytes_ceiling"),
-                    "number"),
-    **dict.fromkeys(JSON_COLUMNS, "object"),
-    "samples_s": "samples",
-}
-_UNITS = ("_s", "_j", "_w", "_bytes", "_per_s", "_mhz", "_c")
-#: the statuses a row can have, and the columns every row must fill.
-STATUSES = ("ok", "error", "skipped")
-REQUIRED = ("case_id", "adapter", "status")
-
-
-def column_kind(column: str) -> str:
-    """What ``column`` holds (see ``_KINDS``); ``any`` for a column outside :data:`COLUMNS`."""
-    if column in _KINDS:
-        return _KINDS[column]
-    return "number" if column in COLUMNS and column.endswith(_UNITS) else "any"
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def _fits(kind: str, value: Any) -> bool:
-    if kind == "text":
-        return isinstance(value, str)
-    if kind == "flag":
-        return isinstance(value, bool)
-    if kind == "number":
-        return _finite(value)
-    if kind == "count":
-        return _finite(value) and value >= 0 and float(value).is_integer()
-    if kind == "object":
-        return isinstance(value, dict)
-    if kind == "samples":
-        return isinstance(value, list) and all(v is None or _finite(v) for v in value)
-    return True
-
-
-_EXPECTED = {"text": "a string", "flag": "true or false", "count": "a whole number >= 0",
-             "number": "a finite number", "object": "a JSON object",
-             "samples": "a list of numbers"}
-
-
-def row_problem(row: Any) -> str | None:
-    """What makes ``row`` not a results row (a missing key, a value of the wrong type), in
-    words; None when it is one."""
-    if not isinstance(row, dict):
-        return "is not a JSON object"
-    for column in REQUIRED:
-        if row.get(column) is None or row[column] == "":
-            return f"has no {column}"
-        if not isinstance(row[column], str):
-            return f"{column} is not a string: {_shown(row[column])}"
-    if row["status"] not in STATUSES:
-        return f"status is {_shown(row['status'])}, not one of {', '.join(STATUSES)}"
-    for column, value in row.items():
-        kind = column_kind(column)
-        if value is not None and not _fits(kind, value):
-            return f"{column} is not {_EXPECTED[kind]}: {_shown(value)}"
-    if row.get("schema") == 0:
-        return "schema is 0: versions start at 1"
-    return None
-
-
-def _shown(value: Any) -> str:
-    """A value in an error message: JSON, cut short, so a huge value stays one short line."""
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -431,11 +312,9 @@ def read_context(run: Path) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise ResultsError(f"{path} is not a JSON object")
     for key, kind in _CONTEXT_KINDS.items():
-        value = context.get(key)
-        fits = isinstance(value, list) if kind == "list" else _fits(kind, value)
-        if value is not None and not fits:
-            raise ResultsError(f"{path}: {key} is not {_EXPECTED.get(kind, 'a list')}: "
-                               f"{_shown(value)}")
+        problem = value_problem(kind, context.get(key))
+        if problem is not None:
+            raise ResultsError(f"{path}: {key} {problem}")
     return context
 
 
@@ -449,9 +328,11 @@ def load(*paths: str | Path) -> pd.DataFrame:
 
     rows = [row for run in run_folders(paths) for row in read_rows(run)]
     frame = pd.DataFrame(rows)
-    for column in COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
+    # All absent columns in one step: one insert per column fragments the frame (and warns).
+    absent = [column for column in COLUMNS if column not in frame.columns]
+    if absent:
+        frame = pd.concat([frame, pd.DataFrame(None, index=frame.index, columns=absent,
+                                               dtype=object)], axis=1)
     for column in JSON_COLUMNS:
         # A row without the column reads as NaN in the frame: keep it missing (None).
         frame[column] = [
@@ -477,7 +358,8 @@ def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
         raise ResultsError(f"unknown export format {fmt!r}; choose csv or parquet")
     frame = load(run)
     # Raw samples are a list per row: keep them as JSON text so every format can hold them.
-    frame["samples_s"] = [json.dumps(v) if isinstance(v, list) else None for v in frame.samples_s]
+    for column in SAMPLE_COLUMNS:
+        frame[column] = [json.dumps(v) if isinstance(v, list) else None for v in frame[column]]
     write = frame.to_csv if fmt == "csv" else frame.to_parquet
     if dest is not None:
         write(dest, index=False)

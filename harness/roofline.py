@@ -101,7 +101,7 @@ def row_figures(flops: float | None, nbytes: float | None, median_s: float,
             missing["attainable_fraction"] = no_work
         else:
             values["roofline_bound"] = _bound(flops, nbytes, peaks)
-    ceiling = ceiling or Ceiling.unknown(reason)
+    ceiling = ceiling or Ceiling.unknown(reason or "no theoretical ceiling was given")
     values.update(peak_flops_ceiling=_or_nan(ceiling.flops_per_s),
                   peak_bytes_ceiling=_or_nan(ceiling.bytes_per_s),
                   ceiling_source=ceiling.source)

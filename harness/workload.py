@@ -30,6 +30,38 @@ ROW_FACTS = ("items_unit", "dtype", "engine", "host_only", "footprint_bytes")
 
 
 @dataclass(frozen=True)
+class Phase:
+    """Analytic work of one phase of a call: FLOPs and compulsory bytes (None: unknown)."""
+
+    flops: float | None
+    bytes: float | None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What makes a task a generation task.
+
+    Attributes:
+        timed: called like ``Task.fn`` with the task's inputs (adapters prepare it the same
+            way); returns ``(tokens, marks)``: the tokens, and ``new_tokens + 1`` marks from
+            :func:`harness.generation.mark` (one before prefill, one after each token).
+        batch: sequences per call.
+        new_tokens: tokens generated per sequence (exactly; end-of-sequence is ignored).
+        prefill: the prompt's forward pass and the first token.
+        decode: every further token, all decode steps of one call together.
+        agreement: the fraction of generated tokens equal to the float32 reference's, given the
+            tokens on the host; None when there is no reference.
+    """
+
+    timed: Callable[..., Any]
+    batch: int
+    new_tokens: int
+    prefill: Phase
+    decode: Phase
+    agreement: Callable[[Any], float] | None = None
+
+
+@dataclass(frozen=True)
 class Task:
     """What a case builds: the callable, its inputs, its work size and a correctness check.
 
@@ -60,6 +92,8 @@ class Task:
         torch_kernel: one of torch's own kernels the task pins (``"SDPA FLASH_ATTENTION"``),
             or None; adapters that compile a whole graph themselves (XLA, ONNX) have no torch
             kernels and refuse such a task.
+        generation: set by tasks that generate tokens (:mod:`harness.generation`): the runner
+            then also measures time to first token, time per output token and tokens per second.
     """
 
     fn: Callable[..., Any]
@@ -77,6 +111,7 @@ class Task:
     host_only: bool = False
     footprint_bytes: int | None = None
     torch_kernel: str | None = None
+    generation: Generation | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):

@@ -122,14 +122,15 @@ def checkpoint(model_path: str, attn: str) -> Any:
 
 
 def validate_model_path(model_path: str) -> None:
-    """Fail before the run starts when ``model_path`` is not a usable local checkpoint folder."""
+    """Fail before the run starts when ``model_path`` is not a usable local checkpoint folder
+    (the workload's check names the parameter: ``bert.model_path '...' is not a folder``)."""
     if not model_path:
         return
     path = Path(model_path)
     if not path.is_dir():
-        raise WorkloadError(f"bert.model_path {model_path!r} is not a folder")
+        raise WorkloadError(f"{model_path!r} is not a folder")
     if not (path / "config.json").is_file():
-        raise WorkloadError(f"bert.model_path {model_path!r} has no config.json (not a checkpoint)")
+        raise WorkloadError(f"{model_path!r} has no config.json (not a checkpoint)")
 
 
 def synthetic_inputs(batch: int, seq: int, padding: float, vocab: int

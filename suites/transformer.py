@@ -186,5 +186,7 @@ def ffn(tokens: int, hidden: int, intermediate: int, dtype: str, engine: str) ->
     )
 
 
-# BERT lives in its own module (it is the largest workload) but belongs to this suite.
+# BERT and LLM generation live in their own modules (the largest workloads) but belong to
+# this suite.
 from suites.bert import bert  # noqa: E402, F401
+from suites.generate import generate  # noqa: E402, F401

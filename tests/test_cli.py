@@ -218,6 +218,20 @@ def test_compare_exits_1_only_for_a_confirmed_regression(tmp_path: Path) -> None
     assert "<script>" not in summary and "&lt;script&gt;" in summary
 
 
+def test_compare_fails_on_a_candidate_without_rows_unless_allowed(tmp_path: Path) -> None:
+    from harness.results import RunWriter
+
+    base = synthetic_run(tmp_path, {"s/w[n=1]": 1.0, "s/w[n=2]": 1.0}, seed=1)
+    writer = RunWriter(tmp_path, {"host": "test"})  # a candidate whose cases all vanished
+    writer.close()
+    result = cli("compare", base, writer.path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "FAILED, missing: the candidate lacks 2 of the 2 cases the baseline measured "
+        "(at most 0% may be missing) (2 missing)")
+    assert cli("compare", base, writer.path, "--max-missing", "100%").returncode == 0
+
+
 def test_compare_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     run = synthetic_run(tmp_path, {"s/w": 1.0}, seed=1)
     for args in (("compare", "nope", run, "--results", tmp_path),

@@ -36,3 +36,28 @@ def test_a_run_without_context_dates_sorts_last(tmp_path: Path) -> None:
     context = next(p for p in tmp_path.glob("*/context.json") if "bbb" in p.read_text())
     context.write_text(json.dumps({"git_sha": "bbb"}))
     assert list(history([tmp_path]).git_sha)[-1] == "bbb"
+
+
+def test_ab_sides_and_adapter_options_are_never_blended(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, {"started_at": "2026-01-01T00:00:00+00:00", "git_sha": "aaa"})
+    for rep in range(2):
+        for variant, median in (("baseline", 1e-3), ("candidate", 2e-3)):
+            writer.append({"suite": "s", "case_id": "s/w", "adapter": "cpu",
+                           "adapter_label": "cpu", "variant": variant, "status": "ok",
+                           "repetition": rep, "latency_median_s": median})
+        for label, median in (("cpu", 3e-3), ("cpu:threads=1", 4e-3)):
+            writer.append({"suite": "s", "case_id": "s/w", "adapter": "cpu",
+                           "adapter_label": label, "status": "ok", "repetition": rep,
+                           "latency_median_s": median})
+    writer.close()
+    a_run(tmp_path, "2026-01-02T00:00:00+00:00", "bbb", 3.3e-3)  # an older run: no label
+    table = trend(history([tmp_path]))
+    lines = {(r.adapter, r.variant, r.git_sha): (r.latency_median_s, r.change)
+             for r in table.itertuples()}
+    assert lines[("cpu", "baseline", "aaa")][0] == pytest.approx(1e-3)
+    assert lines[("cpu", "candidate", "aaa")][0] == pytest.approx(2e-3)
+    assert lines[("cpu:threads=1", "", "aaa")][0] == pytest.approx(4e-3)
+    assert lines[("cpu", "", "aaa")][0] == pytest.approx(3e-3)
+    # The plain cpu line follows the plain cpu line of the next run, not an A/B side.
+    assert lines[("cpu", "", "bbb")][1] == pytest.approx(3.3e-3 * 1.005 / 3e-3 - 1)
+    assert len(table) == 5

@@ -195,7 +195,7 @@ def test_schema_1_rows_load_with_the_load_columns_empty(tmp_path: Path) -> None:
 
 
 def test_every_column_declares_what_it_holds() -> None:
-    from harness.results import column_kind
+    from harness.schema import column_kind
 
     assert {c: column_kind(c) for c in COLUMNS if column_kind(c) == "any"} == {}
     assert column_kind("latency_median_s") == "number" and column_kind("samples_s") == "samples"
@@ -205,7 +205,8 @@ def test_every_column_declares_what_it_holds() -> None:
 def test_what_the_writer_stores_the_loader_accepts(tmp_path: Path) -> None:
     import numpy as np
 
-    from harness.results import row_problem, stored
+    from harness.results import stored
+    from harness.schema import row_problem
 
     full = stored(row("a", float(np.float32(1e-3)), n_samples=np.int64(6),
                       peak_fraction=np.float32(0.5), correct=np.bool_(True)))

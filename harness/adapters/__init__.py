@@ -16,6 +16,13 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 
+#: Why graph-compiling adapters skip generation tasks.
+GENERATION_REASON = (
+    "generation is a loop of forward passes whose KV cache grows by one position per token; "
+    "this adapter lowers one call into one static graph, and no static-shape decode step "
+    "(fixed-size cache updated in place, position as an input) is exported for it yet")
+
+
 def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
     """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
     Python implementations, torch's own engines, and pinned torch kernels; each refusal
@@ -23,6 +30,8 @@ def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple
     ``{kernel}``)."""
     if task.host_only:
         return False, host_only
+    if task.generation is not None:
+        return False, GENERATION_REASON
     if task.engine != "eager":
         return False, engine.format(engine=repr(task.engine))
     if task.torch_kernel is not None:
@@ -49,6 +58,9 @@ class Adapter(ABC):
     #: (``harness run --cluster``): ``GPU`` for one whole GPU, custom ones (``TPU``, ``fpga``)
     #: that cluster owners give the nodes holding that hardware. Empty: any node will do.
     cluster_resources: ClassVar[Mapping[str, float]] = {}
+    #: Why this adapter cannot run under an address-space cap (``--max-memory`` sets
+    #: ``RLIMIT_AS`` on workers), which a run then refuses; empty where it can.
+    no_address_space_cap: ClassVar[str] = ""
     #: False for adapters whose step does not compute the task's output (``null``).
     checks_output: ClassVar[bool] = True
     #: modules a case on this adapter imports, which per-case worker processes can import once
@@ -62,13 +74,30 @@ class Adapter(ABC):
     compile_missing: str = "this adapter compiles nothing ahead of time"
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(self.options)
+        self.config: dict[str, Any] = self.resolve_options(options)
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with the defaults filled in; an :class:`AdapterError` for an unknown one."""
+        unknown = set(options) - set(cls.options)
         if unknown:
-            valid = ", ".join(self.options) or "(none)"
+            valid = ", ".join(cls.options) or "(none)"
             raise AdapterError(
-                f"adapter {self.name!r} has no option {sorted(unknown)[0]!r}; valid: {valid}"
+                f"adapter {cls.name!r} has no option {sorted(unknown)[0]!r}; valid: {valid}"
             )
-        self.config: dict[str, Any] = {**self.options, **options}
+        return {**cls.options, **options}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Refuse what building this adapter with ``options`` would refuse (an
+        :class:`AdapterError`), in a process that must start no device: a run's parent checks
+        its plan this way, and the workers build the adapters.
+
+        By default it builds one and closes it, which suits adapters whose construction touches
+        no device; an adapter whose construction would (a CUDA context, a TPU claimed) overrides
+        this with checks that start none.
+        """
+        cls(**options).close()
 
     @classmethod
     def parse_options(cls, text: str) -> dict[str, ParamValue]:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import copy
 import gc
-import importlib.util
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness import nvml
 from harness.adapters import Adapter, AdapterError, Step
+from harness.adapters.tensors import place, snapshot, to_device
+from harness.adapters.torch_build import torch_build
 from harness.text import first_line
 from harness.workload import ParamValue, Task
 
@@ -45,95 +43,7 @@ PEAK_COPY_BYTES = 2**30
 # --- availability, without importing torch where the build already says no ------------------
 
 
-@dataclass(frozen=True)
-class TorchBuild:
-    """What the installed torch was built for, read from ``torch/version.py``."""
-
-    version: str
-    cuda: str | None
-    hip: str | None
-
-
-_VERSION_LINE = re.compile(r"^(__version__|cuda|hip)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
-
-
-def torch_build() -> TorchBuild | None:
-    """The installed torch's build, or None when torch is not installed.
-
-    Reads ``torch/version.py`` as text, because importing torch takes seconds and ``harness
-    list`` must stay fast on a CPU-only install; imports torch only if that file is unreadable.
-    """
-    spec = importlib.util.find_spec("torch")
-    if spec is None:
-        return None
-    fields: dict[str, Any] = {}
-    try:
-        folder = next(iter(spec.submodule_search_locations or ()))
-        text = (Path(folder) / "version.py").read_text()
-        for key, value in _VERSION_LINE.findall(text):
-            fields[key] = ast.literal_eval(value)
-    except (StopIteration, OSError, ValueError, SyntaxError):
-        fields = {}
-    if "__version__" in fields and "cuda" in fields:
-        return TorchBuild(str(fields["__version__"]), fields["cuda"], fields.get("hip"))
-    import torch
-
-    return TorchBuild(torch.__version__, torch.version.cuda,
-                      getattr(torch.version, "hip", None))
-
-
 # --- moving data: pure helpers, testable on the CPU ---------------------------------------
-
-
-def to_device(obj: Any, device: Any) -> Any:
-    """``obj`` with every tensor moved to ``device``, through tuples, lists and dicts.
-
-    Returns new containers and leaves ``obj`` alone; non-tensor leaves are kept as they are.
-    """
-    return _map_tensors(obj, lambda tensor: tensor.to(device))
-
-
-def snapshot(obj: Any) -> Any:
-    """``obj`` with every tensor cloned (where it is), through tuples, lists and dicts."""
-    return _map_tensors(obj, lambda tensor: tensor.clone())
-
-
-def _map_tensors(obj: Any, fn: Callable[[Any], Any]) -> Any:
-    """``obj`` rebuilt with ``fn`` applied to each tensor in it, containers' types kept."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, tuple):
-        items = [_map_tensors(item, fn) for item in obj]
-        # A named tuple is rebuilt from fields; a plain tuple (or subclass) from an iterable.
-        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
-    if isinstance(obj, list):
-        return [_map_tensors(item, fn) for item in obj]
-    if isinstance(obj, Mapping):
-        moved = {key: _map_tensors(value, fn) for key, value in obj.items()}
-        if type(obj) is dict:
-            return moved
-        try:  # keep the mapping's own type (OrderedDict, a model's output class) where it can
-            rebuilt: Any = type(obj)(moved)  # type: ignore[call-arg]
-        except Exception:
-            return moved
-        return rebuilt
-    return obj
-
-
-def place(fn: Any, inputs: tuple[Any, ...], device: Any) -> tuple[Any, tuple[Any, ...]]:
-    """``fn`` and ``inputs`` on ``device``, leaving the task's originals where they are.
-
-    ``nn.Module.to`` moves parameters in place, and a task's correctness check may still use
-    its module on the host (the ffn reference reads the block's weights), so a module is
-    deep-copied first. Other callables are used as they are.
-    """
-    import torch
-
-    if isinstance(fn, torch.nn.Module):
-        fn = copy.deepcopy(fn).to(device).eval()
-    return fn, tuple(to_device(inputs, device))
 
 
 # --- datasheet ceilings ---------------------------------------------------------------------
@@ -229,27 +139,39 @@ class CudaAdapter(Adapter):
     preload: ClassVar[tuple[str, ...]] = ("torch",)
     cluster_resources: ClassVar[dict[str, float]] = {"GPU": 1}
     options: ClassVar[dict[str, ParamValue | None]] = {"device": 0, "graphs": False}
+    no_address_space_cap: ClassVar[str] = (
+        "CUDA reserves far more virtual address space than it uses when it starts (tens of GiB "
+        "and more), so under an address-space cap every case would fail at CUDA's start")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        index = self.config["device"]
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise AdapterError(f"cuda:device must be a non-negative integer, got {index!r}")
-        if not isinstance(self.config["graphs"], bool):
-            raise AdapterError(f"cuda:graphs must be true or false, got {self.config['graphs']!r}")
-        self.index: int = index
+        self.index: int = self._checked(self.config)
         #: Whether this process prepared work on the GPU (close() synchronises only then).
         self._worked = False
         #: Bytes the last CUDA graph capture added to the reserved pool; None without graphs.
         self._graph_pool_bytes: int | None = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        # Without building one: a run's parent calls this and must start no CUDA.
+        cls._checked(cls.resolve_options(options))
+
+    @staticmethod
+    def _checked(config: Mapping[str, Any]) -> int:
+        """The device index of resolved options; an :class:`AdapterError` for bad ones."""
+        index = config["device"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise AdapterError(f"cuda:device must be a non-negative integer, got {index!r}")
+        if not isinstance(config["graphs"], bool):
+            raise AdapterError(f"cuda:graphs must be true or false, got {config['graphs']!r}")
         import torch
 
-        # device_count() asks NVML where it can and so initialises no CUDA: the parent of a run
-        # builds adapters too, and must hold no CUDA context. Checked only where a GPU is
-        # visible, so that the adapter can be built (and tested) without one.
+        # device_count() asks NVML where it can and so initialises no CUDA. Checked only where
+        # a GPU is visible, so that the adapter can be built (and tested) without one.
         count = torch.cuda.device_count()
         if count and index >= count:
             raise AdapterError(f"cuda:device={index} does not exist: {count} GPU(s) visible")
+        return index
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

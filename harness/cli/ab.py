@@ -31,15 +31,19 @@ def add_parser(sub: Any) -> None:
                          "of the repetitions' paired ratios raises it where larger)")
     ab.add_argument("--alpha", type=float, default=0.01,
                     help="false-discovery rate across cases (default 0.01)")
+    ab.add_argument("--max-missing", type=fraction, default=0.0, metavar="PCT",
+                    help="fail when the candidate side lacks more than this fraction of the "
+                         "cases the baseline side measured (default 0%%)")
     ab.add_argument("--markdown", type=Path, metavar="FILE",
                     help="also write the comparison as Markdown (CI summary, PR comment)")
 
 
 def command(args: argparse.Namespace) -> int:
     from harness import environment
-    from harness.compare import Options, compare_paired
+    from harness.compare import Options
     from harness.execution import Limits
     from harness.execution.ab import PairingError, run_ab
+    from harness.paired import compare_paired
     from harness.plan import make_plan
     from harness.progress import Progress
     from harness.report.comparison import render_markdown, render_text
@@ -50,7 +54,8 @@ def command(args: argparse.Namespace) -> int:
         timing = dataclasses.replace(timing, min_time_s=args.min_time,
                                      max_time_s=max(timing.max_time_s, args.min_time))
     try:
-        options = Options(threshold=args.threshold, alpha=args.alpha)
+        options = Options(threshold=args.threshold, alpha=args.alpha,
+                          max_missing=args.max_missing)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.repeat < 1:
@@ -82,4 +87,4 @@ def command(args: argparse.Namespace) -> int:
     if args.markdown:
         title = f"A/B: {args.candidate} against {args.baseline}"
         args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
-    return 1 if report.regressions else 0
+    return 1 if report.failed else 0

@@ -22,6 +22,10 @@ def add_parser(sub: Any) -> None:
                      help="flag a peak-memory growth beyond this as a regression")
     cmp.add_argument("--energy-threshold", type=fraction, metavar="PCT",
                      help="flag an energy-per-item growth beyond this as a regression")
+    cmp.add_argument("--max-missing", type=fraction, default=0.0, metavar="PCT",
+                     help="fail (exit 1, verdict missing) when the candidate lacks more than "
+                          "this fraction of the cases the baseline measured (default 0%%: a "
+                          "case that stopped running fails the comparison)")
     cmp.add_argument("--markdown", type=Path, metavar="FILE",
                      help="also write the comparison as Markdown (CI summary, PR comment)")
     cmp.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
@@ -31,21 +35,26 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness import baselines
     from harness.compare import Options, compare
+    from harness.ops_reader import read_ops
+    from harness.profile_diff import diff_profiles
     from harness.report.comparison import render_markdown, render_text
     from harness.results import read_rows, run_folders
 
     try:
         options = Options(threshold=args.threshold, alpha=args.alpha,
                           memory_threshold=args.memory_threshold,
-                          energy_threshold=args.energy_threshold)
+                          energy_threshold=args.energy_threshold,
+                          max_missing=args.max_missing)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     baseline = baselines.resolve(args.baseline, args.results)
-    rows = [[row for run in run_folders([path]) for row in read_rows(run)]
-            for path in (baseline, Path(args.candidate))]
+    runs = [list(run_folders([path])) for path in (baseline, Path(args.candidate))]
+    rows = [[row for run in side for row in read_rows(run)] for side in runs]
     report = compare(rows[0], rows[1], options)
-    print(render_text(report))
+    ops = [[op for run in side for op in read_ops(run)] for side in runs]
+    where = diff_profiles(report.comparisons, ops[0], ops[1])
+    print(render_text(report, where))
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
-    return 1 if report.regressions else 0
+        args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
+    return 1 if report.failed else 0

@@ -32,12 +32,17 @@ def command(args: argparse.Namespace) -> int:
             raise UsageError(f"--output must end in .csv or .parquet, got {args.output}")
         out = frame.assign(samples_s=[str(v) for v in frame["samples_s"]])
         out.to_csv(args.output, index=False) if suffix == ".csv" else out.to_parquet(args.output)
-    lines = [("started", "git", "case", "adapter", "median", "change")]
-    for row in trend(frame).itertuples():
+    table = trend(frame)
+    # An A/B run's sides are separate lines: name them only where the history holds one.
+    sided = bool((table["variant"] != "").any())
+    lines = [("started", "git", "case", "adapter", *(("variant",) if sided else ()), "median",
+              "change")]
+    for row in table.itertuples():
         started = row.run_started_at
         change = row.change
         lines.append((str(started)[:19] if started == started else units.DASH,
                       str(row.git_sha or units.DASH)[:12], row.case_id, row.adapter,
+                      *((row.variant or units.DASH,) if sided else ()),
                       units.seconds(row.latency_median_s),
                       units.DASH if change != change else f"{change * 100:+.1f}%"))
     print("\n".join(grid(lines)))

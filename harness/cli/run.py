@@ -135,7 +135,9 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
          mode: Mode) -> int:
     """Open (or reopen) the run folder, execute, print the table: the exit status."""
     from harness import execution
+    from harness.ops_reader import read_ops
     from harness.progress import Progress
+    from harness.report.profile import render_text as where_the_time_goes
     from harness.report.table import render
     from harness.results import read_rows
 
@@ -157,6 +159,9 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
         return 1
     rows = read_rows(writer.path)
     print(render(rows, reference=args.reference or "cpu"))
+    profiled = where_the_time_goes(rows, read_ops(writer.path))
+    if profiled:
+        print(f"\n{profiled}")
     print(f"\nrun folder: {writer.path}")
     failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
     return 1 if failed else 0

@@ -25,11 +25,12 @@ class Figures:
             self.missing[column] = reason
 
     def put_energy(self, energy_j: float, window_s: float, items: int,
-                   idle_power_w: float | None, idle_reason: str) -> None:
+                   idle_power_w: float | None, idle_reason: str, idle_source: str = "") -> None:
         """The energy columns of one window: gross, net of idle power, mean power, per item.
 
         Shared by every energy collector so that all sources compute the figures alike.
-        ``idle_reason`` says why ``idle_power_w`` is None, when it is.
+        ``idle_reason`` says why ``idle_power_w`` is None, when it is; ``idle_source`` where
+        and when it was measured, when it is not.
         """
         no_window = f"the window lasted {window_s} s"
         no_items = f"{items} items ran in the window"
@@ -39,6 +40,7 @@ class Figures:
         net_reason = idle_reason if idle_power_w is None else no_window
         self.put("energy_j", energy_j, "")
         self.put("idle_power_w", idle_power_w, idle_reason)
+        self.put("idle_power_source", idle_source if idle is not None else None, idle_reason)
         self.put("energy_net_j", net_j, net_reason)
         self.put("mean_power_w", energy_j / window_s if window_s > 0 else None, no_window)
         self.put("energy_per_item_j", energy_j / items if items > 0 else None, no_items)
@@ -67,6 +69,15 @@ class Collector(ABC):
     def calibrate(self) -> None:
         """Run once per run before any case (idle baselines); a no-op by default."""
 
+    def baseline(self) -> dict[str, Any] | None:
+        """What :meth:`calibrate` measured, as JSON data that a collector of the same kind in
+        a later worker of the run can :meth:`adopt` instead of calibrating again; None when
+        there is nothing to hand over (nothing calibrated, or the calibration failed)."""
+        return None
+
+    def adopt(self, baseline: dict[str, Any]) -> None:
+        """Take an earlier instance's :meth:`baseline` in place of :meth:`calibrate`."""
+
     @abstractmethod
     def start(self) -> None:
         """Begin a measurement window."""
@@ -94,6 +105,28 @@ class EnergyCollector(Collector):
         self._clock = clock
         self._idle_power_w: float | None = None
         self._idle_reason = "idle power not measured: calibrate() was not called"
+        self._idle_source = (f"measured over {idle_window_s:g} s in this process, before its "
+                             "first case on this device")
+
+    def baseline(self) -> dict[str, Any] | None:
+        if self._idle_power_w is None:
+            return None
+        return {"idle_power_w": self._idle_power_w, "idle_window_s": self.idle_window_s}
+
+    def adopt(self, baseline: dict[str, Any]) -> None:
+        # Idle power drifts with temperature and the GPU's power state: the source says the
+        # figure is the run's, not this case's own.
+        self._idle_power_w = float(baseline["idle_power_w"])
+        self._idle_source = (f"measured over {float(baseline['idle_window_s']):g} s in the "
+                             "worker of this adapter's first case in this run, before that "
+                             "case; handed over, not measured again for this case")
+
+    def put_energy(self, figures: Figures, energy_j: float, window_s: float,
+                   items: int) -> None:
+        """:meth:`Figures.put_energy` with this collector's idle power, its source or why
+        there is none."""
+        figures.put_energy(energy_j, window_s, items, self._idle_power_w, self._idle_reason,
+                           self._idle_source)
 
     @property
     def idle_power_w(self) -> float | None:

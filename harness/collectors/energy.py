@@ -214,7 +214,7 @@ class RaplCollector(EnergyCollector):
             values={"energy_source": "rapl:" + "+".join(d.name for d in start.domains)}
         )
 
-        figures.put_energy(energy_j, window_s, items, self._idle_power_w, self._idle_reason)
+        self.put_energy(figures, energy_j, window_s, items)
         return figures
 
 

@@ -81,7 +81,8 @@ class NvmlEnergyCollector(EnergyCollector):
     ``energy_uncertainty_j`` and ``energy_net_uncertainty_j`` columns turn into joules. Those
     bound the error from the counter's steps and resolution; idle power that drifts between
     :meth:`calibrate` and a case is not in them. Idle power is measured once over
-    ``idle_window_s`` (5 s) from the same counter; the net figures subtract it.
+    ``idle_window_s`` (5 s) from the same counter, and handed to later workers of the run
+    (:meth:`baseline`, :meth:`adopt`); the net figures subtract it.
 
     Throttling comes from NVML's violation counters, read at both marks: the time each perf
     policy (power, thermal, ...) held clocks down during the window, not the reasons of the
@@ -237,6 +238,15 @@ class NvmlEnergyCollector(EnergyCollector):
             time_error = (before.width_s + after.width_s) / 2
             self._idle_uncertainty_w = (2 * QUANTUM_J + self._idle_power_w * time_error) / elapsed_s
 
+    def baseline(self) -> dict[str, Any] | None:
+        found = super().baseline()
+        return None if found is None else {**found,
+                                           "idle_uncertainty_w": self._idle_uncertainty_w}
+
+    def adopt(self, baseline: dict[str, Any]) -> None:
+        super().adopt(baseline)
+        self._idle_uncertainty_w = float(baseline.get("idle_uncertainty_w", NAN))
+
     def start(self) -> None:
         """Mark the window's start on a counter step; failures are reported by stop()."""
         self._mark = None
@@ -278,7 +288,7 @@ class NvmlEnergyCollector(EnergyCollector):
             figures.values["energy_source"] = f"unavailable: {reason}"
             return
         window_s = end.t_s - start.t_s
-        figures.put_energy(energy_j, window_s, items, self._idle_power_w, self._idle_reason)
+        self.put_energy(figures, energy_j, window_s, items)
         figures.values["energy_source"] = f"nvml:{device_name}"
         time_error = (start.width_s + end.width_s) / 2
         if math.isnan(time_error):

@@ -281,8 +281,7 @@ class XrtPowerCollector(EnergyCollector):
         })
         # Sampled power integrated over the window: an estimate of energy between samples,
         # which the source says; the arithmetic is the same as for counters.
-        figures.put_energy(mean_w * window_s, window_s, calls * items_per_call,
-                           self._idle_power_w, self._idle_reason)
+        self.put_energy(figures, mean_w * window_s, window_s, calls * items_per_call)
         return figures
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ A run mode is a module with a target function that a worker runs
 writes the rows it gets back:
 
 - :mod:`~harness.execution.loop`: the timing loop (:class:`~harness.execution.loop.Runner`),
-  inline or as :func:`~harness.execution.loop.case_target`;
+  inline, or in a worker as :func:`~harness.execution.targets.case_target`;
 - :mod:`~harness.execution.local`: each case in a fresh worker on this machine (the default);
 - :mod:`~harness.execution.cluster`: each case on a node of a Ray cluster;
 - :mod:`~harness.execution.repeat`: ``--repeat`` without isolation, a worker per repetition;
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.execution.hooks import Hooks
-from harness.execution.loop import Runner, instantiate
+from harness.execution.loop import Runner, close_all, instantiate
 from harness.execution.rows import pending, row_key
 from harness.execution.workers import Limits
 
@@ -57,7 +57,9 @@ class Mode:
 
 def prepare(plan: Plan, mode: Mode) -> None:
     """Start what the run needs before its set-up (the forkserver's imports overlap it); on a
-    cluster, check that live nodes can run every adapter (connected by the caller)."""
+    cluster, check that live nodes can run every adapter (connected by the caller). A
+    :class:`~harness.plan.PlanError` for limits an adapter cannot run under."""
+    refuse_cap(plan, mode)
     if mode.cluster is not None:
         from harness.execution import cluster
 
@@ -69,24 +71,55 @@ def prepare(plan: Plan, mode: Mode) -> None:
 
 
 def open_run(config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
-    """A new run folder under ``config.out``, its context holding the environment, the
-    selection and (on this machine) the adapters' facts."""
+    """A new run folder under ``config.out``, its context holding the environment and the
+    selection; a :class:`~harness.plan.PlanError` for adapter options the run's adapters
+    refuse, before anything runs.
+
+    No adapter is built here: each adapter's facts are recorded in the context as the process
+    running its first case reports them (:mod:`harness.execution.facts`)."""
     from harness import environment
     from harness.results import RunWriter
 
     context = environment.collect()
     context["config"] = {**config.stored([s.label for s in plan.adapters]),
                          "isolate": mode.isolate}
+    context["adapters"] = {}
     if mode.cluster is None:
-        adapters = instantiate(plan)
-        context["adapters"] = {label: a.info() for label, a in adapters.items()}
-        for adapter in adapters.values():  # cases run in workers, or get fresh instances
-            adapter.close()
+        check_options(plan)
     else:
         # Each node reports its own hosts' context and adapters' info as it first returns.
         context["config"]["cluster"] = {"address": mode.cluster, "resources": mode.resources}
-        context["adapters"], context["hosts"] = {}, {}
+        context["hosts"] = {}
     return RunWriter(config.out, context)
+
+
+def refuse_cap(plan: Plan, mode: Mode) -> None:
+    """A :class:`~harness.plan.PlanError` when ``--max-memory`` would cap the workers of an
+    adapter that cannot run under an address-space cap."""
+    from harness import plugins
+    from harness.plan import PlanError
+
+    if mode.limits.max_memory_bytes is None or not (mode.isolate or mode.cluster is not None):
+        return
+    for spec in plan.adapters:
+        why = plugins.adapter_class(spec.name).no_address_space_cap
+        if why:
+            raise PlanError(f"--max-memory caps each worker's address space (RLIMIT_AS), and "
+                            f"adapter {spec.label!r} cannot run under such a cap: {why}; run it "
+                            "without --max-memory")
+
+
+def check_options(plan: Plan) -> None:
+    """A :class:`~harness.plan.PlanError` for options an adapter of ``plan`` refuses, found
+    without starting any device (:meth:`~harness.adapters.Adapter.check_options`)."""
+    from harness import plugins
+    from harness.plan import PlanError
+
+    for spec in plan.adapters:
+        try:
+            plugins.adapter_class(spec.name).check_options(spec.options)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
 
 
 def reopen_run(run: Path, config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
@@ -95,6 +128,7 @@ def reopen_run(run: Path, config: RunConfig, plan: Plan, mode: Mode) -> RunWrite
     node can run what is missing."""
     from harness.results import RunWriter, read_rows, set_aside_lost
 
+    refuse_cap(plan, mode)
     if mode.cluster is not None:
         from harness.execution import cluster
 
@@ -155,13 +189,22 @@ def _one_pass(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], 
         return run_local(config, plan, writer, mode.limits, hooks, done)
     adapters: dict[str, Adapter] = {} if mode.isolate else instantiate(plan)
     try:
+        if not mode.isolate:  # this process runs the cases: its adapters' facts are the run's
+            from harness.execution.facts import record_facts
+
+            record_facts(writer.path, adapters)
         if config.load is not None:
             from harness.scenarios.driver import LoadDriver
 
             driver = LoadDriver(config, plan, writer, config.load, mode.isolate, mode.limits,
                                 hooks)
-            return driver.run(done, adapters if not mode.isolate else None)
-        return Runner(config, plan, writer, hooks, done=done).run(adapters)
-    finally:
-        for adapter in adapters.values():
-            adapter.close()
+            rows = driver.run(done, adapters if not mode.isolate else None)
+        else:
+            rows = Runner(config, plan, writer, hooks, done=done).run(adapters)
+    except BaseException:
+        close_all(list(adapters.values()))  # the error in flight is the one to report
+        raise
+    failure = close_all(list(adapters.values()))
+    if failure:
+        raise ExecutionError(f"{failure}, after its cases; their rows are in {writer.path}")
+    return rows

@@ -6,7 +6,7 @@ cases of two versions of a suite (same workload names and parameters), prepares 
 process and alternates their samples (:func:`harness.timer.measure_pair`): drift hits both
 alike, and sample i of each side form a pair taken moments apart. The rows carry a ``variant``
 column (``baseline`` or ``candidate``) and the candidate's case id, and
-:func:`harness.compare.compare_paired` judges them from the paired ratios.
+:func:`harness.paired.compare_paired` judges them from the paired ratios.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from harness import plugins
 from harness.config import RunConfig, TimingOptions
 from harness.execution.hooks import Hooks
-from harness.execution.loop import NAN, check_outputs, measured_row, rebuild_case
+from harness.execution.loop import NAN, check_outputs, measured_row
 from harness.execution.rows import error_row, error_text, identity
+from harness.execution.targets import rebuild_case
 from harness.execution.workers import Limits, context, preload_for, run_in_worker
 from harness.plan import AdapterSpec, Plan
 from harness.roofline import row_figures

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from harness.config import RunConfig
     from harness.execution.hooks import Hooks
+    from harness.execution.local import Learnt
     from harness.execution.rows import RowKey
     from harness.execution.workers import Limits
     from harness.plan import AdapterSpec, Plan
@@ -209,8 +210,8 @@ def check(specs: list[AdapterSpec], overrides: dict[str, Resources],
 
 # --- on the node ------------------------------------------------------------------------------
 
-#: per Ray worker process (and so per node): adapter label → dtype → peaks, learnt once.
-_PEAKS: dict[str, dict[str, Any]] = {}
+#: per Ray worker process (and so per node): adapter and its devices → what its workers learnt.
+_LEARNT: dict[str, Learnt] = {}
 
 
 def _undo_ray_threads() -> None:
@@ -235,7 +236,7 @@ def node_task(job_text: str, limits: dict[str, Any], want_context: bool) -> dict
     import ray
 
     from harness import environment, plugins
-    from harness.execution.local import run_case
+    from harness.execution.local import Learnt, run_case
     from harness.execution.workers import Limits
 
     _undo_ray_threads()
@@ -254,7 +255,7 @@ def node_task(job_text: str, limits: dict[str, Any], want_context: bool) -> dict
         return reply
     job["env"] = {name: os.environ.get(name) for name in ACCELERATOR_ENV}
     key = json.dumps([job["adapter"], job["adapter_options"], job["env"]], sort_keys=True)
-    reply["result"] = run_case(job, Limits(**limits), _PEAKS.setdefault(key, {}))
+    reply["result"] = run_case(job, Limits(**limits), _LEARNT.setdefault(key, Learnt()))
     return reply
 
 
@@ -276,8 +277,8 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 done: set[RowKey] | None = None) -> list[dict[str, Any]]:
     """Run every pending case of ``plan`` on the connected cluster; write and return the rows."""
     from harness.execution.hooks import Hooks
-    from harness.execution.loop import case_payload
     from harness.execution.rows import error_row, pending
+    from harness.execution.targets import case_payload
 
     ray = _ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -380,15 +381,16 @@ def _lost_row(config: RunConfig, flight: _Flight, exc: BaseException,
 
 
 class _Reported:
-    """Which hosts' contexts the run folder holds; adds each as its node first reports."""
+    """Which hosts' contexts the run folder holds; adds each as its node first reports, and
+    each adapter's info as its first case returns."""
 
     def __init__(self, run: Path):
+        from harness.execution.facts import AdapterFacts
         from harness.results import read_context
 
         self.run = run
-        context = read_context(run)
-        self.hosts: dict[str, Any] = dict(context.get("hosts") or {})
-        self.adapters: dict[str, Any] = dict(context.get("adapters") or {})
+        self.hosts: dict[str, Any] = dict(read_context(run).get("hosts") or {})
+        self.facts = AdapterFacts(run)
         self._asked: set[str] = set()
 
     def wants(self, node_id: str) -> bool:
@@ -418,11 +420,9 @@ class _Reported:
             if spec.label not in known:
                 known[spec.label] = info
                 changed = True
-            if spec.label not in self.adapters:
-                self.adapters[spec.label] = info
+        self.facts.record(spec.label, info)
         if changed:
-            update_context(self.run, {"hosts": {node_id: host or self.hosts[node_id]},
-                                      "adapters": self.adapters})
+            update_context(self.run, {"hosts": {node_id: host or self.hosts[node_id]}})
 
 
 def _text(need: Resources) -> str:

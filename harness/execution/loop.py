@@ -1,9 +1,7 @@
 """The timing loop: per adapter and case, time it, check it, collect side metrics, write a row.
 
-:class:`Runner` runs cases in this process (``--no-isolate``, and inside every worker);
-:func:`case_target` and :func:`peaks_target` are the worker targets of an isolated run
-(:mod:`harness.execution.workers` runs them), and :func:`rebuild` turns a worker's payload back
-into the case it names.
+:class:`Runner` runs cases in this process (``--no-isolate``, and inside every worker: see
+:mod:`harness.execution.targets` for the worker side).
 """
 
 from __future__ import annotations
@@ -12,13 +10,12 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Any
 
-from harness import plugins
+from harness import generation, plugins
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
-from harness.config import RunConfig, TimingOptions
+from harness.config import RunConfig
 from harness.execution.hooks import Hooks
 from harness.execution.rows import (
     RowKey,
@@ -27,9 +24,7 @@ from harness.execution.rows import (
     identity,
     is_empty,
     join,
-    out_of_memory,
     run_pending,
-    worker_peak_rss,
 )
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
@@ -185,8 +180,14 @@ class Runner:
         return self.known_ceilings[key]
 
     def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter,
-                 collectors: list[Collector] | None = None) -> dict[str, Any]:
-        """One result row; any failure of the case becomes an error row, never an exception."""
+                 collectors: list[Collector] | None = None,
+                 setup: Callable[[], list[Collector]] | None = None) -> dict[str, Any]:
+        """One result row; any failure of the case becomes an error row, never an exception.
+
+        ``setup``, when given, runs once the case is built and the adapter takes it, before
+        ``prepare``: the set-up a refused case must not pay for (a worker's device counters and
+        their idle calibration); the collectors it returns join ``collectors``.
+        """
         collectors = self.collectors if collectors is None else collectors
         row = identity(case, spec, self.config.repetition, adapter_options=adapter.config,
                        device=adapter.device)
@@ -212,6 +213,10 @@ class Runner:
             ok, reason = adapter.supports(task)
             if not ok:
                 return {**row, "status": "skipped", "message": reason}
+            if setup is not None:
+                stage = "setup"
+                collectors = [*collectors, *setup()]
+                lap("setup")
             stage = "prepare"
             adapter.compile_s, adapter.compile_missing = None, Adapter.compile_missing
             step = adapter.prepare(task)
@@ -226,23 +231,33 @@ class Runner:
                                                  keep=adapter.keep_output,
                                                  time_call=adapter.call_timer())
                 lap("timing")
+                # The device's peak now: the check, the probe's second copy of the case and
+                # the collector pass come after, and are not the case's own footprint.
+                stage = "device memory"
+                device_memory = adapter.memory_stats()
                 stage = "check"
                 timing, timing_missing = measured_row(task, measurement)
                 missing.update(timing_missing)
                 row.update(timing)
                 row["correct"], row["message"] = check_outputs(task, adapter, measurement)
                 lap("check")
-                row["output_varies"] = output_varies(task, adapter, measurement.output)
+                stage = "probe"
+                row["output_varies"], why = output_varies(task, adapter, measurement.output)
+                if why:
+                    missing["output_varies"] = why
                 lap("probe")
                 if row["output_varies"] is False:
                     row["message"] = join(row["message"], CONSTANT_OUTPUT)
+                if task.generation is not None:  # time to first token, per output token
+                    stage = "generation"
+                    row.update(generation.measure(task, adapter, self.config.timing, missing))
+                    lap("generation")
                 stage = "collectors"
                 if collectors:
                     figures = collector_pass(step, adapter, collectors, task.items)
                     row.update(figures.values)
                     missing.update(figures.missing)
                     lap("collectors")
-            device_memory = adapter.memory_stats()
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
         except (Exception, MemoryError) as exc:
@@ -250,14 +265,16 @@ class Runner:
                     "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)
         peaks = self.peaks(spec, adapter, task.dtype or "float32")
+        ceiling = self.ceiling(spec, adapter, task.dtype or "float32")
         roofline, roofline_missing = row_figures(
             task.flops, task.bytes, row["latency_median_s"],
             peaks if isinstance(peaks, Peaks) else None,
-            peaks if isinstance(peaks, str) else "",
-            self.ceiling(spec, adapter, task.dtype or "float32"))
+            peaks if isinstance(peaks, str) else "", ceiling)
         row.update(roofline)
         row["message"] = join(row["message"], over_ceiling(roofline))
         missing.update(roofline_missing)
+        if task.generation is not None:
+            row.update(generation.phase_roofline(task.generation, row, peaks, ceiling, missing))
         row["footprint_bytes"] = NAN if task.footprint_bytes is None else task.footprint_bytes
         if task.footprint_bytes is None:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
@@ -301,27 +318,35 @@ def check_outputs(task: Task, adapter: Adapter, measurement: Measurement
             return False, f"check failed: {lines[0]}{suffix}"
     return True, ""
 
-def output_varies(task: Task, adapter: Adapter, output: Any) -> bool | None:
-    """Whether the output changes when the inputs change; None when it cannot be tried.
+def output_varies(task: Task, adapter: Adapter, output: Any) -> tuple[bool | None, str]:
+    """Whether the output changes when the inputs change; None, with the reason, when it
+    cannot be tried.
 
     A constant or cached answer makes a case look fast while doing no work; the check
-    against a reference cannot see it, because the reference used the same inputs.
+    against a reference cannot see it, because the reference used the same inputs. The
+    probe's own failure says nothing of the case, unless it left the device broken: a sticky
+    CUDA error (an illegal address, a device-side assert) fails every later call in the
+    process, and is raised here so that the row fails with it.
     """
     from harness.checks import same_output, vary
 
     if not adapter.checks_output:
-        return None
+        return None, f"the {adapter.name} adapter computes no output to compare"
     try:
         inputs = (task.vary or vary)(task.inputs)
         if inputs is None:
-            return None
+            return None, "the inputs hold nothing the probe knows how to change"
         other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
         with adapter.running():
             changed = other()
             adapter.synchronize()
-        return not same_output(adapter.to_host(output), adapter.to_host(changed))
-    except Exception:  # the probe is a safeguard: its own failure says nothing of the case
-        return None
+        return not same_output(adapter.to_host(output), adapter.to_host(changed)), ""
+    except Exception as exc:
+        try:
+            adapter.synchronize()
+        except Exception:
+            raise exc from None  # the device is broken: the probe's error is the row's
+        return None, f"the changed-input probe failed: {error_text(exc)}"
 
 
 def instantiate(plan: Plan) -> dict[str, Adapter]:
@@ -378,94 +403,20 @@ def calibrate(collectors: list[Collector]) -> None:
             collector.calibrate()
 
 
-# --- the worker side of an isolated run ---------------------------------------------------------
+def close_all(things: list[Any]) -> str:
+    """Close each of ``things`` (collectors, then the adapter), every one even when another
+    fails; the first failure as one line (``close failed: ...``), or "" when none did.
 
+    A failure here is not lost with the row: a sticky device error can first show when the
+    adapter synchronises on closing, and the row then says so.
+    """
+    from harness.execution.rows import error_text
 
-def case_payload(config: RunConfig, plan: Plan, spec: AdapterSpec, case: Case,
-                 max_memory_bytes: int | None = None) -> dict[str, Any]:
-    """What a worker needs to rebuild and run one case, as plain JSON data (peaks come later)."""
-    return {
-        "suite": plan.sources.get(case.suite, case.suite), "workload": case.workload.name,
-        "params": case.params, "adapter": spec.name, "adapter_options": spec.options,
-        "timing": asdict(config.timing), "collect": config.collect,
-        "repetition": config.repetition, "max_memory_bytes": max_memory_bytes,
-        "recalibrate": config.recalibrate,
-    }
-
-
-def rebuild(payload: dict[str, Any]) -> tuple[Case, AdapterSpec, Adapter]:
-    """The case, adapter spec and a fresh adapter instance a worker's payload names (``suite``,
-    ``workload``, ``params``, ``adapter``, ``adapter_options``)."""
-    case = rebuild_case(payload["suite"], payload)
-    spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
-    return case, spec, plugins.adapter_class(spec.name)(**spec.options)
-
-
-def rebuild_case(source: str, payload: dict[str, Any]) -> Case:
-    """The case of suite ``source`` with the payload's workload name and parameters."""
-    suite = plugins.load_suite(source)
-    return Case(suite=suite.name, workload=suite.workloads[payload["workload"]],
-                params=payload["params"])
-
-
-def peaks_to_json(known: dict[tuple[str, str], Peaks | str]) -> dict[str, Any]:
-    """dtype → peaks as a dict, or the reason there are none."""
-    return {dtype: asdict(p) if isinstance(p, Peaks) else str(p) for (_, dtype), p in known.items()}
-
-
-def peaks_target(payload: dict[str, Any]) -> dict[str, Any]:
-    """Calibrate one adapter's peaks for one dtype: ``{"peaks": ...}``.
-
-    A worker of its own, so that the calibration's large buffers never count in a case's
-    peak RSS."""
-    from harness.execution.workers import set_env
-
-    set_env(payload.get("env") or {})
-    spec = AdapterSpec(payload["adapter"], payload["adapter_options"])
-    runner = Runner(RunConfig(collect=False, recalibrate=payload.get("recalibrate", False)),
-                    Plan([], [spec]), writer=None)
-    adapter = plugins.adapter_class(spec.name)(**spec.options)
-    try:
-        runner.peaks(spec, adapter, payload["dtype"])
-    finally:
-        adapter.close()
-    return {"peaks": peaks_to_json(runner.known_peaks)}
-
-
-def case_target(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one case (a :func:`case_payload` with the ``peaks`` known so far) in this worker:
-    ``{"row": ..., "peaks": ..., "info": ...}``."""
-    from harness.execution.workers import set_env
-
-    set_env(payload.get("env") or {})
-    # From the payload's creation to here: forking the worker and loading the suite's module.
-    arrived = time.time()
-    started = arrived - payload.get("sent_at", arrived)
-    case, spec, adapter = rebuild(payload)
-    config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=payload["collect"],
-                       repetition=payload["repetition"],
-                       recalibrate=payload.get("recalibrate", False))
-    runner = Runner(config, Plan([case], [spec]), writer=None)
-    for dtype, known in payload["peaks"].items():
-        runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
-                                                   else known)
-    try:
-        own = adapter.collectors() if config.collect else []
-        calibrate([*runner.collectors, *own])
-        # The adapter's start and the collectors' idle baselines.
-        setup = time.time() - arrived
-        row = runner.run_case(case, spec, adapter, [*runner.collectors, *own])
-        for collector in [*runner.collectors, *own]:
-            collector.close()
-        info = adapter.info()
-    finally:
-        adapter.close()
-    if isinstance(row.get("meta"), dict) and "phases_s" in row["meta"]:
-        row["meta"]["phases_s"] = {"worker_start": round(started, 6),
-                                   "worker_setup": round(setup, 6), **row["meta"]["phases_s"]}
-    limit = payload.get("max_memory_bytes")
-    if limit and row["status"] == "error" and out_of_memory(row["message"]):
-        row["message"] += f" (the worker's memory cap, --max-memory, is {limit / 2**30:.3g} GiB)"
-    if config.collect:
-        worker_peak_rss(row, "")
-    return {"row": row, "peaks": peaks_to_json(runner.known_peaks), "info": info}
+    failures = []
+    for thing in things:
+        try:
+            thing.close()
+        except Exception as exc:
+            what = getattr(thing, "name", type(thing).__name__)
+            failures.append(f"close failed ({what}): {error_text(exc)}")
+    return failures[0] if failures else ""

@@ -37,8 +37,9 @@ def repetition_target(payload: dict[str, Any]) -> dict[str, Any]:
     import dataclasses
 
     from harness.config import RunConfig
+    from harness.execution.facts import record_facts
     from harness.execution.hooks import Hooks
-    from harness.execution.loop import Runner, instantiate
+    from harness.execution.loop import Runner, close_all, instantiate
     from harness.execution.rows import row_key
     from harness.plan import make_plan
     from harness.progress import Progress
@@ -54,11 +55,13 @@ def repetition_target(payload: dict[str, Any]) -> dict[str, Any]:
     writer = RunWriter.reopen(run)
     adapters = instantiate(plan)
     try:
+        record_facts(run, adapters)
         rows = Runner(config, plan, writer, Hooks(progress.start, progress.done),
                       done=done).run(adapters)
     finally:
         writer.close()
         progress.finish()
-        for adapter in adapters.values():
-            adapter.close()
+        failure = close_all(list(adapters.values()))
+    if failure:
+        return {"rows": len(rows), "error": f"{failure}, after its cases"}
     return {"rows": len(rows)}

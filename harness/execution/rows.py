@@ -93,6 +93,15 @@ def out_of_memory(message: str) -> bool:
                                    "cannot allocate memory", "std::bad_alloc"))
 
 
+def device_out_of_memory(message: str) -> bool:
+    """Whether an error message says a device's own memory ran out (an accelerator's
+    allocator, not the host's: an address-space cap has no part in it)."""
+    text = message.lower()
+    return any(s in text for s in ("cuda out of memory", "outofmemoryerror", "hip out of memory",
+                                   "cudaerrormemoryallocation", "cublas_status_alloc_failed",
+                                   "mps backend out of memory"))
+
+
 def row_key(row: dict[str, Any]) -> RowKey:
     """What identifies a row within a run: case, adapter label and repetition."""
     label = row.get("adapter_label") or row.get("adapter") or ""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 #: imported once in the forkserver, so that each forked worker starts with them loaded, with
 #: what the plan's adapters and workloads declare (:func:`preload_for`). Only modules that touch
 #: no device and start no threads at import.
-BASE_PRELOAD = ("numpy", "pandas", "psutil", "harness.execution.loop")
+BASE_PRELOAD = ("numpy", "pandas", "psutil", "harness.execution.targets")
 # Checked: importing jax, onnxruntime and the ONNX exporter starts no thread and initialises no
 # backend, so forking after them is safe; torchax is left out (it changes torch's global state).
 

@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 from harness.report import html, markdown, scenarios, units
 from harness.report.canvas import Plot
-from harness.report.model import Cell, Document, Table, TableRow
+from harness.report.model import Cell, Document, PlainTable, Table, TableRow
 from harness.report.plots import TrendPoint, ratio
 from harness.report.warnings import NOISY_CI, ci_half, find_warnings
-from harness.results import JSON_COLUMNS, ResultsError, read_context, run_folders
+from harness.results import ResultsError, read_context, run_folders
+from harness.schema import JSON_COLUMNS
 from harness.workload import format_value
 
 Row = dict[str, Any]
@@ -87,6 +88,7 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
             charts += scenarios.curves(under_load)
     load_tables = scenarios.tables(under_load)
     peaks = scenarios.peak_table(under_load)
+    profile, profile_charts = _profile(loop, folders, plots)
     return Document(
         reference=reference, counts=_counts(shown),
         runs=tuple(_run_line(run, contexts[run]) for run in order),
@@ -95,7 +97,23 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
         warnings=tuple([*find_warnings(loop), *scenarios.warnings(under_load)]),
         notes=tuple(notes), plots=tuple(charts),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        load=(*load_tables, *((peaks,) if peaks else ())))
+        load=(*load_tables, *((peaks,) if peaks else ())), profile=profile,
+        profile_plots=profile_charts)
+
+
+def _profile(rows: list[Row], folders: list[Path],
+             plots: bool) -> tuple[tuple[PlainTable, ...], tuple[Plot, ...]]:
+    """The profiling pass's tables and, when ``plots``, charts (nothing for unprofiled runs)."""
+    from harness.ops_reader import read_ops
+    from harness.report import profile, profile_plots
+
+    found = profile.breakdowns(rows, [op for folder in folders for op in read_ops(folder)])
+    points = profile.category_points(found)
+    roofline = profile.roofline_table(points)
+    tables = (*profile.report_tables(found), *((roofline,) if roofline else ()))
+    if not plots:
+        return tables, ()
+    return tables, (*profile_plots.stacked_bars(found), *profile_plots.category_roofline(points))
 
 
 def _charts(shown: list[Row], every: list[Row], contexts: dict[str, dict[str, Any]],

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from harness.report.canvas import Plot
-from harness.report.model import REPORT_FIGURES, Cell, Document, Table
+from harness.report.model import REPORT_FIGURES, Cell, Document, PlainTable, Table
 from harness.report.warnings import KINDS, ReportWarning
 
 #: Nothing but this page's own style and embedded images: no script, no network.
@@ -60,8 +60,8 @@ def _e(value: object) -> str:
 
 def render(report: Document) -> str:
     """The whole page as one string."""
-    body = [*_header(report), *_warnings(report.warnings), *_results(report), *_load(report),
-            *_charts(report.plots), *_environment(report)]
+    body = [*_header(report), *_warnings(report.warnings), *_results(report),
+            *_profile(report), *_load(report), *_charts(report.plots), *_environment(report)]
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -86,6 +86,7 @@ def _header(report: Document) -> list[str]:
             f"{'s' * (len(report.runs) != 1)}; speedups against {report.reference}; "
             f"generated {report.generated_at}")
     links = [("warnings", f"Warnings ({len(report.warnings)})"), ("results", "Results"),
+             *((("profile", "Profile"),) if report.profile else ()),
              *((("load", "Under load"),) if report.load else ()),
              ("charts", "Charts"), ("environment", "Environment")]
     out = ["<h1>Benchmark report</h1>", f'<p class="meta">{_e(meta)}</p>',
@@ -174,8 +175,22 @@ def _load(report: Document) -> list[str]:
     """The load scenarios' tables (one per case) and the peak QPS table."""
     if not report.load:
         return []
-    out = ['<h2 id="load">Under load</h2>']
-    for table in report.load:
+    return ['<h2 id="load">Under load</h2>', *_titled_tables(report.load)]
+
+
+def _profile(report: Document) -> list[str]:
+    """The profiling pass: where the time goes (charts), then per case its tables."""
+    if not report.profile:
+        return []
+    out = ['<h2 id="profile">Profile</h2>']
+    for plot in report.profile_plots:
+        out += _figure(plot)
+    return out + _titled_tables(report.profile)
+
+
+def _titled_tables(tables: Iterable[PlainTable]) -> list[str]:
+    out = []
+    for table in tables:
         out.append(f"<h4>{_e(table.title)}</h4>")
         out += _plain_table(table.header, table.rows)
         if table.note:
@@ -194,19 +209,22 @@ def _charts(plots: Sequence[Plot]) -> list[str]:
     if not plots:
         return [*out, '<p class="omitted">No charts in this report.</p>']
     for plot in plots:
-        if plot.png is None:
-            out.append(f'<p class="omitted"><b>{_e(plot.title)}</b>, not drawn: '
-                       f"{_e(plot.note)}</p>")
-            continue
-        width, height = png_size(plot.png)
-        data = base64.b64encode(plot.png).decode("ascii")
-        out += ["<figure>", f"<figcaption>{_e(plot.title)}</figcaption>",
-                f'<img src="data:image/png;base64,{data}" alt="{_e(plot.title)}" '
-                f'width="{width}" height="{height}">']
-        if plot.note:
-            out.append(f'<p class="note">{_e(plot.note)}</p>')
-        out.append("</figure>")
+        out += _figure(plot)
     return out
+
+
+def _figure(plot: Plot) -> list[str]:
+    """A chart as an embedded image with its caption and note, or the note of its absence."""
+    if plot.png is None:
+        return [f'<p class="omitted"><b>{_e(plot.title)}</b>, not drawn: {_e(plot.note)}</p>']
+    width, height = png_size(plot.png)
+    data = base64.b64encode(plot.png).decode("ascii")
+    out = ["<figure>", f"<figcaption>{_e(plot.title)}</figcaption>",
+           f'<img src="data:image/png;base64,{data}" alt="{_e(plot.title)}" '
+           f'width="{width}" height="{height}">']
+    if plot.note:
+        out.append(f'<p class="note">{_e(plot.note)}</p>')
+    return [*out, "</figure>"]
 
 
 def _environment(report: Document) -> list[str]:

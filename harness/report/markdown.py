@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from harness.report.model import REPORT_FIGURES, Cell, Document, Table
+from harness.report.model import REPORT_FIGURES, Cell, Document, PlainTable, Table
 from harness.report.warnings import KINDS, ReportWarning
 
 #: Markdown's inline syntax that could turn a name into emphasis, code, a link or a strike.
@@ -38,6 +38,7 @@ def render(report: Document) -> str:
         out += [f"> {_md(note)}", ""]
     out += _warnings(report.warnings)
     out += _results(report)
+    out += _profile(report)
     out += _load(report)
     out += ["## Charts", "",
             "Charts (latency distributions, speedup, roofline, memory, trend, latency against "
@@ -95,8 +96,21 @@ def _load(report: Document) -> list[str]:
     """The load scenarios' tables and the peak QPS table."""
     if not report.load:
         return []
-    out = ["## Under load", ""]
-    for table in report.load:
+    return ["## Under load", "", *_titled_tables(report.load)]
+
+
+def _profile(report: Document) -> list[str]:
+    """The profiling pass: per case where the time goes by backend, the top operators, and the
+    roofline by category (the stacked bars are drawn in the HTML report)."""
+    if not report.profile:
+        return []
+    return ["## Profile", "", "Per call in the profiling pass after timing; the stacked bars "
+            "are drawn in the HTML report.", "", *_titled_tables(report.profile)]
+
+
+def _titled_tables(tables: Sequence[PlainTable]) -> list[str]:
+    out = []
+    for table in tables:
         out += [f"#### {_md(table.title)}", "", _line(table.header),
                 "|" + "---|" * len(table.header), *(_line(row) for row in table.rows), ""]
         if table.note:

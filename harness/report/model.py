@@ -74,3 +74,7 @@ class Document:
     generated_at: str = ""
     #: load scenarios (``--scenario``): one table per case, then the peak QPS table.
     load: tuple[PlainTable, ...] = ()
+    #: the profiling pass: per case its categories by backend and each backend's top
+    #: operators, then the roofline by category; and their charts.
+    profile: tuple[PlainTable, ...] = ()
+    profile_plots: tuple[Plot, ...] = ()

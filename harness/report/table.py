@@ -66,10 +66,12 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
     column gives each row's speedup over the reference adapter's row of the same case. Rows of
     load scenarios follow in their own tables (:mod:`harness.report.scenarios`).
     """
+    from harness.report import generation
+
     rows, load_rows = scenarios.split(list(rows))
     loop = _render_loop(rows, reference)
     load = scenarios.text(load_rows)
-    return "\n\n".join(part for part in (loop, load) if part)
+    return "\n\n".join(part for part in (loop, generation.text(rows), load) if part)
 
 
 def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:

@@ -20,8 +20,9 @@ from typing import Any
 
 from harness.adapters import Adapter, Step
 from harness.config import TimingOptions
-from harness.execution.loop import does_not_fit, rebuild
+from harness.execution.loop import close_all, does_not_fit
 from harness.execution.rows import error_text, identity, is_empty, join, worker_peak_rss
+from harness.execution.targets import rebuild
 from harness.plan import AdapterSpec
 from harness.scenarios import serve
 from harness.scenarios.figures import NAN, figures
@@ -260,14 +261,20 @@ def _meets(row: dict[str, Any], options: LoadOptions) -> bool | None:
 
 
 def load_target(payload: dict[str, Any]) -> dict[str, Any]:
-    """A worker's side of :func:`run_load_case`: ``{"row": ...}``, with the worker's own peak RSS
-    (it ran only this case: every batch size built)."""
+    """A worker's side of :func:`run_load_case`: ``{"row": ..., "info": ...}``, with the
+    worker's own peak RSS (it ran only this case: every batch size built) and the adapter's
+    info for the run's context."""
+    from harness.execution.facts import info_of
+
     case, spec, adapter = rebuild(payload)
     options = LoadOptions(**payload["options"])
     try:
         row = run_load_case(case, spec, adapter, options, payload.get("qps"),
                             payload["repetition"])
+        info = info_of(adapter)
     finally:
-        adapter.close()
+        failure = close_all([adapter])
+    if failure:
+        row = {**row, "status": "error", "message": join(row.get("message") or "", failure)}
     worker_peak_rss(row, " (all batch sizes)")
-    return {"row": row}
+    return {"row": row, "info": info}

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from harness.execution.facts import AdapterFacts
 from harness.execution.hooks import Hooks
 from harness.execution.rows import RunOne, run_pending
 from harness.execution.workers import Limits, run_in_worker
@@ -42,6 +43,8 @@ class LoadDriver:
         self.config, self.plan, self.writer, self.options = config, plan, writer, options
         self.isolate, self.limits, self.hooks = isolate, limits, hooks or Hooks()
         self.rows: list[dict[str, Any]] = []
+        #: adapters' info in the run's context, as isolated workers report it.
+        self.facts: AdapterFacts | None = None
 
     def run(self, done: set[RowKey] | None = None,
             adapters: dict[str, Adapter] | None = None) -> list[dict[str, Any]]:
@@ -79,6 +82,9 @@ class LoadDriver:
             "workload": case.workload.name, "params": case.params, "adapter": spec.name,
             "adapter_options": spec.options, "options": asdict(self.options), "qps": qps,
             "repetition": self.config.repetition}, self.limits)
+        if self.writer is not None:
+            self.facts = self.facts or AdapterFacts(self.writer.path)
+            self.facts.record(spec.label, result.get("info"))
         if "row" in result:
             row: dict[str, Any] = result["row"]
             return row

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from harness import Task, nvml
-from harness.adapters import AdapterError, cuda
-from harness.adapters.cuda import CudaAdapter, TorchBuild, datasheet_ceiling, datasheet_for
+from harness.adapters import AdapterError, cuda, tensors
+from harness.adapters.cuda import CudaAdapter, datasheet_ceiling, datasheet_for
+from harness.adapters.torch_build import TorchBuild
 from tests.fakes import FakeCuda, FakeNvml
 
 HAS_GPU = torch.cuda.is_available()
@@ -198,7 +199,7 @@ def test_to_device_moves_tensors_recursively_and_keeps_shapes() -> None:
     t = torch.ones(2)
     nested = {"a": (t, [t, 3, "x"]), "b": Pair(t, 7),
               "c": collections.OrderedDict(d=t), "e": None}
-    moved = cuda.to_device(nested, "cpu")
+    moved = tensors.to_device(nested, "cpu")
     assert moved is not nested and moved["a"] is not nested["a"]
     assert isinstance(moved["a"], tuple) and isinstance(moved["a"][1], list)
     assert moved["a"][1][1:] == [3, "x"]
@@ -210,14 +211,14 @@ def test_to_device_moves_tensors_recursively_and_keeps_shapes() -> None:
 
 def test_to_device_keeps_dtype() -> None:
     t = torch.ones(3, dtype=torch.bfloat16)
-    (out,) = cuda.to_device((t,), "cpu")
+    (out,) = tensors.to_device((t,), "cpu")
     assert out.dtype == torch.bfloat16
 
 
 def test_place_copies_modules_and_leaves_the_task_alone() -> None:
     module = torch.nn.Linear(2, 2).train()
     x = torch.ones(1, 2)
-    fn, inputs = cuda.place(module, (x,), "cpu")
+    fn, inputs = tensors.place(module, (x,), "cpu")
     assert fn is not module and isinstance(fn, torch.nn.Linear)
     assert not fn.training and module.training
     assert fn.weight is not module.weight and torch.equal(fn.weight, module.weight)
@@ -228,7 +229,7 @@ def test_place_copies_modules_and_leaves_the_task_alone() -> None:
 
 
 def test_place_keeps_plain_callables() -> None:
-    fn, inputs = cuda.place(torch.add, (torch.ones(1), 2.0), "cpu")
+    fn, inputs = tensors.place(torch.add, (torch.ones(1), 2.0), "cpu")
     assert fn is torch.add and inputs[1] == 2.0
 
 

@@ -94,10 +94,11 @@ def test_gross_energy_without_calibration(tree: Path, fake: FakeTime) -> None:
     assert v["mean_power_w"] == pytest.approx(20.0)
     assert v["energy_per_item_j"] == pytest.approx(1.0)
     assert v["energy_source"] == "rapl:package-0+package-1"
-    for column in ("idle_power_w", "energy_net_j", "energy_net_per_item_j"):
+    for column in ("idle_power_w", "idle_power_source", "energy_net_j", "energy_net_per_item_j"):
         assert math.isnan(v[column])
         assert "calibrate() was not called" in figures.missing[column]
-    assert set(figures.missing) == {"idle_power_w", "energy_net_j", "energy_net_per_item_j"}
+    assert set(figures.missing) == {"idle_power_w", "idle_power_source", "energy_net_j",
+                                    "energy_net_per_item_j"}
 
 
 def test_net_energy_subtracts_idle_baseline(tree: Path, fake: FakeTime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -70,12 +71,13 @@ def test_counter_delta_gives_exact_joules(fake: FakeNvml, fake_time: FakeTime) -
     assert v["mean_power_w"] == 250.125
     assert v["energy_per_item_j"] == 500.25 / 50
     assert v["energy_source"] == "nvml:NVIDIA H200"
-    for column in ("idle_power_w", "energy_net_j", "energy_net_per_item_j"):
+    for column in ("idle_power_w", "idle_power_source", "energy_net_j", "energy_net_per_item_j"):
         assert _nan(v[column])
         assert "calibrate() was not called" in figures.missing[column]
     # The counter stood still here, so the marks are off steps and their error unknown.
-    assert set(figures.missing) == {"idle_power_w", "energy_net_j", "energy_net_per_item_j",
-                                    "energy_uncertainty_j", "energy_net_uncertainty_j"}
+    assert set(figures.missing) == {"idle_power_w", "idle_power_source", "energy_net_j",
+                                    "energy_net_per_item_j", "energy_uncertainty_j",
+                                    "energy_net_uncertainty_j"}
 
 
 def test_idle_baseline_is_subtracted(fake: FakeNvml, fake_time: FakeTime) -> None:
@@ -96,11 +98,49 @@ def test_idle_baseline_is_subtracted(fake: FakeNvml, fake_time: FakeTime) -> Non
     assert 290.0 < v["mean_power_w"] <= 300.0
 
 
+def test_an_idle_baseline_is_handed_to_a_later_collector(fake: FakeNvml,
+                                                         fake_time: FakeTime) -> None:
+    # One worker measures idle power; the next one's collector takes it instead of idling
+    # another 5 s, and its rows say where the figure came from.
+    counter = SteppingCounter(fake_time.clock, 0.05, 75.0)
+    fake.energy_at = counter
+    first = _collector(fake, fake_time)
+    first.calibrate()
+    baseline = first.baseline()
+    assert baseline is not None and baseline["idle_power_w"] == first.idle_power_w
+    later = _collector(fake, fake_time)
+    waited = fake_time.now
+    later.adopt(json.loads(json.dumps(baseline)))  # as a worker's payload carries it
+    assert fake_time.now == waited  # no idle window of its own
+    later.start()
+    counter.power_w = 300.0
+    fake_time.now += 2.0
+    counter.power_w = 75.0
+    figures = later.stop(calls=4, items_per_call=5)
+    v = figures.values
+    assert v["idle_power_w"] == first.idle_power_w
+    assert v["energy_net_j"] == pytest.approx(450.0, abs=v["energy_net_uncertainty_j"])
+    assert v["energy_net_uncertainty_j"] > v["energy_uncertainty_j"]  # idle's error counted
+    assert "handed over, not measured again for this case" in v["idle_power_source"]
+    first.start()
+    fake_time.now += 1.0
+    assert first.stop(1, 1).values["idle_power_source"] == (
+        "measured over 1 s in this process, before its first case on this device")
+
+
+def test_a_failed_calibration_hands_nothing_over(fake: FakeNvml, fake_time: FakeTime) -> None:
+    fake.fail["nvmlDeviceGetTotalEnergyConsumption"] = fake.module.NVMLError_NotSupported
+    collector = _collector(fake, fake_time)
+    collector.calibrate()
+    assert collector.baseline() is None  # the next worker tries again
+
+
 def test_same_energy_columns_as_rapl(fake: FakeNvml, fake_time: FakeTime) -> None:
     collector = _collector(fake, fake_time)
     _window(collector, fake, fake_time, 1.0, 1000)
     values = collector.stop(1, 1).values
-    assert set(values) == {*NUMERIC_COLUMNS, *DEVICE_COLUMNS, "energy_source"}
+    assert set(values) == {*NUMERIC_COLUMNS, *DEVICE_COLUMNS, "energy_source",
+                           "idle_power_source"}
 
 
 def test_device_figures_at_both_ends(fake: FakeNvml, fake_time: FakeTime) -> None:

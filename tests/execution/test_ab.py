@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from harness import Task, workload
-from harness.compare import Options, compare_paired
+from harness.compare import Options
 from harness.config import TimingOptions
 from harness.execution.ab import PairingError, pair_cases
+from harness.paired import compare_paired
 from harness.timer import Timer, measure_pair
 from harness.workload import Case
 from tests.fakes import FakeClock

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness import Skip, Task, workload
+import pytest
+
+from harness import Skip, Task, plugins, workload
 from harness.adapters import Adapter, Step
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig, TimingOptions
-from harness.execution.loop import Runner
+from harness.execution.loop import Runner, close_all
+from harness.execution.targets import case_target
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
 from harness.roofline import Ceiling, Peaks
@@ -228,3 +232,179 @@ def test_compile_time_is_its_own_column_or_says_why_not(tmp_path: Path) -> None:
     plain = collected_row(tmp_path / "b", FakeAdapter(), "fake")
     assert math.isnan(plain["compile_s"])
     assert plain["missing"]["compile_s"] == "this adapter compiles nothing ahead of time"
+
+
+# --- what a device adapter meets: memory, the probe, closing, and the worker's side ---------
+
+
+class DeviceAdapter(FakeAdapter):
+    """A device that keeps what each prepare puts on it, and reports its peak."""
+
+    name: ClassVar[str] = "device"
+    case_bytes: ClassVar[int] = 100 * 2**20
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.allocated = self.peak = 0
+
+    def prepare(self, task: Task) -> Step:
+        self.allocated += self.case_bytes
+        self.peak = max(self.peak, self.allocated)
+        return super().prepare(task)
+
+    def reset_memory_stats(self) -> None:
+        self.peak = self.allocated
+
+    def memory_stats(self) -> dict[str, Any]:
+        return {"peak_device_bytes": self.peak}
+
+
+@workload(params={"n": [4]})
+def neg(n: int) -> Task:
+    import torch
+
+    x = torch.arange(n, dtype=torch.float32)
+    return Task(fn=torch.neg, inputs=(x,), check=lambda out: None)
+
+
+def one_row(tmp_path: Path, adapter: Adapter, label: str, workload: Any = doubler,
+            collect: bool = False) -> dict[str, Any]:
+    config = RunConfig(timing=FAST, collect=collect, out=tmp_path)
+    case = Case("demo", workload, workload.grid("quick")[0])
+    (row,) = Runner(config, Plan([case], [AdapterSpec(label)]), None).run({label: adapter})
+    return row
+
+
+def test_peak_device_memory_is_the_timed_cases_alone(tmp_path: Path) -> None:
+    # The changed-input probe prepares a second copy of the case on the device; read after
+    # it, the peak was twice the case's own.
+    adapter = DeviceAdapter()
+    row = one_row(tmp_path, adapter, "device", neg)
+    assert row["output_varies"] is True  # the probe ran, and prepared its own copy
+    assert adapter.allocated == 2 * DeviceAdapter.case_bytes
+    assert row["peak_device_bytes"] == DeviceAdapter.case_bytes
+
+
+class ProbeFailingAdapter(FakeAdapter):
+    """The probe's call fails; with ``sticky``, the device fails every call after it, as CUDA
+    does after an illegal address or a device-side assert."""
+
+    name: ClassVar[str] = "probe-failing"
+    sticky: ClassVar[bool] = True
+    error = "CUDA error: an illegal memory access was encountered"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.prepared = 0
+        self.broken = False
+
+    def prepare(self, task: Task) -> Step:
+        self.prepared += 1
+        if self.prepared == 1:
+            return super().prepare(task)
+
+        def fail() -> None:
+            self.broken = self.sticky
+            raise RuntimeError(self.error)
+        return fail
+
+    def synchronize(self) -> None:
+        if self.broken:
+            raise RuntimeError(self.error)
+
+
+class ProbeOnlyFailingAdapter(ProbeFailingAdapter):
+    name: ClassVar[str] = "probe-only-failing"
+    sticky: ClassVar[bool] = False
+
+
+def test_a_sticky_device_error_in_the_probe_fails_the_row(tmp_path: Path) -> None:
+    row = one_row(tmp_path, ProbeFailingAdapter(), "probe-failing", neg)
+    assert row["status"] == "error" and row["correct"] is None
+    assert row["message"].startswith(
+        "probe failed: RuntimeError: CUDA error: an illegal memory access was encountered")
+
+
+def test_a_probe_that_fails_alone_leaves_the_case_ok_and_says_why(tmp_path: Path) -> None:
+    row = one_row(tmp_path, ProbeOnlyFailingAdapter(), "probe-only-failing", neg)
+    assert row["status"] == "ok" and row["output_varies"] is None
+    assert row["missing"]["output_varies"].startswith(
+        "the changed-input probe failed: RuntimeError: CUDA error: an illegal memory access")
+
+
+# --- the worker's side: case_target, in this process ------------------------------------
+
+
+class ClosingAdapter(FakeAdapter):
+    """Its close() meets the error a sticky CUDA fault leaves for the last synchronise."""
+
+    name: ClassVar[str] = "closing"
+    worked = False
+
+    def prepare(self, task: Task) -> Step:
+        self.worked = True
+        return super().prepare(task)
+
+    def close(self) -> None:
+        if self.worked:  # as the cuda adapter, which synchronises only after work
+            raise RuntimeError("CUDA error: unspecified launch failure")
+
+
+class OomAdapter(FakeAdapter):
+    name: ClassVar[str] = "oom"
+
+    def prepare(self, task: Task) -> Step:
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def worker_payload(adapter: str, workload: str = "neg", **extra: Any) -> dict[str, Any]:
+    """What a worker gets for case ``workload`` of tests/execution/worker_suite.py."""
+    payload = {"suite": "tests.execution.worker_suite", "workload": workload,
+               "params": {"n": 8}, "adapter": adapter, "adapter_options": {},
+               "timing": asdict(FAST), "collect": False, "repetition": 0,
+               "max_memory_bytes": None, "recalibrate": False, "peaks": {}}
+    return json.loads(json.dumps({**payload, **extra}))  # as a worker receives it
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This module's adapters, registered as a worker would find them."""
+    for cls in (FakeAdapter, ClosingAdapter, OomAdapter, MeteredAdapter):
+        monkeypatch.setitem(plugins.checkout_entry_points()["harness.adapters"], cls.name,
+                            f"{__name__}:{cls.__name__}")
+
+
+def test_an_error_in_close_keeps_the_row_and_says_where(registered: None) -> None:
+    result = case_target(worker_payload("closing"))
+    row = result["row"]
+    assert row["status"] == "error"
+    assert row["correct"] is True and row["latency_median_s"] > 0  # the case's figures stay
+    assert row["message"].startswith("close failed (closing): RuntimeError: CUDA error: "
+                                     "unspecified launch failure")
+
+
+def test_a_device_out_of_memory_is_not_blamed_on_the_memory_cap(registered: None) -> None:
+    row = case_target(worker_payload("oom", max_memory_bytes=2**31))["row"]
+    assert row["status"] == "error"
+    assert row["message"].startswith("prepare failed: OutOfMemoryError: CUDA out of memory")
+    assert "--max-memory" not in row["message"]
+
+
+def test_close_all_closes_every_one_and_reports_the_first_failure() -> None:
+    closed: list[str] = []
+
+    class Thing:
+        def __init__(self, name: str, fails: bool) -> None:
+            self.name, self.fails = name, fails
+
+        def close(self) -> None:
+            closed.append(self.name)
+            if self.fails:
+                raise OSError(f"{self.name} would not close")
+
+    failure = close_all([Thing("a", False), Thing("b", True), Thing("c", True)])
+    assert closed == ["a", "b", "c"]
+    assert failure.startswith("close failed (b): OSError: b would not close")
+    assert close_all([Thing("d", False)]) == ""

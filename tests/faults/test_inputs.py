@@ -139,7 +139,7 @@ rarely = st.sampled_from([False, False, False, True])
 
 @st.composite
 def hostile_rows(draw: Any) -> str:
-    from harness.results import COLUMNS
+    from harness.schema import COLUMNS
 
     row: dict[str, Any] = {**VALID, "case_id": draw(st.sampled_from(["s/w[n=1]", "s/w[n=2]"]))}
     for key in draw(st.lists(st.sampled_from(sorted(VALID)), max_size=1)):

@@ -105,3 +105,16 @@ def test_the_probes_catch_a_broken_page(tmp_path: Path) -> None:
     assert any("boom" in line for line in messages)
     images, _ = image_probe(tmp_path, page)
     assert images == [False, False]
+
+
+def test_the_profile_section_renders_its_stacked_bars(tmp_path: Path) -> None:
+    from tests.report.test_profile import profiled_run
+
+    page = write_report([profiled_run(tmp_path / "results")], tmp_path / "report.html")
+    assert '<h2 id="profile">' in page.read_text(encoding="utf-8")
+    assert console_messages(tmp_path, page, tmp_path / "shot.png") == []
+    images, _ = image_probe(tmp_path, page)
+    # Every chart decodes: the main charts, the stacked bars and the roofline by category.
+    assert len(images) == page.read_text(encoding="utf-8").count("<img ") and all(images)
+    section = page.read_text(encoding="utf-8").split('<h2 id="profile">', 1)[1]
+    assert section.split("<h2 ", 1)[0].count("<img ") == 2

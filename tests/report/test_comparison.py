@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from harness.compare import Comparison, ComparisonReport, Options
+from typing import Any
+
+from harness.compare import Comparison, ComparisonReport, GeoMean, Options
 from harness.report.comparison import render_markdown, render_text
 
 
-def report(*comparisons: Comparison) -> ComparisonReport:
-    return ComparisonReport(list(comparisons), {("s", "cpu"): (1.1, 2)}, Options())
+def report(*comparisons: Comparison, **extra: Any) -> ComparisonReport:
+    return ComparisonReport(list(comparisons), {("s", "cpu"): GeoMean(1.1, 1.04, 1.15, 2)},
+                            Options(), **extra)
 
 
 SLOWER = Comparison("s", "s/w[x=1]", "cpu", "slower", ratio=1.2, ratio_low=1.1, ratio_high=1.3,
@@ -34,4 +37,21 @@ def test_markdown_folds_unchanged_cases_and_escapes_names() -> None:
     assert "| s/w[x=1] | cpu | 🔴 slower |" in text
     assert "<details><summary>1 cases unchanged</summary>" in text
     assert "s/w[x=&lt;b&gt;&#124;2]" in text  # neither markup nor a table break
-    assert "| s | cpu | +10.0% | 2 |" in text  # the geometric mean per suite
+    assert "| s | cpu | +10.0% | +4.0% … +15.0% | 2 |" in text  # geomean and its interval
+
+
+def test_a_candidate_missing_cases_fails_and_says_why() -> None:
+    missing = Comparison("s", "s/w[x=3]", "cpu", "missing", note="only in the baseline")
+    lines = render_text(report(SAME, missing, lost=(1, 2))).splitlines()
+    assert lines[-1] == ("FAILED, missing: the candidate lacks 1 of the 2 cases the baseline "
+                         "measured (at most 0% may be missing) (1 same, 1 missing)")
+    text = render_markdown(report(SLOWER, missing, lost=(1, 2)))
+    assert "**1 confirmed regression; FAILED, missing: the candidate lacks 1 of" in text
+
+
+def test_an_ab_change_is_named_the_median_paired_change() -> None:
+    paired = report(SLOWER, method="paired")
+    assert render_text(paired).splitlines()[0].split()[5:8] == ["median", "paired", "change"]
+    text = render_markdown(paired)
+    assert "| median paired change |" in text
+    assert "the change is the median of the paired ratios" in text
