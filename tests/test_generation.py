@@ -59,6 +59,9 @@ class HostAdapter(Adapter):
     def peaks(self, dtype: str) -> Peaks:
         return Peaks(flops_per_s=1e12, bytes_per_s=1e11, source="fake")
 
+    def ceiling(self, dtype: str) -> Ceiling:
+        return Ceiling(2e12, "fake datasheet", 2e11, "fake memory")
+
 
 @workload(params={"new_tokens": [4, 1]})
 def scripted(new_tokens: int) -> Task:
@@ -152,7 +155,7 @@ def test_the_runner_adds_generation_figures_to_the_row(tmp_path: Path) -> None:
     assert four["token_agreement"] == 0.75
     assert four["generate_calls"] >= FAST.min_samples
     assert all(len(call) == 4 for call in four["token_samples_s"])
-    assert four["prefill_peak_fraction"] == pytest.approx(1e9 / 5e-3 / 1e12)
+    assert four["prefill_peak_fraction"] == pytest.approx(1e9 / 5e-3 / 2e12)  # vs the ceiling
     assert "generation" in four["meta"]["phases_s"]
     assert "no decode step" in one["missing"]["tpot_s"]
     assert "no decode step" in one["missing"]["decode_peak_fraction"]

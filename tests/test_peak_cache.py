@@ -120,12 +120,11 @@ def test_an_isolated_run_starts_no_peaks_worker_when_cached(monkeypatch: pytest.
     monkeypatch.setattr(local, "run_in_worker", fake_worker)
     job = {"adapter": "cpu", "adapter_options": {}, "params": {"dtype": "float32"}}
     peak_cache.store("cpu", {}, "float32", MEASURED)
-    peaks: dict[str, Any] = {}
-    local.run_case(job, Limits(), peaks)
+    local.run_case(job, Limits(), local.Learnt())
     assert [t for t, _ in launched] == [local.CASE_TARGET]  # the case alone
     assert launched[0][1]["peaks"]["float32"]["source"].startswith("cached:")
     launched.clear()
-    local.run_case({**job, "recalibrate": True}, Limits(), {})
+    local.run_case({**job, "recalibrate": True}, Limits(), local.Learnt())
     assert [t for t, _ in launched] == [local.PEAKS_TARGET, local.CASE_TARGET]  # measures
 
 
