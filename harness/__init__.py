@@ -1,7 +1,8 @@
 """An honest harness for benchmarking and profiling ML inference.
 
 The public API for suites is ``workload`` and ``Task``; ``load`` reads stored runs into a
-pandas DataFrame. Importing this package imports neither torch nor pandas.
+pandas DataFrame, ``load_ops`` their profiles' operator tables. Importing this package
+imports neither torch nor pandas.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __version__ = "0.1.0"
-__all__ = ["Case", "Skip", "Task", "Workload", "__version__", "load", "workload"]
+__all__ = ["Case", "Skip", "Task", "Workload", "__version__", "load", "load_ops", "workload"]
 
 
 def load(*paths: Any) -> pd.DataFrame:
@@ -22,3 +23,11 @@ def load(*paths: Any) -> pd.DataFrame:
     from harness.results import load as _load
 
     return _load(*paths)
+
+
+def load_ops(*paths: Any) -> pd.DataFrame:
+    """Load the operator tables of profiled runs (``harness run --profile``) into one DataFrame
+    (see ``harness.profiling.ops.load_ops``)."""
+    from harness.profiling.ops import load_ops as _load_ops
+
+    return _load_ops(*paths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,9 @@ class TimingOptions:
                 continue
             value = getattr(self, f.name)
             wanted = int if isinstance(f.default, int) else int | float
-            if isinstance(value, bool) or not isinstance(value, wanted) or value < 0:
-                kind = "integer" if wanted is int else "number"
+            if (isinstance(value, bool) or not isinstance(value, wanted)
+                    or not (math.isfinite(value) and value >= 0)):  # NaN compares false
+                kind = "integer" if wanted is int else "finite number"
                 raise ConfigError(f"timing.{f.name} must be a non-negative {kind}, got {value!r}")
         if self.warmup_window < 1 or self.min_samples < 1 or self.max_loops < 1:
             raise ConfigError("timing.warmup_window, min_samples and max_loops must be at least 1")
@@ -95,6 +97,8 @@ class RunConfig:
     recalibrate: bool = False
     #: a load scenario (``--scenario``) instead of the timing loop; None: the timing loop.
     load: LoadOptions | None = None
+    #: profile each case after timing (``--profile``): operators, trust figures, traces.
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
@@ -106,7 +110,7 @@ class RunConfig:
         return {
             "suites": self.suites, "workloads": self.workloads, "preset": self.preset,
             "params": self.params, "adapters": adapters, "timing": self.timing.__dict__,
-            "collect": self.collect, "repeat": self.repeat,
+            "collect": self.collect, "repeat": self.repeat, "profile": self.profile,
             "load": None if self.load is None else dataclasses.asdict(self.load),
         }
 
@@ -124,12 +128,12 @@ class RunConfig:
             preset=stored.get("preset", "quick"), out=out,
             timing=TimingOptions(**(stored.get("timing") or {})),
             collect=bool(stored.get("collect", True)), repeat=int(stored.get("repeat", 1)),
-            recalibrate=recalibrate,
+            recalibrate=recalibrate, profile=bool(stored.get("profile", False)),
             load=LoadOptions(**stored["load"]) if stored.get("load") else None)
 
 
 PLAN_FILE_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
-             "repeat"}
+             "repeat", "profile"}
 
 
 def _str_list(plan: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -179,10 +183,11 @@ def read_plan_file(path: Path) -> dict[str, Any]:
         if not isinstance(plan["out"], str) or not plan["out"]:
             raise ConfigError("plan key 'out' must be a directory path")
         kwargs["out"] = Path(plan["out"])
-    if "collect" in plan:
-        if not isinstance(plan["collect"], bool):
-            raise ConfigError("plan key 'collect' must be true or false")
-        kwargs["collect"] = plan["collect"]
+    for key in ("collect", "profile"):
+        if key in plan:
+            if not isinstance(plan[key], bool):
+                raise ConfigError(f"plan key {key!r} must be true or false")
+            kwargs[key] = plan[key]
     if "repeat" in plan:
         repeat = plan["repeat"]
         if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 1000:

@@ -125,7 +125,10 @@ def load_suite(spec: str) -> Suite:
         elif spec.endswith(".py") or "/" in spec or "\\" in spec:
             path = Path(spec)
             if not path.is_file():
-                raise PluginError(f"suite file {spec!r} does not exist")
+                what = ("is a folder" if path.is_dir() else
+                        "is not a regular file" if path.exists() else "does not exist")
+                raise PluginError(f"suite file {spec!r} {what}: -s takes a .py file, a "
+                                  "registered suite or a dotted module")
             name, module = path.stem, _module_from_path(path)
         elif "." in spec:
             name, module = spec.rsplit(".", 1)[-1], importlib.import_module(spec)

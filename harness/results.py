@@ -12,9 +12,10 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from harness import safe_json
 from harness.schema import (
@@ -34,6 +35,8 @@ CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
 LOST_FILE = "lost.jsonl"
+#: locked by the run that writes the folder (:func:`lock_run`).
+LOCK_FILE = ".lock"
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -88,7 +91,7 @@ class RunWriter:
             + "\n",
             encoding="utf-8",
         )
-        self._rows = open_to_write(self.path / ROWS_FILE, append=True)
+        self._rows = open_to_write(self.path / ROWS_FILE, append=True, binary=True)
 
     @classmethod
     def reopen(cls, run: Path) -> RunWriter:
@@ -98,16 +101,24 @@ class RunWriter:
             raise ResultsError(f"{run} is not a run folder (no {CONTEXT_FILE})")
         writer = cls.__new__(cls)
         writer.run_id, writer.path = run.name, run
-        writer._rows = open_to_write(run / ROWS_FILE, append=True)
+        writer._rows = open_to_write(run / ROWS_FILE, append=True, binary=True)
         _cut_torn_tail(writer._rows.fileno())
         return writer
 
     def append(self, row: dict[str, Any]) -> None:
         """Write one row and flush it to disk at once, so a crash loses no finished result."""
         full = stored({**row, "run_id": self.run_id})
-        self._rows.write(json.dumps(full, allow_nan=False, default=str) + "\n")
-        self._rows.flush()
-        os.fsync(self._rows.fileno())
+        data = (json.dumps(full, allow_nan=False, default=str) + "\n").encode()
+        fd = self._rows.fileno()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:  # a full disk, say: leave no torn row, and name the file
+            with suppress(OSError):
+                os.ftruncate(fd, end)
+            exc.filename = str(self.path / ROWS_FILE)
+            raise
 
     def close(self) -> None:
         self._rows.close()
@@ -169,6 +180,13 @@ def _replace(path: Path, data: str | bytes) -> None:
         raise
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (one ``os.write`` may write part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def update_context(run: Path, updates: dict[str, Any]) -> None:
     """Merge ``updates`` into a run's ``context.json`` (dict values one level deep), atomically.
 
@@ -216,8 +234,63 @@ def set_aside_lost(run: Path) -> int:
     return len(lost)
 
 
+def lock_run(run: Path) -> BinaryIO:
+    """Hold the run folder for this process: an exclusive lock on its :data:`LOCK_FILE`, kept
+    until the returned file is closed or the process ends (however it ends). A
+    :class:`ResultsError` when another process holds it: two runs appending to one folder
+    would run its missing cases twice."""
+    import fcntl
+
+    path = Path(run) / LOCK_FILE
+    try:  # never through a planted link
+        handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "r+b")
+    except OSError as exc:
+        raise ResultsError(f"cannot lock {run} ({path}): {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = handle.read(32).decode(errors="replace").strip()
+        handle.close()
+        raise ResultsError(f"{run} is in use by another harness run (process {holder or '?'}): "
+                           "let it finish, or stop it, before resuming") from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()).encode())
+    handle.flush()
+    return handle
+
+
+class UnfinishedRunWarning(UserWarning):
+    """A run folder's run did not finish: it was stopped, killed, or its process exited."""
+
+
+def mark_finished(run: Path) -> None:
+    """Record in the run's context that its run finished (``finished_at``). A harness run
+    starts with ``finished_at`` null; one that stays null was stopped before its end."""
+    update_context(run, {"finished_at": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def unfinished(run: Path) -> bool:
+    """Whether the run folder records a run that did not finish (folders that record nothing,
+    such as imports and older runs, are not taken for unfinished)."""
+    try:
+        context = read_context(Path(run))
+    except (OSError, ValueError):  # an unreadable context is reported by whoever reads it
+        return False
+    return "finished_at" in context and context["finished_at"] is None
+
+
 def run_folders(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Resolve run folders, results directories (every run inside) or ``rows.jsonl`` files."""
+    """Resolve run folders, results directories (every run inside) or ``rows.jsonl`` files;
+    an :class:`UnfinishedRunWarning` for each run that did not finish."""
+    for run in _run_folders(paths):
+        if unfinished(run):
+            warnings.warn(f"{run} did not finish (stopped, killed, or its process exited): "
+                          f"cases may be missing; `harness run --resume {run}` runs them",
+                          UnfinishedRunWarning, stacklevel=2)
+        yield run
+
+
+def _run_folders(paths: Iterable[str | Path]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_file() and path.name == ROWS_FILE:

@@ -9,8 +9,11 @@ from typing import Any
 
 #: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
 #: them empty (a schema-1 row is a timing-loop row). 3 added the generation columns (``ttft_s``
-#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty.
-SCHEMA = 3
+#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty. 4 added
+#: the GPU path's columns (``latency_kind``, ``call_latency_*``, ``throttle_*_s``, the energy
+#: uncertainties, ``idle_power_source``) and the profiling pass's (``profiler`` …
+#: ``profile_trace``).
+SCHEMA = 4
 
 #: Every row carries these columns, in this order; units are in the names (SI).
 COLUMNS: tuple[str, ...] = (
@@ -39,6 +42,8 @@ COLUMNS: tuple[str, ...] = (
     "generator_lag_s", "early_stop_latency_s", "queries", "dropped_queries", "max_batch",
     "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
     "peak_search", "peak_qps",
+    "profiler", "profile_calls", "profile_wall_s", "profile_overhead", "profile_coverage",
+    "device_busy_fraction", "profile_trace",
     "ttft_s", "ttft_ci_low_s", "ttft_ci_high_s", "ttft_p90_s", "ttft_p99_s",
     "tpot_s", "tpot_ci_low_s", "tpot_ci_high_s", "tpot_p90_s", "tpot_p99_s",
     "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
@@ -60,17 +65,19 @@ _KINDS = {
                      "device", "host", "variant", "status", "message", "roofline_bound",
                      "peak_source", "peak_rss_source", "energy_source", "throttle_reasons",
                      "scenario", "load_rule", "peak_search", "started_at", "latency_kind",
-                     "ceiling_source"),
+                     "ceiling_source", "profiler", "profile_trace"),
                     "text"),
     **dict.fromkeys(("lost", "correct", "output_varies", "warmup_steady", "p90_low_confidence",
                      "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound"),
                     "flag"),
     **dict.fromkeys(("schema", "repetition", "n_samples", "loops", "items", "queries",
-                     "dropped_queries", "max_batch", "generate_calls"), "count"),
+                     "dropped_queries", "max_batch", "generate_calls", "profile_calls"),
+                    "count"),
     **dict.fromkeys(("flops", "bytes", "arithmetic_intensity", "peak_fraction", "qps",
                      "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps",
                      "token_agreement", "prefill_flops", "decode_flops",
-                     "prefill_peak_fraction", "decode_peak_fraction", "attainable_fraction",
+                     "prefill_peak_fraction", "decode_peak_fraction", "profile_overhead",
+                     "profile_coverage", "device_busy_fraction", "attainable_fraction",
                      "peak_flops_ceiling", "peak_bytes_ceiling"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
     "samples_s": "samples",

@@ -143,7 +143,18 @@ def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -
         (["run", "-p", "seq"], "-p/--param takes key=value"),
         (["run", "-a", "cpu:threads=0"], "cpu:threads must be a positive integer"),
         (["run", "-a", "cpu:cores=2"], "adapter 'cpu' has no option 'cores'; valid: threads"),
-        (["run", "--min-time", "soon"], "invalid float value"),
+        (["run", "--min-time", "soon"], "--min-time: expected a finite number of seconds"),
+        # Non-finite, absurd and negative values (a dash-led value reaches its own check).
+        (["run", "--max-time", "nan"], "--max-time: expected a finite number of seconds"),
+        (["run", "--min-time", "inf"], "--min-time: expected a finite number of seconds"),
+        (["run", "--timeout", "nan"], "--timeout: expected a finite number of seconds, above 0"),
+        (["run", "--timeout", "inf"], "--timeout: expected a finite number of seconds, above 0"),
+        (["run", "--max-memory", "99999999T"], "'99999999T' is larger than any address space"),
+        (["run", "--max-memory", "-5G"], "--max-memory: a size cannot be negative, got '-5G'"),
+        (["run", "--precision", "-2%"], "--precision: expected a percentage from 0% to 1000%"),
+        (["compare", "a", "b", "--threshold", "-5%"], "--threshold: expected a percentage"),
+        (["ab", "a", "b", "--timeout", "-1"], "--timeout: expected a finite number of seconds"),
+        (["run", "--plan", "absent.toml", "--max-time", "-.5"], "--max-time: expected a finite"),
         (["run", "--plan", "absent.toml"], "cannot read plan"),
         (["list", "things"], "invalid choice: 'things'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -248,3 +259,13 @@ def test_repeat_runs_each_repetition_in_its_own_process(tmp_path: Path) -> None:
     frame = harness.load(only_run(tmp_path))
     assert sorted(frame.repetition) == [0, 1]
     assert "rep" in next(x for x in result.stdout.splitlines() if "adapter" in x).split()
+
+
+def test_dash_led_values_are_joined_to_their_option_only() -> None:
+    from harness.cli.common import join_dash_values
+
+    assert join_dash_values(["run", "--max-memory", "-5G", "-w", "ffn", "--precision", "-.5%"]
+                            ) == ["run", "--max-memory=-5G", "-w", "ffn", "--precision=-.5%"]
+    # A flag followed by another flag, a value with '=', and everything after "--" stay as is.
+    assert join_dash_values(["--full", "-w", "x", "--out=-1", "--", "--a", "-1"]) == [
+        "--full", "-w", "x", "--out=-1", "--", "--a", "-1"]

@@ -49,3 +49,18 @@ def test_a_pyproject_of_another_project_is_not_read(tmp_path: Path,
         assert plugins.checkout_entry_points() == {}
     finally:
         plugins.checkout_entry_points.cache_clear()
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: None, "does not exist"),
+])
+def test_a_suite_path_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, said: str
+                                                         ) -> None:
+    path = tmp_path / "suite_dir"
+    make(path)
+    for spec in (str(path), f"{path}/"):
+        with pytest.raises(plugins.PluginError) as raised:
+            plugins.load_suite(spec)
+        assert str(raised.value) == (f"suite file {spec!r} {said}: -s takes a .py file, a "
+                                     "registered suite or a dotted module")

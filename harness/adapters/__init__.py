@@ -11,6 +11,7 @@ from harness.workload import ParamValue, Task, WorkloadError, parse_typed
 
 if TYPE_CHECKING:
     from harness.collectors import Collector
+    from harness.profiling.model import NativeProfile
     from harness.roofline import Ceiling, Peaks
 
 Step = Callable[[], Any]
@@ -182,6 +183,18 @@ class Adapter(ABC):
         without an energy counter return none, and rows say so.
         """
         return []
+
+    def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
+        """Run ``calls`` calls of the prepared ``step`` under this adapter's native profiler
+        (``harness run --profile``, after timing, inside :meth:`running`) and return what it
+        saw: operators with categories, the trace, the device's busy time.
+
+        The default is cProfile (Python functions by self time), right for host-only Python
+        work; adapters with a runtime of their own override it with that runtime's profiler.
+        """
+        from harness.profiling import python_profile
+
+        return python_profile.profile(step, self.synchronize, calls, self.device)
 
     def peaks(self, dtype: str) -> Peaks:
         """The attainable roof: peak FLOP/s and bytes/s for ``dtype`` measured through this

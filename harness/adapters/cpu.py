@@ -7,13 +7,16 @@ import importlib.util
 import os
 import platform
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step
 from harness.adapters.calibration import measure_peaks
 from harness.collectors import Collector
 from harness.roofline import Ceiling, Peaks
 from harness.workload import ParamValue, Task
+
+if TYPE_CHECKING:
+    from harness.profiling.model import NativeProfile
 
 
 def physical_cores() -> int:
@@ -104,6 +107,15 @@ class CpuAdapter(Adapter):
             return fn(*inputs)
 
         return step
+
+    def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
+        """torch.profiler's aten operators; cProfile for host-only Python work (no aten
+        operator to see)."""
+        if task.host_only:
+            return super().profile(task, step, calls)
+        from harness.profiling import torch_profile
+
+        return torch_profile.profile(step, self.synchronize, calls, self.device)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.collectors import Collector
+    from harness.profiling.model import NativeProfile
     from harness.roofline import Ceiling, Peaks
 
 #: Where CUDA builds of torch come from (CUDA 12.8 wheels); this project's own .venv holds a
@@ -301,6 +302,12 @@ class CudaAdapter(Adapter):
             return fn(*inputs)
 
         return step
+
+    def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
+        """torch.profiler with CUDA activity: the GPU's kernels and copies by device time."""
+        from harness.profiling import torch_profile
+
+        return torch_profile.profile(step, self.synchronize, calls, self.device, cuda=True)
 
     def _capture(self, fn: Any, inputs: tuple[Any, ...]) -> Step:
         """Warm ``fn`` up on a side stream, capture one call in a CUDA graph, return a replay."""

@@ -47,6 +47,7 @@ from harness.workload import ParamValue, Skip, Task
 
 if TYPE_CHECKING:
     from harness.collectors import Collector
+    from harness.profiling.model import NativeProfile
     from harness.roofline import Ceiling, Peaks
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -153,6 +154,7 @@ class OnnxAdapter(Adapter):
         cache = self.config.get("cache_dir") or ""
         self.cache_dir = Path(cache).expanduser() if cache else default_cache_dir()
         self._session: Any = None
+        self._feeds: dict[str, Any] = {}
         #: seconds the last prepare spent exporting (0 when the cache had the model).
         self.last_export_s: float | None = None
         #: path of the last model run, and provider → nodes/kernel seconds where profiled.
@@ -328,7 +330,7 @@ class OnnxAdapter(Adapter):
         finally:
             if profile_dir is not None:
                 shutil.rmtree(profile_dir, ignore_errors=True)
-        self._session = session
+        self._session, self._feeds = session, feeds
         run = session.run
 
         def step() -> Any:
@@ -357,6 +359,21 @@ class OnnxAdapter(Adapter):
             return host_ceiling(dtype, self.config.get("threads"))
         return Ceiling.unknown(f"no theoretical ceiling is known for {self.provider}'s device")
 
+    def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
+        """ONNX Runtime's own profiling, in a second session of the same model (the timed one
+        is never profiled): nodes by op type and provider."""
+        from harness.profiling import ort_profile
+
+        folder = Path(tempfile.mkdtemp(prefix="harness-ort-profile-"))
+        try:
+            model = self.last_model
+            if model is None:
+                raise RuntimeError("no case was prepared")
+            return ort_profile.profile(lambda: self._build_session(model, folder),
+                                       self._feeds, calls, self.device, self.provider)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def case_meta(self) -> dict[str, Any]:
         # Where the graph's nodes ran (from the first call's profile, non-CPU providers only).
         return {"placement": self.last_placement} if self.last_placement else {}
@@ -368,7 +385,7 @@ class OnnxAdapter(Adapter):
         return tensors[0] if len(tensors) == 1 else tuple(tensors)
 
     def close(self) -> None:
-        self._session = None
+        self._session, self._feeds = None, {}
 
 
 class OnnxRuntimeAdapter(OnnxAdapter):

@@ -33,6 +33,7 @@ from harness.workload import ParamValue, Task
 
 if TYPE_CHECKING:
     from harness.collectors import Collector
+    from harness.profiling.model import NativeProfile
     from harness.roofline import Ceiling, Peaks
 
 XLA_INSTALL = "pip install 'inference-harness[xla]'"
@@ -120,6 +121,7 @@ class XlaAdapter(Adapter):
                                f"{', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
         self.index: int = index
         self._last: Any = None
+        self._compiled: Any = None
         self._resolved: Any = None
         self._warm = False
         # Fail now on a bad index where the platform is present; where it is not (a TpuAdapter
@@ -235,6 +237,7 @@ class XlaAdapter(Adapter):
     def prepare(self, task: Task) -> Step:
         self._warm_up()
         compiled, weights, args = self._compile(task.fn_for(self.name), task.inputs)
+        self._compiled = compiled  # its HLO names the operations a profile sees
 
         # The step waits for its own result (block_until_ready) rather than leaving that to
         # synchronize() after a loop of calls: each timed call is then a complete request
@@ -249,6 +252,13 @@ class XlaAdapter(Adapter):
             return out
 
         return step
+
+    def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
+        """The JAX profiler's trace: one event per executed XLA operation or fusion, named and
+        categorised from the compiled program."""
+        from harness.profiling import jax_profile
+
+        return jax_profile.profile(step, self.synchronize, calls, self._compiled, self.device)
 
     def synchronize(self) -> None:
         if self._last is not None:
@@ -336,7 +346,7 @@ class XlaAdapter(Adapter):
         )
 
     def close(self) -> None:
-        self._last = None
+        self._last = self._compiled = None
 
 
 class XlaCpuAdapter(XlaAdapter):

@@ -12,7 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from harness.cli import ab, baseline, compare, export, history, importing, listing, report, run
-from harness.cli.common import EXIT_USAGE, Parser, UsageError
+from harness.cli.common import (
+    EXIT_USAGE,
+    Parser,
+    Terminated,
+    UsageError,
+    interrupted_status,
+    join_dash_values,
+    sigterm_as_interrupt,
+)
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
@@ -52,8 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"harness: warning: {printable(message)}", file=sys.stderr)
     parser = build_parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        return COMMANDS[args.command](args)
+        args = parser.parse_args(
+            join_dash_values(list(sys.argv[1:] if argv is None else argv)))
+        with sigterm_as_interrupt():
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as exc:  # `harness run` says itself where its rows are
+        print(f"harness: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
+        return interrupted_status(exc)
     except (UsageError, ConfigError, PlanError, PluginError, ResultsError, ClusterError) as exc:
         print(f"harness: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -67,3 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # not foreseen where it happened: still one line, naming the file
+        print(f"harness: error: {exc.filename or 'harness'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1

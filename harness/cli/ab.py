@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import UsageError, add_selection, fraction, parse_params
+from harness.cli.common import (
+    UsageError,
+    add_selection,
+    fraction,
+    parse_params,
+    positive_seconds,
+    seconds,
+    writing,
+)
 from harness.config import RunConfig, TimingOptions
 
 
@@ -20,12 +28,13 @@ def add_parser(sub: Any) -> None:
     ab.add_argument("--full", action="store_true", help="the full grids (default: quick)")
     ab.add_argument("--repeat", type=int, default=5, metavar="N",
                     help="repetitions, each case in a fresh worker every time (default 5)")
-    ab.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per side")
+    ab.add_argument("--min-time", type=seconds, metavar="S", help="minimum sampling time per side")
     ab.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                     help="results directory (default: results/)")
     ab.add_argument("--no-isolate", dest="isolate", action="store_false",
                     help="run every pair in this process")
-    ab.add_argument("--timeout", type=float, metavar="S", help="kill a pair after S seconds")
+    ab.add_argument("--timeout", type=positive_seconds, metavar="S",
+                    help="kill a pair after S seconds")
     ab.add_argument("--threshold", type=fraction, default=0.02, metavar="PCT",
                     help="smallest change flagged (default 2%%: pairs cancel drift; the spread "
                          "of the repetitions' paired ratios raises it where larger)")
@@ -86,5 +95,6 @@ def command(args: argparse.Namespace) -> int:
     print(f"\nrun folder: {writer.path}")
     if args.markdown:
         title = f"A/B: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
+        with writing(args.markdown):
+            args.markdown.write_text(render_markdown(report, title), encoding="utf-8")
     return 1 if report.failed else 0

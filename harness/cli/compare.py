@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import UsageError, fraction
+from harness.cli.common import UsageError, fraction, writing
 
 
 def add_parser(sub: Any) -> None:
@@ -35,8 +35,8 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness import baselines
     from harness.compare import Options, compare
-    from harness.ops_reader import read_ops
     from harness.profile_diff import diff_profiles
+    from harness.profiling.ops import read_ops
     from harness.report.comparison import render_markdown, render_text
     from harness.results import read_rows, run_folders
 
@@ -56,5 +56,6 @@ def command(args: argparse.Namespace) -> int:
     print(render_text(report, where))
     if args.markdown:
         title = f"Benchmark comparison: {args.candidate} against {args.baseline}"
-        args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
+        with writing(args.markdown):
+            args.markdown.write_text(render_markdown(report, title, where), encoding="utf-8")
     return 1 if report.failed else 0

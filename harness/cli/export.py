@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.cli.common import writing
+
 
 def add_parser(sub: Any) -> None:
     export = sub.add_parser("export", help="write a run's rows as CSV or Parquet")
@@ -17,5 +19,6 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness.results import export
 
-    print(export(args.run, args.format, args.output))
+    with writing(args.output or args.run):
+        print(export(args.run, args.format, args.output))
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import UsageError
+from harness.cli.common import UsageError, writing
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +31,9 @@ def command(args: argparse.Namespace) -> int:
         if suffix not in (".csv", ".parquet"):
             raise UsageError(f"--output must end in .csv or .parquet, got {args.output}")
         out = frame.assign(samples_s=[str(v) for v in frame["samples_s"]])
-        out.to_csv(args.output, index=False) if suffix == ".csv" else out.to_parquet(args.output)
+        with writing(args.output):
+            (out.to_csv(args.output, index=False) if suffix == ".csv"
+             else out.to_parquet(args.output))
     table = trend(frame)
     # An A/B run's sides are separate lines: name them only where the history holds one.
     sided = bool((table["variant"] != "").any())

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.cli.common import writing
+
 
 def add_parser(sub: Any) -> None:
     rep = sub.add_parser("report", help="write an HTML or Markdown report of runs")
@@ -19,5 +21,6 @@ def add_parser(sub: Any) -> None:
 def command(args: argparse.Namespace) -> int:
     from harness.report.build import write_report
 
-    print(write_report(args.runs, args.output, reference=args.reference))
+    with writing(args.output):
+        print(write_report(args.runs, args.output, reference=args.reference))
     return 0

@@ -8,7 +8,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli.common import UsageError, add_selection, fraction, parse_params, size
+from harness.cli.common import (
+    EXIT_TERMINATED,
+    UsageError,
+    add_selection,
+    fraction,
+    interrupted_status,
+    parse_params,
+    positive_seconds,
+    seconds,
+    size,
+)
 from harness.config import RunConfig, TimingOptions, read_plan_file
 from harness.scenarios import SCENARIOS
 
@@ -23,7 +33,8 @@ LOAD_FLAGS = {"qps": "--qps", "max_batch": "--max-batch", "batch_timeout_ms": "-
               "loadgen_minimums": "--loadgen-minimums", "find_peak": "--find-peak"}
 
 SELECTION_FLAGS = ("suite", "workload", "adapter", "param", "plan", "preset", "repeat",
-                   "min_time", "max_time", "min_samples", "precision", "no_collect", "scenario",
+                   "min_time", "max_time", "min_samples", "precision", "no_collect", "profile",
+                   "scenario",
                    *LOAD_FLAGS)
 
 
@@ -42,8 +53,8 @@ def add_parser(sub: Any) -> None:
                      help="read the selection from a plan")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="results directory (default: results/)")
-    run.add_argument("--min-time", type=float, metavar="S", help="minimum sampling time per case")
-    run.add_argument("--max-time", type=float, metavar="S", help="maximum sampling time per case")
+    run.add_argument("--min-time", type=seconds, metavar="S", help="minimum sampling time per case")
+    run.add_argument("--max-time", type=seconds, metavar="S", help="maximum sampling time per case")
     run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
     run.add_argument("--precision", type=fraction, metavar="PCT",
                      help="stop sampling a case once its median's 95%% CI is within ±PCT "
@@ -57,7 +68,7 @@ def add_parser(sub: Any) -> None:
                               "hang or memory exhaustion becomes an error row")
     isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
                          help="run every case in this process (faster start, no protection)")
-    run.add_argument("--timeout", type=float, metavar="S",
+    run.add_argument("--timeout", type=positive_seconds, metavar="S",
                      help="with isolation, kill a case after S seconds (default 600)")
     run.add_argument("--max-memory", type=size, metavar="SIZE",
                      help="with isolation, cap each worker's memory, e.g. 8G or 512M")
@@ -78,6 +89,10 @@ def add_parser(sub: Any) -> None:
                      help="measure the adapters' peaks even where this machine has them cached")
     run.add_argument("--no-collect", action="store_true",
                      help="skip the memory and energy pass after timing")
+    run.add_argument("--profile", action="store_true",
+                     help="after timing each case, profile it with the adapter's own profiler: "
+                          "where the time goes by operator (ops.jsonl), how far to trust it, "
+                          "and a trace per case (traces/*.json.gz, opens in Perfetto)")
     load = run.add_argument_group(
         "load scenarios", "latency under load, as MLPerf LoadGen's scenarios define it (see "
         "README, Load scenarios); with --scenario, --quick also makes the run a short smoke test")
@@ -135,33 +150,53 @@ def _run(args: argparse.Namespace, config: RunConfig, resumed: Path | None, plan
          mode: Mode) -> int:
     """Open (or reopen) the run folder, execute, print the table: the exit status."""
     from harness import execution
-    from harness.ops_reader import read_ops
+    from harness.profiling.ops import read_ops
     from harness.progress import Progress
     from harness.report.profile import render_text as where_the_time_goes
     from harness.report.table import render
-    from harness.results import read_rows
+    from harness.results import lock_run, read_rows, unfinished
 
     if resumed is None:
         execution.prepare(plan, mode)  # the workers' imports overlap this process's set-up
-        writer = execution.open_run(config, plan, mode)
+        try:
+            writer = execution.open_run(config, plan, mode)
+        except OSError as exc:  # --out read-only, or a file
+            raise UsageError(f"cannot create a run folder in {config.out}: "
+                             f"{exc.strerror or exc}") from None
+        lock = lock_run(writer.path)
     else:
+        lock = lock_run(resumed)  # before anything in the folder changes
+        if unfinished(resumed):
+            print(f"{resumed} did not finish (stopped, killed, or its process exited): running "
+                  "the cases it is missing", file=sys.stderr)
         if mode.cluster is None:
             execution.prepare(plan, mode)
         writer = execution.reopen_run(resumed, config, plan, mode)
     progress = Progress(len(plan), sys.stderr)
     try:
-        execution.execute(config, plan, writer, mode, progress.hooks())
-    except KeyboardInterrupt:
-        print(f"interrupted; rows finished so far are in {writer.path}", file=sys.stderr)
-        return 130
+        with lock:
+            execution.execute(config, plan, writer, mode, progress.hooks())
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the workers are gone already
+        status = interrupted_status(exc)
+        print(f"{'terminated' if status == EXIT_TERMINATED else 'interrupted'}; rows finished "
+              f"so far are in {writer.path}", file=sys.stderr)
+        return status
     except execution.ExecutionError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, say: the rows written so far are whole
+        print(f"harness: error: cannot write {exc.filename or writer.path}: "
+              f"{exc.strerror or exc}; once it can be written, `harness run --resume "
+              f"{writer.path}` runs the cases still missing", file=sys.stderr)
         return 1
     rows = read_rows(writer.path)
     print(render(rows, reference=args.reference or "cpu"))
     profiled = where_the_time_goes(rows, read_ops(writer.path))
     if profiled:
         print(f"\n{profiled}")
+    if config.profile:
+        print(f"\ntraces: {writer.path / 'traces'}; operators: {writer.path / 'ops.jsonl'} "
+              "(harness.load_ops)")
     print(f"\nrun folder: {writer.path}")
     failed = [r for r in rows if r["status"] == "error" or r.get("correct") is False]
     return 1 if failed else 0
@@ -184,6 +219,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         kwargs["out"] = args.out
     if args.no_collect:
         kwargs["collect"] = False
+    if args.profile:
+        kwargs["profile"] = True
     kwargs["recalibrate"] = args.recalibrate
     if args.repeat is not None:
         kwargs["repeat"] = args.repeat
@@ -197,6 +234,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
         timing = TimingOptions(**{**timing.__dict__, **overrides})
     kwargs["timing"] = timing
     kwargs["load"] = _load_options(args)
+    if kwargs["load"] is not None and kwargs.get("profile"):
+        raise UsageError("--profile profiles the timing loop's cases; a load scenario is not "
+                         "profiled (drop --profile or --scenario)")
     if kwargs["load"] is not None and overrides:
         flag = {"min_time_s": "--min-time", "max_time_s": "--max-time",
                 "min_samples": "--min-samples", "precision": "--precision"}[next(iter(overrides))]
@@ -263,8 +303,6 @@ def _mode(args: argparse.Namespace, resumed: Path | None) -> Mode:
     from harness.execution.cluster import parse_resources
     from harness.results import read_context
 
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     limits = Limits(timeout_s=args.timeout or Limits.timeout_s, max_memory_bytes=args.max_memory)
     if args.cluster is None:
         if args.resources:

@@ -28,6 +28,7 @@ from harness.execution.hooks import Hooks
 from harness.execution.loop import Runner, close_all, instantiate
 from harness.execution.rows import pending, row_key
 from harness.execution.workers import Limits
+from harness.results import mark_finished
 
 if TYPE_CHECKING:
     from harness.adapters import Adapter
@@ -84,6 +85,7 @@ def open_run(config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
     context["config"] = {**config.stored([s.label for s in plan.adapters]),
                          "isolate": mode.isolate}
     context["adapters"] = {}
+    context["finished_at"] = None  # set when the run ends (execute): None says it did not
     if mode.cluster is None:
         check_options(plan)
     else:
@@ -146,9 +148,16 @@ def reopen_run(run: Path, config: RunConfig, plan: Plan, mode: Mode) -> RunWrite
 def execute(config: RunConfig, plan: Plan, writer: RunWriter, mode: Mode,
             hooks: Hooks | None = None) -> list[dict[str, Any]]:
     """Every repetition of every case of ``plan`` not yet in the run folder; rows are written
-    as they come, and the writer is closed at the end. A ``KeyboardInterrupt`` passes through
-    (rows finished so far are on disk); an :class:`ExecutionError` when a repetition's process
-    failed."""
+    as they come, and the writer is closed at the end; the run folder records that the run
+    finished. A ``KeyboardInterrupt`` passes through (rows finished so far are on disk); an
+    :class:`ExecutionError` when a repetition's process failed."""
+    rows = _execute(config, plan, writer, mode, hooks)
+    mark_finished(writer.path)
+    return rows
+
+
+def _execute(config: RunConfig, plan: Plan, writer: RunWriter, mode: Mode, hooks: Hooks | None
+             ) -> list[dict[str, Any]]:
     from harness.results import read_rows
 
     hooks = hooks or Hooks()

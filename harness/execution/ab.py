@@ -19,7 +19,7 @@ from harness import plugins
 from harness.config import RunConfig, TimingOptions
 from harness.execution.hooks import Hooks
 from harness.execution.loop import NAN, check_outputs, measured_row
-from harness.execution.rows import error_row, error_text, identity
+from harness.execution.rows import CASE_ERRORS, error_row, error_text, identity
 from harness.execution.targets import rebuild_case
 from harness.execution.workers import Limits, context, preload_for, run_in_worker
 from harness.plan import AdapterSpec, Plan
@@ -94,7 +94,7 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
                 row["missing"] = missing
     except Skip as exc:
         return [{**row, "status": "skipped", "message": str(exc) or "skipped"} for row in rows]
-    except (Exception, MemoryError) as exc:
+    except CASE_ERRORS as exc:
         return [{**row, "status": "error", "message": f"{stage} failed: {error_text(exc)}"}
                 for row in rows]
     return rows

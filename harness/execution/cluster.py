@@ -277,7 +277,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
                 done: set[RowKey] | None = None) -> list[dict[str, Any]]:
     """Run every pending case of ``plan`` on the connected cluster; write and return the rows."""
     from harness.execution.hooks import Hooks
-    from harness.execution.rows import error_row, pending
+    from harness.execution.rows import error_row, pending, write
     from harness.execution.targets import case_payload
 
     ray = _ray()
@@ -297,7 +297,7 @@ def run_cluster(config: RunConfig, plan: Plan, writer: RunWriter, limits: Limits
     rows: list[dict[str, Any]] = []
 
     def emit(row: dict[str, Any], index: int) -> None:
-        writer.append(row)
+        write(writer, row)
         rows.append(row)
         hooks.arrived(row, index, len(plan))
 

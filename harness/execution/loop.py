@@ -18,6 +18,7 @@ from harness.collectors import Collector, Figures
 from harness.config import RunConfig
 from harness.execution.hooks import Hooks
 from harness.execution.rows import (
+    CASE_ERRORS,
     RowKey,
     RunOne,
     error_text,
@@ -258,9 +259,17 @@ class Runner:
                     row.update(figures.values)
                     missing.update(figures.missing)
                     lap("collectors")
+                if self.config.profile:
+                    stage = "profile"
+                    from harness.profiling.pass_ import profile_pass
+
+                    profiled, profile_missing = profile_pass(task, step, adapter, row)
+                    row.update(profiled)
+                    missing.update(profile_missing)
+                    lap("profile")
         except Skip as exc:
             return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
-        except (Exception, MemoryError) as exc:
+        except CASE_ERRORS as exc:
             return {**row, "status": "error", "correct": None,
                     "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)

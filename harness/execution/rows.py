@@ -53,6 +53,12 @@ def error_row(case: Case, spec: AdapterSpec, repetition: int, message: str,
     return {**identity(case, spec, repetition, host=host), "status": "error", "message": message}
 
 
+#: what a case may raise that becomes its error row: any exception, and ``SystemExit`` too (a
+#: case calling ``sys.exit`` must not end a run that runs it in-process, ``--no-isolate``).
+#: ``KeyboardInterrupt`` (Ctrl-C, SIGTERM) is left to stop the run.
+CASE_ERRORS = (Exception, SystemExit)
+
+
 def error_text(exc: BaseException) -> str:
     """One line naming the exception and where it was raised (the innermost frame)."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -123,6 +129,15 @@ def pending(plan: Plan, done: set[RowKey], repetition: int = 0
     return out
 
 
+def write(writer: RunWriter, row: dict[str, Any]) -> None:
+    """Write a row, and the operators and trace of its profile (which travel in the row from
+    wherever it ran) beside it in the run folder."""
+    from harness.profiling.ops import store
+
+    store(row, writer.path, writer.run_id)
+    writer.append(row)
+
+
 def run_pending(plan: Plan, done: set[RowKey], repetition: int, writer: RunWriter | None,
                 hooks: Hooks, session: Session) -> list[dict[str, Any]]:
     """The plan loop every sequential mode shares: per adapter with cases still to run, open
@@ -137,7 +152,7 @@ def run_pending(plan: Plan, done: set[RowKey], repetition: int, writer: RunWrite
                 hooks.started(case, spec, index, len(plan))
                 row = run_one(case)
                 if writer is not None:
-                    writer.append(row)
+                    write(writer, row)
                 rows.append(row)
                 hooks.arrived(row, index, len(plan))
     return rows

@@ -28,7 +28,7 @@ def case_payload(config: RunConfig, plan: Plan, spec: AdapterSpec, case: Case,
         "params": case.params, "adapter": spec.name, "adapter_options": spec.options,
         "timing": asdict(config.timing), "collect": config.collect,
         "repetition": config.repetition, "max_memory_bytes": max_memory_bytes,
-        "recalibrate": config.recalibrate,
+        "recalibrate": config.recalibrate, "profile": config.profile,
     }
 
 
@@ -93,7 +93,8 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
     case, spec, adapter = rebuild(payload)
     config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=payload["collect"],
                        repetition=payload["repetition"],
-                       recalibrate=payload.get("recalibrate", False))
+                       recalibrate=payload.get("recalibrate", False),
+                       profile=payload.get("profile", False))
     runner = Runner(config, Plan([case], [spec]), writer=None)
     for dtype, known in payload["peaks"].items():
         runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)

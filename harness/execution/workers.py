@@ -18,8 +18,10 @@ The contract of a worker:
 3. ``Limits.max_memory_bytes`` caps the worker's address space (``RLIMIT_AS``), so an
    allocation beyond it fails inside the target (which can say so) instead of waking the
    kernel's out-of-memory killer.
-4. A worker dies with the process that started it (``PR_SET_PDEATHSIG`` on its forkserver's
-   death): an orphan would go on loading the machine while the next case is timed there.
+4. A worker dies with the process that started it, however that process dies (SIGKILL
+   included), and so do the processes its case started: the worker leads a process group of
+   its own, and a thread blocked on its result pipe kills the group once the parent's end
+   closes. An orphan would go on loading the machine while the next case is timed there.
 5. The parent only waits while a worker runs: it blocks on the result pipe and the process
    sentinel (no polling: a polling parent competes with the worker for the cores it measures).
 """
@@ -28,8 +30,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import signal
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import import_module
 from multiprocessing.connection import Connection, wait
@@ -155,17 +159,29 @@ def run_in_worker(target: str, payload: dict[str, Any], limits: Limits | None = 
                 result: dict[str, Any] = json.loads(raw)
                 return result
         if not ready:
-            process.kill()
+            kill_group(process)
             process.join(KILL_GRACE_S)
             return {"error": f"timed out after {limits.timeout_s:g} s (--timeout): the case hung "
                              "or ran too long; its worker was killed"}
         process.join(KILL_GRACE_S)
         return {"error": f"the worker {death_cause(process.exitcode)}"}
     finally:
-        receive.close()
+        # Also on an interrupt, and for processes the case left behind after its worker ended.
+        kill_group(process)
         if process.is_alive():
-            process.kill()
             process.join(KILL_GRACE_S)
+        receive.close()
+
+
+def kill_group(process: multiprocessing.process.BaseProcess) -> None:
+    """Kill a worker and every process of its group (what its case started)."""
+    assert process.pid is not None
+    # The worker leads its group (:func:`watch_parent`), so the group's id is its pid. A group
+    # id stays reserved while the group has members, so this cannot reach another group.
+    with suppress(ProcessLookupError, PermissionError):  # no group left (or not formed yet)
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.is_alive():
+        process.kill()
 
 
 def worker_main(text: str, conn: Connection) -> None:
@@ -173,6 +189,7 @@ def worker_main(text: str, conn: Connection) -> None:
     from harness.execution.rows import error_text
 
     die_with_parent()
+    watch_parent(conn)
     try:
         job = json.loads(text)
         set_memory_cap(job.get("max_memory_bytes"))
@@ -188,8 +205,6 @@ def set_env(env: dict[str, str | None]) -> None:
     """Set (or, for None, unset) variables the caller saw but the forkserver may not have: the
     forkserver's environment is the one it started with, and a Ray worker is told which GPU is
     its own (``CUDA_VISIBLE_DEVICES``) anew for every task."""
-    import os
-
     for name, value in env.items():
         if value is None:
             os.environ.pop(name, None)
@@ -206,14 +221,36 @@ def set_memory_cap(limit: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def watch_parent(conn: Connection) -> None:
+    """Make this worker the leader of a process group of its own, and kill that group (this
+    worker and whatever its case started) as soon as the parent's end of the result pipe
+    closes: the parent died, however (SIGKILL included), or gave up on this worker.
+
+    The kernel's parent-death signal (:func:`die_with_parent`) cannot do it alone: it watches
+    the forkserver, and the forkserver outlives a killed parent while any worker lives, because
+    each worker holds the forkserver's "parent alive" pipe. A thread blocked in ``poll`` costs
+    no CPU while the case is timed."""
+    import select
+    import threading
+
+    os.setsid()  # a group of its own, which the terminal's Ctrl-C does not reach either
+    # A duplicate: the watch outlives this function's caller closing ``conn``.
+    fd = os.dup(conn.fileno())
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLERR)  # a pipe's writing end reports it: no reader left
+        poller.poll()
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="harness-watch-parent", daemon=True).start()
+
+
 def die_with_parent() -> None:
     """Have the kernel kill this worker when the forkserver that forked it exits (Linux).
 
-    The forkserver exits when the process that owns it dies (the harness, or the Ray worker of
-    a cluster run, killed mid-case). An orphaned case would go on loading the machine while
-    the next case is timed there, so it must end with its owner."""
+    A second guard beside :func:`watch_parent`, for a forkserver that dies on its own."""
     import ctypes
-    import os
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)

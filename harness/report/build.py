@@ -104,7 +104,7 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
 def _profile(rows: list[Row], folders: list[Path],
              plots: bool) -> tuple[tuple[PlainTable, ...], tuple[Plot, ...]]:
     """The profiling pass's tables and, when ``plots``, charts (nothing for unprofiled runs)."""
-    from harness.ops_reader import read_ops
+    from harness.profiling.ops import read_ops
     from harness.report import profile, profile_plots
 
     found = profile.breakdowns(rows, [op for folder in folders for op in read_ops(folder)])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import opstats
+from harness.profiling.categories import CATEGORIES
 from harness.report import units
 from harness.report.model import PlainTable
 from harness.report.units import DASH, grid
@@ -24,9 +25,6 @@ from harness.scenarios import is_load_row
 
 Row = dict[str, Any]
 
-#: Categories in the order a reader expects them; others (from extensions) follow by time.
-CATEGORIES = ("matmul", "attention", "normalization", "activation", "elementwise", "reduction",
-              "memory", "lookup", "host", "other", "unattributed")
 UNATTRIBUTED = "unattributed"
 #: Categories named in the terminal table; the rest are summed into one line.
 TOP_CATEGORIES = 6

@@ -21,7 +21,14 @@ from typing import Any
 from harness.adapters import Adapter, Step
 from harness.config import TimingOptions
 from harness.execution.loop import close_all, does_not_fit
-from harness.execution.rows import error_text, identity, is_empty, join, worker_peak_rss
+from harness.execution.rows import (
+    CASE_ERRORS,
+    error_text,
+    identity,
+    is_empty,
+    join,
+    worker_peak_rss,
+)
 from harness.execution.targets import rebuild
 from harness.plan import AdapterSpec
 from harness.scenarios import serve
@@ -225,7 +232,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
         values, found_missing, notes = figures(trace, options, task.items)
     except Skip as exc:
         return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
-    except (Exception, MemoryError) as exc:
+    except CASE_ERRORS as exc:
         return {**row, "status": "error", "correct": None,
                 "message": f"{stage} failed: {error_text(exc)}"}
     meta = values.pop("meta")

@@ -96,3 +96,38 @@ def constant(n: int) -> Task:
 
     x = torch.arange(n, dtype=torch.float64)
     return Task(fn=_cached, inputs=(x,), check=must_equal(n * (n - 1) / 2))
+
+
+#: in the command line of the process :func:`spawn` starts, so that tests can find it.
+CHILD_MARK = "faulty-suite-child"
+
+
+def _spawn_and_hang(x: Any) -> None:
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(3600)  # {CHILD_MARK}"])
+    time.sleep(3600)
+
+
+@workload(params={"n": [1]})
+def spawn(n: int) -> Task:
+    """Starts a process of its own, then never returns."""
+    return Task(fn=_spawn_and_hang, inputs=(n,), check=lambda out: None)
+
+
+def _sys_exit(x: Any) -> None:
+    import sys
+
+    sys.exit(3)
+
+
+def _os_exit(x: Any) -> None:
+    os._exit(0)  # nothing in the process can catch this, nor tell it from success
+
+
+@workload(params={"how": ["sys_exit", "os_exit"]})
+def exits(how: str) -> Task:
+    """Ends its process on its first call."""
+    fn = {"sys_exit": _sys_exit, "os_exit": _os_exit}[how]
+    return Task(fn=fn, inputs=(1,), check=lambda out: None)

@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from harness.ops_reader import OPS_FILE, read_ops
+from harness.profiling.ops import OPS_COLUMNS, OPS_FILE, read_ops
 from harness.report import profile
 from tests.report.test_build import ok_row, write_run
 
-#: The operator table's columns (a copy, until ``harness.profiling.ops.OPS_COLUMNS`` lands).
-OPS_COLUMNS = ("run_id", "case_id", "adapter", "repetition", "phase", "op", "category", "calls",
-               "self_time_s", "share", "flops", "flops_source", "bytes", "provider")
 N64 = "demo/matmul[n=64,impl=a]"
 N128 = "demo/matmul[n=128,impl=a]"
 JAX_MISSING = "the JAX profiler wrote no trace: no perfetto_trace.json.gz"
