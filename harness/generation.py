@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness.roofline import Peaks, row_figures
+from harness.roofline import Ceiling, Peaks, row_figures
 from harness.stats import summarize
 from harness.workload import Generation
 
@@ -166,11 +166,12 @@ def measure(task: Task, adapter: Adapter, options: TimingOptions, missing: dict[
     return values
 
 
-def phase_roofline(gen: Generation, row: dict[str, Any], peaks: Peaks | str,
+def phase_roofline(gen: Generation, row: dict[str, Any], peaks: Peaks | str, ceiling: Ceiling,
                    missing: dict[str, str]) -> dict[str, Any]:
-    """Each phase's fraction of the roofline bound (``peaks``, or the reason there are none):
-    prefill over the median TTFT, decode over the median decode time (TPOT × decode steps).
-    Reasons for empty fractions go into ``missing``."""
+    """Each phase's fraction of the roofline bound of the hardware's ``ceiling`` (as the row's
+    ``peak_fraction``; ``peaks``, or the reason there are none, fix the measured roof): prefill
+    over the median TTFT, decode over the median decode time (TPOT × decode steps). Reasons for
+    empty fractions go into ``missing``."""
     values: dict[str, Any] = {}
     reason = peaks if isinstance(peaks, str) else ""
     known = peaks if isinstance(peaks, Peaks) else None
@@ -179,7 +180,7 @@ def phase_roofline(gen: Generation, row: dict[str, Any], peaks: Peaks | str,
                                  ("decode", gen.decode, decode_s)):
         if seconds != seconds or (gen.new_tokens == 1 and name == "decode"):
             continue  # the reason is already given where the time is missing
-        figures_, why = row_figures(phase.flops, phase.bytes, seconds, known, reason)
+        figures_, why = row_figures(phase.flops, phase.bytes, seconds, known, reason, ceiling)
         values[f"{name}_peak_fraction"] = figures_["peak_fraction"]
         if "peak_fraction" in why:
             missing[f"{name}_peak_fraction"] = why["peak_fraction"]

@@ -103,6 +103,8 @@ def lookup(label: str, options: dict[str, Any], dtype: str,
         return None
     if not 0 <= now - measured_at <= MAX_AGE_S:
         return None
+    if peaks.source.startswith("datasheet:"):
+        return None  # older caches kept GPU/TPU datasheet figures: a ceiling, not a calibration
     when = datetime.fromtimestamp(measured_at, UTC).isoformat(timespec="seconds")
     return Peaks(peaks.flops_per_s, peaks.bytes_per_s,
                  f"{MARK} {peaks.source}; measured on this machine at {when} "

@@ -17,7 +17,7 @@ from harness.execution.loop import Runner
 from harness.generation import figures, intervals_s, mark, phase_roofline
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter, load
-from harness.roofline import Peaks
+from harness.roofline import Ceiling, Peaks
 from harness.workload import Case, Generation, Phase
 
 FAST = TimingOptions(min_time_s=0.005, min_samples=3, max_time_s=0.5, max_warmup_s=0.05)
@@ -58,6 +58,9 @@ class HostAdapter(Adapter):
 
     def peaks(self, dtype: str) -> Peaks:
         return Peaks(flops_per_s=1e12, bytes_per_s=1e11, source="fake")
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        return Ceiling(2e12, "fake datasheet", 2e11, "fake memory")
 
 
 @workload(params={"new_tokens": [4, 1]})
@@ -123,14 +126,20 @@ def test_phase_roofline_uses_each_phase_time() -> None:
     row = {"ttft_s": 1e-3, "tpot_s": 2e-3}
     missing: dict[str, str] = {}
     peaks = Peaks(flops_per_s=1e12, bytes_per_s=1e11, source="fake")
-    values = phase_roofline(gen, row, peaks, missing)
-    # prefill: 1e9 FLOP in 1 ms = 1e12 FLOP/s, the whole compute peak.
-    assert values["prefill_peak_fraction"] == pytest.approx(1.0)
-    # decode: 1e8 B in 3 × 2 ms ≈ 1.67e10 B/s of 1e11.
-    assert values["decode_peak_fraction"] == pytest.approx(1e8 / 6e-3 / 1e11)
-    values = phase_roofline(gen, row, "no peaks on this adapter", missing)
+    ceiling = Ceiling(2e12, "fake datasheet", 2e11, "fake memory")
+    values = phase_roofline(gen, row, peaks, ceiling, missing)
+    # prefill: 1e9 FLOP in 1 ms = 1e12 FLOP/s, half the compute ceiling.
+    assert values["prefill_peak_fraction"] == pytest.approx(0.5)
+    # decode: 1e8 B in 3 × 2 ms ≈ 1.67e10 B/s of 2e11.
+    assert values["decode_peak_fraction"] == pytest.approx(1e8 / 6e-3 / 2e11)
+    unknown = Ceiling.unknown("no ceiling on this adapter")
+    values = phase_roofline(gen, row, "no peaks on this adapter", unknown, missing)
     assert math.isnan(values["prefill_peak_fraction"])
-    assert missing["prefill_peak_fraction"] == "no peaks on this adapter"
+    assert missing["prefill_peak_fraction"] == "no ceiling on this adapter"
+    # A phase faster than the ceiling proves the ceiling wrong: no fraction over 1.
+    values = phase_roofline(gen, row, peaks, Ceiling(5e11, "too low", 2e11, "m"), missing)
+    assert math.isnan(values["prefill_peak_fraction"])
+    assert missing["prefill_peak_fraction"].startswith("the ceiling is wrong")
 
 
 def test_the_runner_adds_generation_figures_to_the_row(tmp_path: Path) -> None:
@@ -146,7 +155,7 @@ def test_the_runner_adds_generation_figures_to_the_row(tmp_path: Path) -> None:
     assert four["token_agreement"] == 0.75
     assert four["generate_calls"] >= FAST.min_samples
     assert all(len(call) == 4 for call in four["token_samples_s"])
-    assert four["prefill_peak_fraction"] == pytest.approx(1e9 / 5e-3 / 1e12)
+    assert four["prefill_peak_fraction"] == pytest.approx(1e9 / 5e-3 / 2e12)  # vs the ceiling
     assert "generation" in four["meta"]["phases_s"]
     assert "no decode step" in one["missing"]["tpot_s"]
     assert "no decode step" in one["missing"]["decode_peak_fraction"]

@@ -48,6 +48,14 @@ def test_entries_expire() -> None:
     assert peak_cache.lookup("cpu", {}, "float32", now=peak_cache.MAX_AGE_S + 1) is None
 
 
+def test_a_datasheet_figure_from_an_older_cache_is_not_a_calibration() -> None:
+    # GPUs once stored their datasheet as their peaks; it is now their ceiling, and the
+    # attainable roof beside it must be measured.
+    sheet = Peaks(flops_per_s=989.5e12, bytes_per_s=4.8e12, source="datasheet: NVIDIA H200 SXM")
+    peak_cache.store("cuda", {}, "bfloat16", sheet)
+    assert peak_cache.lookup("cuda", {}, "bfloat16") is None
+
+
 def test_a_cached_figure_is_not_stored_again() -> None:
     peak_cache.store("cpu", {}, "float32", MEASURED, now=0.0)
     cached = peak_cache.lookup("cpu", {}, "float32", now=10.0)
@@ -112,12 +120,11 @@ def test_an_isolated_run_starts_no_peaks_worker_when_cached(monkeypatch: pytest.
     monkeypatch.setattr(local, "run_in_worker", fake_worker)
     job = {"adapter": "cpu", "adapter_options": {}, "params": {"dtype": "float32"}}
     peak_cache.store("cpu", {}, "float32", MEASURED)
-    peaks: dict[str, Any] = {}
-    local.run_case(job, Limits(), peaks)
+    local.run_case(job, Limits(), local.Learnt())
     assert [t for t, _ in launched] == [local.CASE_TARGET]  # the case alone
     assert launched[0][1]["peaks"]["float32"]["source"].startswith("cached:")
     launched.clear()
-    local.run_case({**job, "recalibrate": True}, Limits(), {})
+    local.run_case({**job, "recalibrate": True}, Limits(), local.Learnt())
     assert [t for t, _ in launched] == [local.PEAKS_TARGET, local.CASE_TARGET]  # measures
 
 

@@ -12,7 +12,7 @@ from harness.workload import ParamValue, Task, WorkloadError, parse_typed
 if TYPE_CHECKING:
     from harness.collectors import Collector
     from harness.profiling.model import NativeProfile
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 Step = Callable[[], Any]
 
@@ -197,14 +197,22 @@ class Adapter(ABC):
         return python_profile.profile(step, self.synchronize, calls, self.device)
 
     def peaks(self, dtype: str) -> Peaks:
-        """Peak FLOP/s and bytes/s for ``dtype``, measured through this adapter by default.
-
-        Adapters that know their device may return datasheet figures instead (with that source);
-        adapters without hardware raise :class:`harness.roofline.NoPeaks` with the reason.
+        """The attainable roof: peak FLOP/s and bytes/s for ``dtype`` measured through this
+        adapter (a datasheet figure belongs in :meth:`ceiling`, not here). Adapters without
+        hardware raise :class:`harness.roofline.NoPeaks` with the reason.
         """
         from harness.adapters.calibration import measure_peaks
 
         return measure_peaks(self, dtype)
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        """The hardware's theoretical ceilings for ``dtype`` (FLOP/s and bytes/s no run can pass:
+        a CPU's cores × clock × FLOPs per cycle, a device's datasheet), each figure None with the
+        reason where it cannot be known here. Rows' ``peak_fraction`` is taken against it."""
+        from harness.roofline import Ceiling
+
+        return Ceiling.unknown(f"the {self.name} adapter knows no theoretical ceiling of its "
+                               "hardware")
 
     def close(self) -> None:
         """Release the device and anything prepared."""

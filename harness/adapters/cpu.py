@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from harness.adapters import Adapter, AdapterError, Step
 from harness.adapters.calibration import measure_peaks
 from harness.collectors import Collector
-from harness.roofline import Peaks
+from harness.roofline import Ceiling, Peaks
 from harness.workload import ParamValue, Task
 
 if TYPE_CHECKING:
@@ -124,6 +124,11 @@ class CpuAdapter(Adapter):
         # Entered once around a whole sampling loop, so its cost is outside each call.
         with torch.inference_mode():
             yield
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        from harness.adapters.cpu_ceiling import host_ceiling
+
+        return host_ceiling(dtype, self.config["threads"])
 
     def close(self) -> None:
         import torch

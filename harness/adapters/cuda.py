@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from harness.collectors import Collector
     from harness.profiling.model import NativeProfile
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 #: Where CUDA builds of torch come from (CUDA 12.8 wheels); this project's own .venv holds a
 #: CPU-only build, which the adapter reports as the reason it is unavailable.
@@ -34,9 +34,9 @@ ENGINES = ("eager", "compile")
 #: a few, so that lazy initialisation, autotuning and compilation happen outside the capture.
 GRAPH_WARMUP_CALLS = 3
 HOST_ONLY_REASON = "runs Python objects on the host; not a GPU workload"
-#: Peak calibration for GPUs without a datasheet entry: matmuls this size reach the tensor-core
-#: roof of current GPUs (1024 leaves them far below it), and a copy of this many bytes dwarfs the
-#: largest L2 cache (126 MB on B200), so memory bandwidth is what is measured.
+#: Peak calibration, the attainable roof beside the datasheet's ceiling: matmuls this size reach
+#: the tensor-core roof of current GPUs (1024 leaves them far below it), and a copy of this many
+#: bytes dwarfs the largest L2 cache (126 MB on B200), so memory bandwidth is what is measured.
 PEAK_GEMM_N = 8192
 PEAK_COPY_BYTES = 2**30
 
@@ -47,12 +47,12 @@ PEAK_COPY_BYTES = 2**30
 # --- moving data: pure helpers, testable on the CPU ---------------------------------------
 
 
-# --- datasheet peaks ------------------------------------------------------------------------
+# --- datasheet ceilings ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Datasheet:
-    """One GPU's peaks from NVIDIA's datasheet: dense (no 2:4 sparsity) FLOP/s by dtype, and
+    """One GPU's ceilings from NVIDIA's datasheet: dense (no 2:4 sparsity) FLOP/s by dtype, and
     memory bandwidth. ``pattern`` matches torch's device name without ``NVIDIA``/``Tesla``."""
 
     pattern: str
@@ -71,7 +71,7 @@ DATASHEETS: tuple[Datasheet, ...] = (
     Datasheet(r"H100 PCIe", "NVIDIA H100 PCIe",
               {"float32": 51e12, "tf32": 378e12, "bfloat16": 756.5e12, "float16": 756.5e12},
               2.0e12),
-    # The H200 NVL is power-limited below these figures; it falls through to measurement.
+    # The H200 NVL is power-limited below these figures; it has no entry (no ceiling).
     Datasheet(r"H200( SXM5?)?( 141GB)?( HBM3e)?", "NVIDIA H200 SXM", _HOPPER, 4.8e12),
     Datasheet(r"A100-SXM4-80GB", "NVIDIA A100 80GB SXM", _A100, 2.039e12),
     Datasheet(r"A100-SXM4-40GB", "NVIDIA A100 40GB SXM", _A100, 1.555e12),
@@ -100,22 +100,26 @@ def datasheet_for(device_name: str) -> Datasheet | None:
     return None
 
 
-def datasheet_peaks(device_name: str, dtype: str, *, tf32: bool = False) -> Peaks | None:
-    """Datasheet peaks of ``device_name`` for ``dtype``; None for unknown devices or dtypes.
+def datasheet_ceiling(device_name: str, dtype: str, *, tf32: bool = False) -> Ceiling:
+    """The datasheet ceiling of ``device_name`` for ``dtype``; figures a datasheet lacks (an
+    unknown board, a dtype without a rate) are None with the reason.
 
     ``tf32``: float32 matmuls run on TF32 tensor cores (``torch.set_float32_matmul_precision``
     ``"high"`` or ``"medium"``), so the TF32 figure is the float32 ceiling.
     """
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling
 
     sheet = datasheet_for(device_name)
+    if sheet is None:
+        return Ceiling.unknown(f"no datasheet entry for {device_name!r}")
+    memory = f"datasheet: {sheet.sheet}, memory {sheet.bytes_per_s / 1e12:g} TB/s"
     key = "tf32" if dtype == "float32" and tf32 else dtype
-    if sheet is None or key not in sheet.flops_per_s:
-        return None
+    if key not in sheet.flops_per_s:
+        return Ceiling(None, f"the {sheet.sheet} datasheet gives no {key} rate",
+                       sheet.bytes_per_s, memory)
     kind = "FP32 (non-tensor)" if key == "float32" else f"dense {key}"
-    return Peaks(flops_per_s=sheet.flops_per_s[key], bytes_per_s=sheet.bytes_per_s,
-                 source=f"datasheet: {sheet.sheet}, {kind}; memory "
-                        f"{sheet.bytes_per_s / 1e12:g} TB/s")
+    return Ceiling(sheet.flops_per_s[key], f"datasheet: {sheet.sheet}, {kind}",
+                   sheet.bytes_per_s, memory)
 
 
 # --- the adapter ----------------------------------------------------------------------------
@@ -404,15 +408,15 @@ class CudaAdapter(Adapter):
         return [NvmlEnergyCollector(self.index, uuid=self._uuid(), mig=self._is_mig())]
 
     def peaks(self, dtype: str) -> Peaks:
-        import torch
-
         from harness.adapters.calibration import measure_peaks
 
-        found = datasheet_peaks(torch.cuda.get_device_name(self.index), dtype,
-                                tf32=tf32_matmul(torch))
-        if found is not None:
-            return found
         return measure_peaks(self, dtype, gemm_n=PEAK_GEMM_N, copy_bytes=PEAK_COPY_BYTES)
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        import torch
+
+        return datasheet_ceiling(torch.cuda.get_device_name(self.index), dtype,
+                                 tf32=tf32_matmul(torch))
 
     def close(self) -> None:
         # Only after work of this process's own: a synchronise would otherwise create a CUDA

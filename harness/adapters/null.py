@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from harness.adapters import Adapter, Step
-from harness.roofline import NoPeaks, Peaks
+from harness.roofline import Ceiling, NoPeaks, Peaks
 from harness.workload import Task
+
+NO_HARDWARE = "the null adapter runs no hardware: it has no peak to compare with"
 
 
 def _nothing() -> None:
@@ -27,7 +29,10 @@ class NullAdapter(Adapter):
         return _nothing
 
     def peaks(self, dtype: str) -> Peaks:
-        raise NoPeaks("the null adapter runs no hardware: it has no peak to compare with")
+        raise NoPeaks(NO_HARDWARE)
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        return Ceiling.unknown(NO_HARDWARE)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "purpose": "harness overhead"}

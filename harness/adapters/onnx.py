@@ -48,7 +48,7 @@ from harness.workload import ParamValue, Skip, Task
 if TYPE_CHECKING:
     from harness.collectors import Collector
     from harness.profiling.model import NativeProfile
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 CPU_PROVIDER = "CPUExecutionProvider"
 VITIS_AI_PROVIDER = "VitisAIExecutionProvider"
@@ -350,6 +350,14 @@ class OnnxAdapter(Adapter):
         # On the CPU provider the hardware is the host's CPU: its roof is the best any runtime
         # reaches on it (torch's BLAS usually beats ORT's own 2048² matmul).
         return best_of(own, host_peaks(dtype)) if self.provider == CPU_PROVIDER else own
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        from harness.adapters.cpu_ceiling import host_ceiling
+        from harness.roofline import Ceiling
+
+        if self.provider == CPU_PROVIDER:
+            return host_ceiling(dtype, self.config.get("threads"))
+        return Ceiling.unknown(f"no theoretical ceiling is known for {self.provider}'s device")
 
     def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
         """ONNX Runtime's own profiling, in a second session of the same model (the timed one

@@ -34,7 +34,7 @@ from harness.workload import ParamValue, Task
 if TYPE_CHECKING:
     from harness.collectors import Collector
     from harness.profiling.model import NativeProfile
-    from harness.roofline import Peaks
+    from harness.roofline import Ceiling, Peaks
 
 XLA_INSTALL = "pip install 'inference-harness[xla]'"
 TPU_INSTALL = "on a Cloud TPU VM: pip install 'inference-harness[tpu]'"
@@ -68,19 +68,25 @@ TPU_SHEETS: tuple[TpuSheet, ...] = (
 )
 
 
-def tpu_datasheet_peaks(device_kind: str, dtype: str) -> Peaks | None:
-    """Datasheet peaks for a JAX ``device_kind`` (e.g. ``TPU v5 lite``); None for an unknown
-    kind or a dtype other than bfloat16 (the only dtype the datasheets give a matmul rate for)."""
-    from harness.roofline import Peaks
+def tpu_datasheet_ceiling(device_kind: str, dtype: str) -> Ceiling:
+    """The datasheet ceiling of a JAX ``device_kind`` (e.g. ``TPU v5 lite``) for ``dtype``.
 
-    if dtype != "bfloat16":
-        return None
-    for sheet in TPU_SHEETS:
-        if device_kind.strip() in sheet.kinds:
-            return Peaks(flops_per_s=sheet.bf16_flops_per_s, bytes_per_s=sheet.bytes_per_s,
-                         source=f"datasheet: {sheet.name}, dense bfloat16; HBM "
-                                f"{sheet.bytes_per_s / 1e12:g} TB/s")
-    return None
+    The datasheets give one matmul rate, bfloat16's. It bounds float32 too: the MXU computes a
+    float32 matmul as bfloat16 passes (one at ``default`` precision, six at ``highest``). Other
+    dtypes, and unknown kinds, have no FLOP/s ceiling.
+    """
+    from harness.roofline import Ceiling
+
+    sheet = next((s for s in TPU_SHEETS if device_kind.strip() in s.kinds), None)
+    if sheet is None:
+        return Ceiling.unknown(f"no datasheet entry for {device_kind!r}")
+    memory = f"datasheet: {sheet.name}, HBM {sheet.bytes_per_s / 1e12:g} TB/s"
+    if dtype not in ("bfloat16", "float32"):
+        return Ceiling(None, f"the {sheet.name} datasheet gives no {dtype} rate",
+                       sheet.bytes_per_s, memory)
+    how = "" if dtype == "bfloat16" else " (bounds float32: the MXU runs it as bfloat16 passes)"
+    return Ceiling(sheet.bf16_flops_per_s, f"datasheet: {sheet.name}, dense bfloat16{how}",
+                   sheet.bytes_per_s, memory)
 
 
 # --- the adapters ---------------------------------------------------------------------------
@@ -361,6 +367,12 @@ class XlaCpuAdapter(XlaAdapter):
 
         return best_of(super().peaks(dtype), host_peaks(dtype))
 
+    def ceiling(self, dtype: str) -> Ceiling:
+        from harness.adapters.cpu_ceiling import host_ceiling
+
+        # XLA's CPU client runs its thread pool on every core this process may use.
+        return host_ceiling(dtype)
+
     @property
     def device(self) -> str:
         return f"xla:cpu:{self.index}"
@@ -374,7 +386,8 @@ class XlaCpuAdapter(XlaAdapter):
 class TpuAdapter(XlaAdapter):
     """torch workloads through torchax on one Cloud TPU chip.
 
-    Peaks: Google's datasheet figures for bfloat16 on known generations; measured otherwise.
+    Peaks are measured through XLA (:meth:`XlaAdapter.peaks`); the ceiling is Google's datasheet
+    figure for known generations (:func:`tpu_datasheet_ceiling`).
     """
 
     name: ClassVar[str] = "tpu"
@@ -404,6 +417,5 @@ class TpuAdapter(XlaAdapter):
                            f"{backends})" + (f": {error}" if error else ""))
         return True, ""
 
-    def peaks(self, dtype: str) -> Peaks:
-        found = tpu_datasheet_peaks(self._jax_device().device_kind, dtype)
-        return found if found is not None else super().peaks(dtype)
+    def ceiling(self, dtype: str) -> Ceiling:
+        return tpu_datasheet_ceiling(self._jax_device().device_kind, dtype)

@@ -29,7 +29,7 @@ from harness.execution.rows import (
 )
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
-from harness.roofline import NoPeaks, Peaks, row_figures
+from harness.roofline import Ceiling, NoPeaks, Peaks, over_ceiling, row_figures
 from harness.stats import summarize, summary_columns
 from harness.timer import Measurement, Timer
 from harness.workload import Case, Skip, Task
@@ -121,6 +121,8 @@ class Runner:
         #: (adapter label, dtype) → its peaks, or the reason there are none; measured once
         #: (a worker is handed those its parent learnt: :func:`case_target`).
         self.known_peaks: dict[tuple[str, str], Peaks | str] = {}
+        #: (adapter label, dtype) → the hardware's theoretical ceiling (read, not measured).
+        self.known_ceilings: dict[tuple[str, str], Ceiling] = {}
         if config.collect:
             self.collectors = [cls() for cls in plugins.collector_classes().values()]
 
@@ -166,6 +168,17 @@ class Runner:
             except Exception as exc:  # a failed calibration empties the figures, not the run
                 self.known_peaks[key] = f"peak calibration failed: {error_text(exc)}"
         return self.known_peaks[key]
+
+    def ceiling(self, spec: AdapterSpec, adapter: Adapter, dtype: str) -> Ceiling:
+        """The adapter's theoretical ceiling for ``dtype``, read once per adapter and dtype."""
+        key = (spec.label, dtype)
+        if key not in self.known_ceilings:
+            try:
+                self.known_ceilings[key] = adapter.ceiling(dtype)
+            except Exception as exc:  # an unreadable ceiling empties the figures, not the run
+                self.known_ceilings[key] = Ceiling.unknown(
+                    f"the ceiling could not be read: {error_text(exc)}")
+        return self.known_ceilings[key]
 
     def run_case(self, case: Case, spec: AdapterSpec, adapter: Adapter,
                  collectors: list[Collector] | None = None,
@@ -261,14 +274,16 @@ class Runner:
                     "message": f"{stage} failed: {error_text(exc)}"}
         row.update(device_memory)
         peaks = self.peaks(spec, adapter, task.dtype or "float32")
+        ceiling = self.ceiling(spec, adapter, task.dtype or "float32")
         roofline, roofline_missing = row_figures(
             task.flops, task.bytes, row["latency_median_s"],
             peaks if isinstance(peaks, Peaks) else None,
-            peaks if isinstance(peaks, str) else "")
+            peaks if isinstance(peaks, str) else "", ceiling)
         row.update(roofline)
+        row["message"] = join(row["message"], over_ceiling(roofline))
         missing.update(roofline_missing)
         if task.generation is not None:
-            row.update(generation.phase_roofline(task.generation, row, peaks, missing))
+            row.update(generation.phase_roofline(task.generation, row, peaks, ceiling, missing))
         row["footprint_bytes"] = NAN if task.footprint_bytes is None else task.footprint_bytes
         if task.footprint_bytes is None:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"

@@ -371,10 +371,14 @@ def _joules(value: Any) -> str:
 def _peak_cell(row: Row) -> Cell:
     fraction = row.get("peak_fraction")
     if fraction is None:
-        return Cell(units.DASH, "", _why(row, "peak_fraction", "peak_flops_per_s"), "muted")
+        # No theoretical ceiling here (a VM hides the clock): the measured roof still tells.
+        attainable = row.get("attainable_fraction")
+        detail = ("" if units.missing(attainable)
+                  else f"{units.percent(attainable)} of measured roof")
+        return Cell(units.DASH, detail, _why(row, "peak_fraction", "peak_flops_per_s"), "muted")
     bound = row.get("roofline_bound")
     return Cell(units.percent(fraction), f"{bound}-bound" if bound else "",
-                str(row.get("peak_source") or ""))
+                str(row.get("ceiling_source") or row.get("peak_source") or ""))
 
 
 def _check_cell(row: Row) -> Cell:

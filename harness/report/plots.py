@@ -244,8 +244,9 @@ def _roofless_note(rows: Sequence[Row]) -> str:
     be judged against, and a no-op's "FLOP/s" would only stretch the axis, so they are listed."""
     reasons: dict[str, tuple[int, str]] = {}
     for row in rows:
-        why = str((row.get("missing") or {}).get("peak_fraction") or row.get("peak_source")
-                  or "no peaks recorded")
+        missing = row.get("missing") or {}
+        why = str(missing.get("attainable_fraction") or missing.get("peak_fraction")
+                  or row.get("peak_source") or "no peaks recorded")
         count, _ = reasons.get(row["adapter"], (0, why))
         reasons[row["adapter"]] = (count + 1, why)
     listed = "; ".join(f"{adapter} ({count} case{'s' * (count > 1)}): {why}"

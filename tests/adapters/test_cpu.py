@@ -66,3 +66,13 @@ def test_compile_engine_compiles_and_agrees() -> None:
         out = step()
     torch.testing.assert_close(out, torch.nn.functional.gelu(x))
     adapter.close()
+
+
+def test_ceiling_is_the_host_cpus_at_the_adapters_thread_count(
+        host_ceiling_calls: list[tuple[str, int | None]]) -> None:
+    adapter = CpuAdapter(threads=1)
+    try:
+        assert adapter.ceiling("bfloat16").flops_per_s == 1e12
+    finally:
+        adapter.close()
+    assert host_ceiling_calls == [("bfloat16", 1)]

@@ -1,4 +1,4 @@
-"""The cuda adapter: why it is unavailable, what it refuses, datasheet peaks, moving data.
+"""The cuda adapter: why it is unavailable, what it refuses, datasheet ceilings, moving data.
 
 Most tests run everywhere, through a fake ``torch.cuda`` and a fake NVML (tests/fakes.py).
 Tests marked ``device`` need an NVIDIA GPU and a CUDA build of torch; elsewhere they are
@@ -16,7 +16,7 @@ import torch
 
 from harness import Task, nvml
 from harness.adapters import AdapterError, cuda, tensors
-from harness.adapters.cuda import CudaAdapter, datasheet_for, datasheet_peaks
+from harness.adapters.cuda import CudaAdapter, datasheet_ceiling, datasheet_for
 from harness.adapters.torch_build import TorchBuild
 from tests.fakes import FakeCuda, FakeNvml
 
@@ -139,30 +139,43 @@ def test_datasheet_by_device_name(name: str, sheet: str) -> None:
                                   "NVIDIA H100 80GB HBM3 MIG 1g.10gb", "NVIDIA L40S"])
 def test_unknown_or_different_boards_have_no_datasheet(name: str) -> None:
     assert datasheet_for(name) is None
-    assert datasheet_peaks(name, "bfloat16") is None
+    unknown = datasheet_ceiling(name, "bfloat16")
+    assert unknown.flops_per_s is None and unknown.bytes_per_s is None
+    assert unknown.source == f"unknown: no datasheet entry for {name!r}"
 
 
-def test_datasheet_peaks_are_dense_and_cited() -> None:
-    peaks = datasheet_peaks("NVIDIA H200", "bfloat16")
-    assert peaks is not None
-    assert peaks.flops_per_s == 989.5e12  # half the 1,979 TFLOPS "with sparsity"
-    assert peaks.bytes_per_s == 4.8e12
-    assert peaks.source == "datasheet: NVIDIA H200 SXM, dense bfloat16; memory 4.8 TB/s"
-    a100 = datasheet_peaks("NVIDIA A100-SXM4-80GB", "float16")
-    assert a100 is not None and (a100.flops_per_s, a100.bytes_per_s) == (312e12, 2.039e12)
+@pytest.mark.parametrize(("name", "dtype", "flops", "bandwidth"), [
+    # The GPUs the ceiling table must hold, with their memory bandwidth.
+    ("NVIDIA H200", "bfloat16", 989.5e12, 4.8e12),  # half the 1,979 TFLOPS "with sparsity"
+    ("NVIDIA H100 80GB HBM3", "bfloat16", 989.5e12, 3.35e12),
+    ("NVIDIA A100-SXM4-80GB", "float16", 312e12, 2.039e12),
+    ("NVIDIA L4", "bfloat16", 121e12, 300e9),
+])
+def test_datasheet_ceilings_are_dense_with_bandwidth(name: str, dtype: str, flops: float,
+                                                     bandwidth: float) -> None:
+    ceiling = datasheet_ceiling(name, dtype)
+    assert (ceiling.flops_per_s, ceiling.bytes_per_s) == (flops, bandwidth)
+
+
+def test_datasheet_ceiling_is_cited() -> None:
+    assert datasheet_ceiling("NVIDIA H200", "bfloat16").source == (
+        "FLOP/s: datasheet: NVIDIA H200 SXM, dense bfloat16; bytes/s: datasheet: NVIDIA H200 "
+        "SXM, memory 4.8 TB/s")
 
 
 def test_float32_is_the_non_tensor_rate_unless_tf32() -> None:
-    plain = datasheet_peaks("NVIDIA H100 80GB HBM3", "float32")
-    tf32 = datasheet_peaks("NVIDIA H100 80GB HBM3", "float32", tf32=True)
-    assert plain is not None and plain.flops_per_s == 67e12
-    assert "FP32 (non-tensor)" in plain.source
-    assert tf32 is not None and tf32.flops_per_s == 494.5e12 and "dense tf32" in tf32.source
+    plain = datasheet_ceiling("NVIDIA H100 80GB HBM3", "float32")
+    tf32 = datasheet_ceiling("NVIDIA H100 80GB HBM3", "float32", tf32=True)
+    assert plain.flops_per_s == 67e12 and "FP32 (non-tensor)" in plain.flops_note
+    assert tf32.flops_per_s == 494.5e12 and "dense tf32" in tf32.flops_note
 
 
 def test_datasheet_lacks_dtypes_a_device_lacks() -> None:
-    assert datasheet_peaks("Tesla T4", "bfloat16") is None  # Turing has no bfloat16 units
-    assert datasheet_peaks("NVIDIA L4", "float64") is None
+    t4 = datasheet_ceiling("Tesla T4", "bfloat16")  # Turing has no bfloat16 units
+    assert t4.flops_per_s is None
+    assert t4.flops_note == "the NVIDIA T4 datasheet gives no bfloat16 rate"
+    assert t4.bytes_per_s == 320e9  # the memory ceiling still holds
+    assert datasheet_ceiling("NVIDIA L4", "float64").flops_per_s is None
 
 
 def test_every_datasheet_entry_is_consistent() -> None:
@@ -343,20 +356,21 @@ def test_single_calls_are_timed_with_events(monkeypatch: pytest.MonkeyPatch) -> 
     assert fake.device.queued == 0  # the end event was waited for
 
 
-def test_peaks_without_a_datasheet_use_sizes_that_reach_the_roof(
+def test_peaks_are_measured_with_sizes_that_reach_the_roof(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import roofline
     from harness.adapters import calibration
+    from harness.roofline import Peaks
 
-    FakeCuda(name="NVIDIA GeForce RTX 4090").install(monkeypatch)
+    FakeCuda(name="NVIDIA H100 80GB HBM3").install(monkeypatch)
     asked: dict[str, Any] = {}
 
-    def measure(adapter: object, dtype: str, **sizes: Any) -> roofline.Peaks:
+    def measure(adapter: object, dtype: str, **sizes: Any) -> Peaks:
         asked.update(sizes)
-        return roofline.Peaks(1.0, 1.0, "measured")
+        return Peaks(1.0, 1.0, "measured")
 
     monkeypatch.setattr(calibration, "measure_peaks", measure)
-    CudaAdapter().peaks("bfloat16")
+    # Measured even where a datasheet is known: the datasheet is the ceiling beside it.
+    assert CudaAdapter().peaks("bfloat16").source == "measured"
     assert asked["gemm_n"] >= 8192
     assert asked["copy_bytes"] >= 2**30
 
@@ -374,10 +388,10 @@ def test_tf32_from_torch_and_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert cuda.tf32_matmul(torch, env) is tf32
 
 
-def test_tf32_set_by_environment_gets_the_tf32_roof(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tf32_set_by_environment_gets_the_tf32_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeCuda(name="NVIDIA H100 80GB HBM3").install(monkeypatch)
     monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
-    assert CudaAdapter().peaks("float32").flops_per_s == 494.5e12
+    assert CudaAdapter().ceiling("float32").flops_per_s == 494.5e12
 
 
 # --- on a GPU -------------------------------------------------------------------------------
@@ -463,14 +477,17 @@ def test_compile_engine_on_the_gpu() -> None:
 
 @pytest.mark.device
 @needs_gpu
-def test_peaks_use_the_datasheet_or_measure() -> None:
+def test_peaks_are_measured_below_the_datasheet_ceiling() -> None:
     adapter = CudaAdapter()
     peaks = adapter.peaks("bfloat16")
-    if datasheet_for(torch.cuda.get_device_name(0)) is not None:
-        assert peaks.source.startswith("datasheet: ")
-    else:
-        assert peaks.source.startswith("measured: ")
+    assert peaks.source.startswith("measured: ")
     assert peaks.flops_per_s > 0 and peaks.bytes_per_s > 0
+    ceiling = adapter.ceiling("bfloat16")
+    if datasheet_for(torch.cuda.get_device_name(0)) is not None:
+        # The calibration is a measured rate: a datasheet ceiling below it would be wrong.
+        assert ceiling.flops_per_s is not None and ceiling.bytes_per_s is not None
+        assert peaks.flops_per_s <= ceiling.flops_per_s
+        assert peaks.bytes_per_s <= ceiling.bytes_per_s
     adapter.close()
 
 

@@ -465,3 +465,9 @@ def test_cpu_provider_roof_is_the_best_of_ort_and_torch_on_this_cpu(
     peaks = ort_adapter.peaks("float32")
     assert (peaks.flops_per_s, peaks.bytes_per_s) == (3.2e11, 2.6e10)
     assert "FLOP/s from [torch], bytes/s from [ort]" in peaks.source
+
+
+def test_cpu_provider_ceiling_is_the_host_cpus_at_its_thread_count(
+        ort_adapter: Any, host_ceiling_calls: list[tuple[str, int | None]]) -> None:
+    assert ort_adapter.ceiling("float32").flops_per_s == 1e12
+    assert host_ceiling_calls == [("float32", ort_adapter.config["threads"])]

@@ -38,7 +38,7 @@ from harness.adapters.xla import (  # noqa: E402
     TpuAdapter,
     XlaAdapter,
     XlaCpuAdapter,
-    tpu_datasheet_peaks,
+    tpu_datasheet_ceiling,
 )
 from harness.config import RunConfig, TimingOptions  # noqa: E402
 from harness.execution.loop import Runner  # noqa: E402
@@ -368,23 +368,32 @@ def test_tpu_memory_stats_map_jax_peaks(monkeypatch: pytest.MonkeyPatch) -> None
     tpu = TpuAdapter()
     monkeypatch.setattr(tpu, "_resolved", FakeTpu())
     assert tpu.memory_stats() == {"peak_device_bytes": 70}
-    assert tpu.peaks("bfloat16").flops_per_s == 197e12
+    assert tpu.ceiling("bfloat16").flops_per_s == 197e12
 
 
 @pytest.mark.parametrize(("kind", "flops", "bandwidth"), [
     ("TPU v4", 275e12, 1.2e12), ("TPU v5 lite", 197e12, 819e9), ("TPU v5e", 197e12, 819e9),
     ("TPU v5p", 459e12, 2.76e12), ("TPU v6 lite", 918e12, 1.64e12),
 ])
-def test_tpu_datasheet_peaks_by_device_kind(kind: str, flops: float, bandwidth: float) -> None:
-    peaks = tpu_datasheet_peaks(kind, "bfloat16")
-    assert peaks is not None
-    assert (peaks.flops_per_s, peaks.bytes_per_s) == (flops, bandwidth)
-    assert peaks.source.startswith("datasheet: Cloud TPU")
+def test_tpu_datasheet_ceiling_by_device_kind(kind: str, flops: float, bandwidth: float) -> None:
+    ceiling = tpu_datasheet_ceiling(kind, "bfloat16")
+    assert (ceiling.flops_per_s, ceiling.bytes_per_s) == (flops, bandwidth)
+    assert ceiling.flops_note.startswith("datasheet: Cloud TPU")
+    # float32 matmuls run on the MXU as bfloat16 passes: the bfloat16 rate bounds them.
+    assert tpu_datasheet_ceiling(kind, "float32").flops_per_s == flops
 
 
 def test_tpu_datasheet_has_no_other_dtypes_or_kinds() -> None:
-    assert tpu_datasheet_peaks("TPU v4", "float32") is None
-    assert tpu_datasheet_peaks("TPU v3", "bfloat16") is None
+    int8 = tpu_datasheet_ceiling("TPU v4", "int8")
+    assert int8.flops_per_s is None and int8.bytes_per_s == 1.2e12
+    v3 = tpu_datasheet_ceiling("TPU v3", "bfloat16")
+    assert v3.flops_per_s is None and v3.source == "unknown: no datasheet entry for 'TPU v3'"
+
+
+def test_xla_cpu_ceiling_is_the_host_cpus(
+        adapter: XlaCpuAdapter, host_ceiling_calls: list[tuple[str, int | None]]) -> None:
+    assert adapter.ceiling("float32").flops_per_s == 1e12
+    assert host_ceiling_calls == [("float32", None)]  # XLA's pool spans every usable core
 
 
 @pytest.mark.slow

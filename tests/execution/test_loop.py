@@ -18,7 +18,7 @@ from harness.execution.loop import Runner, close_all
 from harness.execution.targets import case_target
 from harness.plan import AdapterSpec, Plan
 from harness.results import RunWriter
-from harness.roofline import Peaks
+from harness.roofline import Ceiling, Peaks
 from harness.workload import Case
 
 FAST = TimingOptions(min_time_s=0.005, min_samples=3, max_time_s=0.5, max_warmup_s=0.05)
@@ -48,6 +48,9 @@ class FakeAdapter(Adapter):
     def peaks(self, dtype: str) -> Peaks:
         self.peak_calls.append(dtype)
         return Peaks(flops_per_s=1e12, bytes_per_s=1e11, source=f"fake {dtype}")
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        return Ceiling(2e12, f"fake {dtype} datasheet", 2e11, "fake memory")
 
 
 def must_be(expected: int) -> Any:
@@ -96,8 +99,11 @@ def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     assert ok["n_samples"] >= 3 and ok["latency_median_s"] > 0
     assert ok["throughput_items_per_s"] == 4 / ok["latency_median_s"]
     assert ok["peak_source"] == "fake float32"
-    assert ok["peak_fraction"] == max(8.0 / ok["latency_median_s"] / 1e12,
-                                      16.0 / ok["latency_median_s"] / 1e11)
+    assert ok["attainable_fraction"] == max(8.0 / ok["latency_median_s"] / 1e12,
+                                            16.0 / ok["latency_median_s"] / 1e11)
+    assert ok["peak_fraction"] == max(8.0 / ok["latency_median_s"] / 2e12,
+                                      16.0 / ok["latency_median_s"] / 2e11)
+    assert ok["ceiling_source"] == "FLOP/s: fake float32 datasheet; bytes/s: fake memory"
     assert ok["footprint_bytes"] == 123
     # The task's typed facts are stored in the row's meta, where reports and baselines read them.
     assert {k: ok["meta"][k] for k in ("items_unit", "dtype", "engine", "host_only",
@@ -111,6 +117,43 @@ def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     assert wrong["message"].startswith("check failed: got 6, expected 4")
     # Peaks are calibrated once per dtype, not once per case.
     assert sorted(FakeAdapter.peak_calls) == ["bfloat16", "float32"]
+
+
+class SlowCalibration(FakeAdapter):
+    """The onnxruntime ffn of a fresh clone: its calibration ran slower than a case, and a
+    ceiling taken from a base clock is below what the case reaches."""
+
+    name: ClassVar[str] = "slowcal"
+    ceiling_flops: ClassVar[float] = 1e12
+
+    def peaks(self, dtype: str) -> Peaks:
+        return Peaks(flops_per_s=1e3, bytes_per_s=1e3, source="a slow calibration")
+
+    def ceiling(self, dtype: str) -> Ceiling:
+        return Ceiling(self.ceiling_flops, "cores × clock × FLOP/cycle", None, "no DMI tables")
+
+
+def test_no_row_shows_a_peak_fraction_above_one(tmp_path: Path) -> None:
+    # This would have caught the 109%: the case beats its calibration (a true finding, shown
+    # as attainable_fraction > 1), but peak_fraction is against the hardware's ceiling.
+    config = RunConfig(timing=FAST, collect=False, out=tmp_path)
+    case = Case("demo", doubler, {"x": 2, "dtype": "float32"})
+    for ceiling_flops in (1e12, 1.0):  # a true ceiling, then one below the case's rate
+        SlowCalibration.ceiling_flops = ceiling_flops
+        writer = RunWriter(tmp_path / str(ceiling_flops), {})
+        (row,) = Runner(config, Plan(cases=[case], adapters=[AdapterSpec("slowcal")]),
+                        writer).run({"slowcal": SlowCalibration()})
+        writer.close()
+        assert row["status"] == "ok"
+        assert row["attainable_fraction"] > 1
+        assert not row["peak_fraction"] > 1
+        if ceiling_flops == 1.0:
+            assert math.isnan(row["peak_fraction"])
+            assert row["missing"]["peak_fraction"].startswith("the ceiling is wrong")
+            assert "above the theoretical ceiling" in row["message"]
+        else:
+            assert 0 < row["peak_fraction"] < 1
+            assert "ceiling" not in (row["message"] or "")
 
 
 def test_failures_become_rows_and_the_run_goes_on(tmp_path: Path) -> None:

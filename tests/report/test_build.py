@@ -189,6 +189,18 @@ def test_tables_put_cases_in_rows_and_adapters_in_column_groups(tmp_path: Path) 
     assert broken.adapters == ("cpu",) and broken.rows[0].cells[0][0].tone == "bad"
 
 
+def test_the_peak_cell_is_against_the_ceiling_or_shows_the_measured_roof(tmp_path: Path) -> None:
+    hidden = "no theoretical ceiling: the maximum clock is hidden"
+    rows = [ok_row("matmul", {"n": 64}, "cpu", 4e-3, ceiling_source="FLOP/s: 2 cores × ..."),
+            ok_row("matmul", {"n": 64}, "xla-cpu", 4e-3, peak_fraction=None,
+                   attainable_fraction=1.09, missing={"peak_fraction": hidden})]
+    (table,) = gather([write_run(tmp_path, rows)], plots=False).tables
+    cpu, xla = table.rows[0].cells
+    assert (cpu[5].text, cpu[5].title) == ("25%", "FLOP/s: 2 cores × ...")
+    # No ceiling: no "% of peak", but the measured roof's fraction, over 1 if the case beat it.
+    assert (xla[5].text, xla[5].detail, xla[5].title) == ("-", "109% of measured roof", hidden)
+
+
 def test_a_case_not_run_on_an_adapter_spans_its_group(tmp_path: Path) -> None:
     rows = [ok_row("w", {"n": 1}, "cpu", 1e-3), ok_row("w", {"n": 2}, "cpu", 1e-3),
             ok_row("w", {"n": 2}, "xla-cpu", 1e-3)]
