@@ -41,8 +41,19 @@ def _figures(row: dict[str, Any]) -> tuple[str, ...]:
     return (units.seconds(row.get("latency_median_s")), _ci(row), p99,
             units.rate(row.get("throughput_items_per_s"),
                        f"{(row.get('meta') or {}).get('items_unit', 'items')}/s"),
-            units.percent(row.get("peak_fraction")), units.size(row.get("peak_rss_bytes")),
-            _check(row))
+            _peak(row), units.size(row.get("peak_rss_bytes")), _check(row))
+
+
+def _peak(row: dict[str, Any]) -> str:
+    """The fraction of the hardware's ceiling; where no ceiling is known, the fraction of the
+    measured roof, marked ``†`` (it may exceed 100%: the roof is a calibration kernel)."""
+    ceiling = row.get("peak_fraction")
+    if isinstance(ceiling, int | float) and ceiling == ceiling:
+        return units.percent(ceiling)
+    measured = row.get("attainable_fraction")
+    if isinstance(measured, int | float) and measured == measured:
+        return units.percent(measured) + "†"
+    return units.DASH
 
 
 def _key(row: dict[str, Any]) -> tuple[str, int]:
@@ -109,6 +120,9 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
             lines.append((*params, row["adapter"], *figures))
         out.extend("  " + line for line in grid(lines))
         out.append("")
+    if any(_peak(row).endswith("†") for row in rows if row.get("status") == "ok"):
+        out.append("† of the measured roof (a calibration kernel): no ceiling is known for this "
+                   "hardware (see missing.peak_fraction)")
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")

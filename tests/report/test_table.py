@@ -54,3 +54,15 @@ def test_the_reference_can_be_changed_and_a_single_adapter_has_no_speedup() -> N
     assert "vs xla-cpu" in render(rows, reference="xla-cpu").splitlines()[1]
     assert "vs " not in render([row("a", 4e-3)])
     assert "vs " not in render(rows, reference="tpu")  # not in the run: no column
+
+
+def test_peak_shows_the_ceiling_fraction_else_the_measured_roof_marked() -> None:
+    from harness.report.table import _figures
+
+    base = {"status": "ok", "latency_median_s": 1e-3, "meta": {}}
+    with_ceiling = _figures({**base, "peak_fraction": 0.25, "attainable_fraction": 0.9})
+    without = _figures({**base, "peak_fraction": float("nan"), "attainable_fraction": 1.09})
+    neither = _figures(base)
+    assert "25%" in with_ceiling[4] and "†" not in with_ceiling[4]
+    assert without[4].endswith("†") and without[4].startswith("109")
+    assert neither[4] == "-"
