@@ -303,7 +303,8 @@ class CudaAdapter(Adapter):
         """torch.profiler with CUDA activity: the GPU's kernels and copies by device time."""
         from harness.profiling import torch_profile
 
-        return torch_profile.profile(step, self.synchronize, calls, self.device, cuda=True)
+        return torch_profile.profile(step, self.synchronize, calls, self.device, cuda=True,
+                                     phases=task.generation is not None)
 
     def _capture(self, fn: Any, inputs: tuple[Any, ...]) -> Step:
         """Warm ``fn`` up on a side stream, capture one call in a CUDA graph, return a replay."""
