@@ -19,10 +19,11 @@ Every call's per-token times are kept (``token_samples_s``) for inter-token anal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from harness.roofline import Ceiling, Peaks, row_figures
@@ -47,6 +48,21 @@ COLUMNS = (
 )
 
 
+#: called after every mark while set (:func:`marking`): a profiler stamps its trace there.
+_listeners: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def marking(listener: Callable[[], None]) -> Iterator[None]:
+    """Call ``listener`` after every :func:`mark` inside the block (the profiling pass splits
+    calls into prefill and decode with it); no cost to marks outside."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
 def mark(device: Any) -> Any:
     """A timestamp after the work queued so far on ``device`` (a ``torch.device``).
 
@@ -59,10 +75,14 @@ def mark(device: Any) -> Any:
 
         event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         event.record()
-        return event
-    if device.type == "cpu":
-        return time.perf_counter_ns()
-    raise RuntimeError(f"no per-token clock for device {device.type!r}")
+        stamp: Any = event
+    elif device.type == "cpu":
+        stamp = time.perf_counter_ns()
+    else:
+        raise RuntimeError(f"no per-token clock for device {device.type!r}")
+    for listener in _listeners:
+        listener()
+    return stamp
 
 
 def intervals_s(marks: list[Any]) -> list[float]:

@@ -41,6 +41,7 @@ _INSTALL_HINT = "nvidia-ml-py is not installed (pip install nvidia-ml-py; it pro
 # Defaults of the real bindings, for a module that lacks the constant.
 _NVML_CLOCK_SM = 1
 _NVML_TEMPERATURE_GPU = 0
+_NVML_GPU_UTILIZATION = 1
 
 
 class NvmlError(Exception):
@@ -252,6 +253,31 @@ class Nvml:
         sensor = getattr(self.module, "NVML_TEMPERATURE_GPU", _NVML_TEMPERATURE_GPU)
         return int(self._call("nvmlDeviceGetTemperature", handle, sensor))
 
+    def utilization(self, handle: Handle, since_us: int) -> tuple[float, str]:
+        """The GPU's utilization over the time since ``since_us`` (µs since the epoch, NVML's
+        sample clock) as a fraction, and where it comes from: the mean of the driver's own
+        samples (``nvmlDeviceGetSamples``, GPU utilization) taken since then, read afterwards,
+        so no thread polls during the window; else ``nvmlDeviceGetUtilizationRates`` now, over
+        the driver's last sample period, which may reach back before the window.
+
+        NVML's utilization is a duty cycle: the fraction of sample time during which any kernel
+        ran, so one kernel on one SM counts as 100%.
+        """
+        kind = getattr(self.module, "NVML_GPU_UTILIZATION_SAMPLES", _NVML_GPU_UTILIZATION)
+        try:
+            _, samples = self._call("nvmlDeviceGetSamples", handle, kind, since_us)
+            values = [float(s.sampleValue.uiVal) for s in samples if s.timeStamp > since_us]
+            why = "NVML kept no utilization sample from the window"
+        except NvmlError as exc:
+            values, why = [], exc.reason
+        if values:
+            return (sum(values) / len(values) / 100,
+                    f"mean of {len(values)} NVML utilization samples from the window")
+        rates = self._call("nvmlDeviceGetUtilizationRates", handle)
+        return (float(rates.gpu) / 100,
+                f"nvmlDeviceGetUtilizationRates at the window's end, over the driver's last "
+                f"sample period ({why})")
+
     def violation_ns(self, handle: Handle) -> dict[str, int]:
         """Each perf policy's cumulative violation time in ns (``nvmlDeviceGetViolationStatus``).
 
@@ -391,3 +417,15 @@ def probe(module: Any | None = None) -> tuple[bool, str]:
     except NvmlError as exc:
         return False, exc.reason
     return True, ""
+
+
+def device_utilization(uuid: str | None, index: int, mig: bool, since_us: int,
+                       module: Any | None = None) -> tuple[float, str, str]:
+    """:meth:`Nvml.utilization` of the device CUDA names ``uuid`` (see :func:`find_device`) in
+    a session of its own: the fraction, its source, and "" or why it is NaN."""
+    try:
+        with Nvml.open(module) as session:
+            device = find_device(session, uuid, index, mig=mig)
+            return (*session.utilization(device.handle, since_us), "")
+    except NvmlError as exc:
+        return float("nan"), "", exc.reason

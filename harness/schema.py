@@ -43,7 +43,7 @@ COLUMNS: tuple[str, ...] = (
     "mean_batch", "batch_timeout_s", "load_valid", "loadgen_valid", "meets_bound",
     "peak_search", "peak_qps",
     "profiler", "profile_calls", "profile_wall_s", "profile_overhead", "profile_coverage",
-    "device_busy_fraction", "profile_trace",
+    "device_busy_fraction", "profile_trace", "nvml_utilization",
     "ttft_s", "ttft_ci_low_s", "ttft_ci_high_s", "ttft_p90_s", "ttft_p99_s",
     "tpot_s", "tpot_ci_low_s", "tpot_ci_high_s", "tpot_p90_s", "tpot_p99_s",
     "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
@@ -78,7 +78,7 @@ _KINDS = {
                      "token_agreement", "prefill_flops", "decode_flops",
                      "prefill_peak_fraction", "decode_peak_fraction", "profile_overhead",
                      "profile_coverage", "device_busy_fraction", "attainable_fraction",
-                     "peak_flops_ceiling", "peak_bytes_ceiling"), "number"),
+                     "peak_flops_ceiling", "peak_bytes_ceiling", "nvml_utilization"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
     "samples_s": "samples",
     #: per call, the seconds of each output token

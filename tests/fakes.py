@@ -147,6 +147,10 @@ class FakeNvml:
         self.mig_memory_total = 18 * 2**30
         self.power_mw = 75_500
         self.limit_mw = 700_000
+        #: (timestamp µs, GPU utilization %) samples the driver keeps; ``utilization_pct``
+        #: is what nvmlDeviceGetUtilizationRates answers.
+        self.utilization_samples: list[tuple[int, int]] = []
+        self.utilization_pct = 37
         self.fail: dict[str, BaseException | type[BaseException]] = {}
         self.inits = 0
         self.shutdowns = 0
@@ -156,6 +160,7 @@ class FakeNvml:
             setattr(module, name, cls)
         module.NVML_CLOCK_SM = 1  # type: ignore[attr-defined]
         module.NVML_TEMPERATURE_GPU = 0  # type: ignore[attr-defined]
+        module.NVML_GPU_UTILIZATION_SAMPLES = 1  # type: ignore[attr-defined]
         for policy, value in POLICIES.items():
             setattr(module, f"NVML_PERF_POLICY_{policy}", value)
         functions = {
@@ -179,10 +184,20 @@ class FakeNvml:
             "nvmlDeviceIsMigDeviceHandle": lambda h: int(isinstance(h, MigHandle)),
             "nvmlDeviceGetDeviceHandleFromMigDeviceHandle": self._parent,
             "nvmlDeviceGetMigMode": self._mig_mode,
+            "nvmlDeviceGetSamples": self._gpu_only(self._samples),
+            "nvmlDeviceGetUtilizationRates": self._gpu_only(
+                lambda h: types.SimpleNamespace(gpu=self.utilization_pct, memory=0)),
         }
         for name, fn in functions.items():
             setattr(module, name, self._wrap(name, fn))
         self.module = module
+
+    def _samples(self, handle: Any, kind: int, since_us: int) -> tuple[int, list[Any]]:
+        """As pynvml: (value type, samples newer than ``since_us``); 1 is unsigned int."""
+        assert kind == 1, "only GPU utilization samples are faked"
+        return 1, [types.SimpleNamespace(timeStamp=t,
+                                         sampleValue=types.SimpleNamespace(uiVal=v))
+                   for t, v in self.utilization_samples if t > since_us]
 
     def _wrap(self, name: str, fn: Any) -> Any:
         def call(*args: Any) -> Any:

@@ -192,3 +192,46 @@ def test_load_reports_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(nvml.NvmlError, match="pip install nvidia-ml-py"):
         nvml.load()
     assert nvml.probe()[1].startswith("nvidia-ml-py is not installed")
+
+
+def test_utilization_is_the_mean_of_the_windows_samples_as_a_fraction() -> None:
+    fake = FakeNvml()
+    fake.utilization_samples = [(900, 0), (1_100, 100), (1_300, 50)]  # one before the window
+    with nvml.Nvml.open(fake.module) as session:
+        value, source = session.utilization(session.handle(0), 1_000)
+    assert value == pytest.approx(0.75)
+    assert source == "mean of 2 NVML utilization samples from the window"
+
+
+@pytest.mark.parametrize("samples, fail, why", [
+    ([(900, 10)], None, "NVML kept no utilization sample from the window"),
+    ([(1_100, 10)], ERRORS["NVMLError_NotSupported"],
+     "nvmlDeviceGetSamples: not supported on this device or driver"),
+])
+def test_utilization_falls_back_to_the_current_rate_and_says_so(
+        samples: list[tuple[int, int]], fail: Any, why: str) -> None:
+    fake = FakeNvml()
+    fake.utilization_samples = samples
+    if fail is not None:
+        fake.fail["nvmlDeviceGetSamples"] = fail
+    with nvml.Nvml.open(fake.module) as session:
+        value, source = session.utilization(session.handle(0), 1_000)
+    assert value == pytest.approx(0.37)
+    assert source.startswith("nvmlDeviceGetUtilizationRates at the window's end")
+    assert source.endswith(f"({why})")
+
+
+def test_utilization_of_a_mig_instance_is_refused_with_the_reason() -> None:
+    fake = FakeNvml(migs={"MIG-0001": 0})
+    with nvml.Nvml.open(fake.module) as session, pytest.raises(nvml.NvmlError):
+        session.utilization(session.handle("MIG-0001"), 0)
+
+
+def test_device_utilization_opens_its_own_session_and_gives_a_reason_when_empty() -> None:
+    fake = FakeNvml()
+    fake.utilization_samples = [(2_000, 40)]
+    assert nvml.device_utilization("GPU-0000", 0, False, 1_000, fake.module) == (
+        pytest.approx(0.4), "mean of 1 NVML utilization samples from the window", "")
+    fake.fail["nvmlInit"] = ERRORS["NVMLError_DriverNotLoaded"]
+    value, source, why = nvml.device_utilization("GPU-0000", 0, False, 1_000, fake.module)
+    assert value != value and source == "" and why.startswith("NVIDIA driver not loaded")

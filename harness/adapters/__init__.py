@@ -168,6 +168,12 @@ class Adapter(ABC):
         merged into the row's ``meta``; empty by default."""
         return {}
 
+    def utilization(self, since_us: int) -> tuple[float, str]:
+        """The device's NVML utilization (a duty cycle: any kernel running, on however few
+        SMs, counts as busy) since ``since_us`` (µs since the epoch), read after the window;
+        or NaN and why there is none."""
+        return float("nan"), f"the {self.name} adapter has no NVML utilization counter"
+
     def memory_stats(self) -> dict[str, Any]:
         """Device memory figures of the last case; empty for adapters without device memory."""
         return {}

@@ -115,7 +115,8 @@ class CpuAdapter(Adapter):
             return super().profile(task, step, calls)
         from harness.profiling import torch_profile
 
-        return torch_profile.profile(step, self.synchronize, calls, self.device)
+        return torch_profile.profile(step, self.synchronize, calls, self.device,
+                                     phases=task.generation is not None)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

@@ -152,6 +152,7 @@ class CudaAdapter(Adapter):
         self._worked = False
         #: Bytes the last CUDA graph capture added to the reserved pool; None without graphs.
         self._graph_pool_bytes: int | None = None
+        self._utilization_source = ""  # where nvml_utilization came from (meta)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -308,7 +309,8 @@ class CudaAdapter(Adapter):
         """torch.profiler with CUDA activity: the GPU's kernels and copies by device time."""
         from harness.profiling import torch_profile
 
-        return torch_profile.profile(step, self.synchronize, calls, self.device, cuda=True)
+        return torch_profile.profile(step, self.synchronize, calls, self.device, cuda=True,
+                                     phases=task.generation is not None)
 
     def _capture(self, fn: Any, inputs: tuple[Any, ...]) -> Step:
         """Warm ``fn`` up on a side stream, capture one call in a CUDA graph, return a replay."""
@@ -377,10 +379,18 @@ class CudaAdapter(Adapter):
         end.synchronize()
         return float(start.elapsed_time(end)) / 1e3
 
+    def utilization(self, since_us: int) -> tuple[float, str]:
+        """NVML's duty cycle since ``since_us``; its source goes into meta."""
+        value, self._utilization_source, why = nvml.device_utilization(
+            self._uuid(), self.index, self._is_mig(), since_us)
+        return value, why
+
     def case_meta(self) -> dict[str, Any]:
+        source = ({"nvml_utilization_source": self._utilization_source}
+                  if self._utilization_source else {})
         if self._graph_pool_bytes is None:
-            return {}
-        return {"graph_pool_reserved_bytes": self._graph_pool_bytes,
+            return source
+        return {**source, "graph_pool_reserved_bytes": self._graph_pool_bytes,
                 "graph_memory": ("the CUDA graph's intermediates live in its private pool: "
                                  "counted in peak_device_reserved_bytes, not in "
                                  "peak_device_bytes")}

@@ -228,10 +228,14 @@ class Runner:
             adapter.reset_memory_stats()
             with adapter.running():
                 stage = "timing"
+                window_us = time.time_ns() // 1000  # NVML's sample clock: µs since the epoch
                 measurement = self.timer.measure(step, adapter.synchronize,
                                                  keep=adapter.keep_output,
                                                  time_call=adapter.call_timer())
                 lap("timing")
+                row["nvml_utilization"], why = adapter.utilization(window_us)
+                if why:
+                    missing["nvml_utilization"] = why
                 # The device's peak now: the check, the probe's second copy of the case and
                 # the collector pass come after, and are not the case's own footprint.
                 stage = "device memory"

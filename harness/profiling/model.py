@@ -42,6 +42,8 @@ class OpTime:
     flops_source: str = ""
     bytes: float = NAN
     provider: str = ""
+    #: "prefill"/"decode" for a generation task's phases (harness.profiling.phases), else "".
+    phase: str = ""
 
 
 @dataclass
@@ -106,12 +108,19 @@ def host_ops(attribution: Attribution, times: CallTimes, unit_s: float, inside: 
     """The host's share as operators: window time no event covers (``inside``, e.g. Python
     between operators), and call time outside the profiler's windows (``outside``, e.g. a
     binding's conversions); both measured, neither guessed."""
-    windows_s = attribution.windows * unit_s
-    rows = [OpTime(inside, "host", len(times.call_s), attribution.uncovered * unit_s,
-                   provider=provider)]
-    rest = sum(times.call_s) - windows_s
+    return phase_host_ops({"": attribution}, times, unit_s, inside, outside, provider)
+
+
+def phase_host_ops(parts: dict[str, Attribution], times: CallTimes, unit_s: float,
+                   inside: str, outside: str, provider: str = "") -> list[OpTime]:
+    """:func:`host_ops` of calls whose windows were attributed in parts, one per phase: the
+    uncovered time of each part in its phase; the time outside every window in none ("")."""
+    calls = len(times.call_s)
+    rows = [OpTime(inside, "host", calls, found.uncovered * unit_s, provider=provider,
+                   phase=phase) for phase, found in parts.items()]
+    rest = sum(times.call_s) - sum(found.windows for found in parts.values()) * unit_s
     if rest > 0:
-        rows.append(OpTime(outside, "host", len(times.call_s), rest, provider=provider))
+        rows.append(OpTime(outside, "host", calls, rest, provider=provider))
     return [row for row in rows if row.time_s > 0]
 
 

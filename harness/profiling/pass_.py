@@ -9,6 +9,7 @@ columns empty with the reason; the row and the run go on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +48,34 @@ def profile_pass(task: Task, step: Step, adapter: Adapter, row: dict[str, Any]
     operator rows and packed trace for the writer; and the reasons for empty columns."""
     median = float(row.get("latency_median_s") or NAN)
     calls = profile_calls(median)
+    notes: list[str] = []
     try:
+        if task.generation is not None:
+            task, step, notes = generation_step(task, adapter, step)
         native = adapter.profile(task, step, calls)
+        native.notes[:0] = notes
     except Exception as exc:  # a profiler's failure empties the profile, never the row
         from harness.execution.rows import error_text
 
         reason = f"the profiler failed: {error_text(exc)}"
         return dict.fromkeys(PROFILE_COLUMNS, NAN), dict.fromkeys(PROFILE_COLUMNS, reason)
     return figures(native, row, median)
+
+
+def generation_step(task: Task, adapter: Adapter, step: Step
+                    ) -> tuple[Task, Step, list[str]]:
+    """What to profile for a generation task: its timed variant, whose marks let the profiler
+    cut each call into prefill and decode; where marks cannot be taken, the plain call, profiled
+    as a task without phases, and the reason."""
+    from harness.generation import why_not
+
+    gen = task.generation
+    assert gen is not None
+    reason = why_not(adapter)
+    if reason:
+        return (dataclasses.replace(task, generation=None), step,
+                [f"prefill and decode not told apart: {reason}"])
+    return task, adapter.prepare(dataclasses.replace(task, fn=gen.timed)), []
 
 
 def figures(native: NativeProfile, row: dict[str, Any], median: float
@@ -92,15 +113,16 @@ def figures(native: NativeProfile, row: dict[str, Any], median: float
 
 def operator_rows(native: NativeProfile, row: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``ops.jsonl`` rows (without ``run_id``: the writer knows it) of a profile, per case
-    call, largest first, the unattributed remainder last."""
+    call, largest first, the unattributed remainder (between calls: in no phase) last. A
+    generation task's operators carry their phase, prefill or decode."""
     unknown = sorted({op.category for op in native.ops} - set(CATEGORIES))
     if unknown:
         raise ValueError(f"a profiler reported unknown categories: {', '.join(unknown)}")
     calls, wall = native.calls, native.wall_s
     head = {"case_id": row.get("case_id"), "adapter": row.get("adapter_label"),
             "repetition": int(row.get("repetition") or 0), "phase": ""}
-    rows = [{**head, "op": op.op, "category": op.category, "calls": op.count / calls,
-             "self_time_s": op.time_s / calls, "share": op.time_s / wall,
+    rows = [{**head, "phase": op.phase, "op": op.op, "category": op.category,
+             "calls": op.count / calls, "self_time_s": op.time_s / calls, "share": op.time_s / wall,
              "flops": op.flops / calls, "flops_source": op.flops_source,
              "bytes": op.bytes / calls, "provider": op.provider}
             for op in sorted(native.ops, key=lambda op: -op.time_s)]

@@ -110,3 +110,9 @@ def test_an_unprofiled_run_has_no_profile(tmp_path: Path) -> None:
     found = run(NullAdapter(), tmp_path, profile=False)
     assert found["row"]["profiler"] is None and found["ops"] == []
     assert not (found["path"] / "traces").exists()
+
+
+def test_a_row_without_nvml_says_why_its_utilization_is_empty(tmp_path: Path) -> None:
+    row = run(NullAdapter(), tmp_path, profile=False)["row"]
+    assert row["nvml_utilization"] is None  # stored empty
+    assert row["missing"]["nvml_utilization"] == "the null adapter has no NVML utilization counter"
