@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 #: 2 added the load-scenario columns (``scenario`` … ``peak_qps``); rows of schema 1 load with
 #: them empty (a schema-1 row is a timing-loop row). 3 added the generation columns (``ttft_s``
-#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty.
-SCHEMA = 3
+#: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty. 4 added
+#: generation under load (``ttft_bound_s`` … ``tpot_over_bound_fraction``, ``ttft_samples_s``,
+#: ``tpot_samples_s``).
+SCHEMA = 4
 CONTEXT_FILE = "context.json"
 ROWS_FILE = "rows.jsonl"
 #: rows of cases that never returned (``lost``), moved aside when a run is resumed.
@@ -61,10 +63,12 @@ COLUMNS: tuple[str, ...] = (
     "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
     "prefill_flops", "prefill_bytes", "decode_flops", "decode_bytes",
     "prefill_peak_fraction", "decode_peak_fraction",
+    "ttft_bound_s", "tpot_bound_s", "ttft_over_bound_fraction", "tpot_over_bound_fraction",
     "meta", "missing", "started_at", "samples_s", "token_samples_s",
+    "ttft_samples_s", "tpot_samples_s",
 )
 #: Columns holding lists of samples rather than one figure.
-SAMPLE_COLUMNS = ("samples_s", "token_samples_s")
+SAMPLE_COLUMNS = ("samples_s", "token_samples_s", "ttft_samples_s", "tpot_samples_s")
 
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
@@ -86,9 +90,11 @@ _KINDS = {
     **dict.fromkeys(("flops", "bytes", "arithmetic_intensity", "peak_fraction", "qps",
                      "achieved_qps", "over_bound_fraction", "mean_batch", "peak_qps",
                      "token_agreement", "prefill_flops", "decode_flops",
-                     "prefill_peak_fraction", "decode_peak_fraction"), "number"),
+                     "prefill_peak_fraction", "decode_peak_fraction",
+                     "ttft_over_bound_fraction", "tpot_over_bound_fraction"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
-    "samples_s": "samples",
+    #: per query: its latency; under load, its time to first token and per output token
+    **dict.fromkeys(("samples_s", "ttft_samples_s", "tpot_samples_s"), "samples"),
     #: per call, the seconds of each output token
     "token_samples_s": "sample_lists",
 }
@@ -475,8 +481,10 @@ def load(*paths: str | Path) -> pd.DataFrame:
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
-    for name in sorted({k for p in params for k in p}):
-        frame[f"param_{name}"] = [p.get(name) for p in params]
+    names = sorted({k for p in params for k in p})
+    if names:  # in one step: a column at a time fragments the frame (a pandas warning)
+        frame = pd.concat([frame, pd.DataFrame({f"param_{n}": [p.get(n) for p in params]
+                                                for n in names}, index=frame.index)], axis=1)
     return frame
 
 
