@@ -126,6 +126,14 @@ def tables(rows: Sequence[Row]) -> list[PlainTable]:
     return out
 
 
+def _all_bounds(row: Row) -> str:
+    """Every bound a peak search judged by: ``100 ms`` (latency), ``TTFT 1 s, TPOT 50 ms``."""
+    parts = [f"{label}{units.seconds(row.get(column))}" for label, column in (
+        ("", "latency_bound_s"), ("TTFT ", "ttft_bound_s"), ("TPOT ", "tpot_bound_s"))
+        if not _missing(row.get(column))]
+    return ", ".join(parts) or units.DASH
+
+
 def _bounds(rows: Sequence[Row]) -> str:
     """The token bounds of these runs, for a title: ``  (TTFT bound 200 ms, TPOT bound …)``."""
     parts = []
@@ -151,7 +159,7 @@ def peak_table(rows: Sequence[Row]) -> PlainTable | None:
         why = next((str(p.get("why") or "") for p in probes
                     if above is not None and p.get("qps") == above), "")
         lines.append((str(row.get("label") or row["case_id"]), str(row["adapter"]),
-                      units.seconds(row.get("latency_bound_s")),
+                      _all_bounds(row),
                       _qps(peak) if not _missing(peak) else f"none: {row.get('message')}",
                       (_qps(above) + (f" ({why})" if why else "")) if above is not None
                       else units.DASH,

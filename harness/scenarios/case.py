@@ -57,6 +57,9 @@ def base_row(case: Case, spec: AdapterSpec, options: LoadOptions, qps: float | N
         "load_rule": options.rule, "qps": qps if qps is not None else NAN,
         "max_batch": options.max_batch,
         "latency_bound_s": NAN if options.latency_bound_s is None else options.latency_bound_s,
+        **{f"{name}_bound_s": bound for name, bound in (("ttft", options.ttft_bound_s),
+                                                        ("tpot", options.tpot_bound_s))
+           if bound is not None},
     }
 
 
