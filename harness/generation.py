@@ -133,9 +133,9 @@ def figures(gen: Generation, calls: list[list[float]]) -> tuple[dict[str, Any], 
                               "e2e_s": summarize([t + d for t, d in zip(ttft, decode,
                                                                         strict=True)]).median}
     missing: dict[str, str] = {}
-    values.update(_summary("ttft", ttft, missing))
+    values.update(summary_columns("ttft", ttft, missing))
     if steps > 0:
-        values.update(_summary("tpot", [d / steps for d in decode], missing))
+        values.update(summary_columns("tpot", [d / steps for d in decode], missing))
         median_decode = summarize(decode).median
         values["decode_tokens_per_s"] = (gen.batch * steps / median_decode
                                          if median_decode > 0 else NAN)
@@ -150,7 +150,10 @@ def figures(gen: Generation, calls: list[list[float]]) -> tuple[dict[str, Any], 
     return values, missing
 
 
-def _summary(name: str, samples: list[float], missing: dict[str, str]) -> dict[str, Any]:
+def summary_columns(name: str, samples: list[float], missing: dict[str, str]
+                    ) -> dict[str, Any]:
+    """``{name}_s`` (the median), its interval, p90 and p99 of ``samples``; reasons for empty
+    interval ends go into ``missing``."""
     summary = summarize(samples)
     for field, why in summary.missing.items():
         if field in ("ci_low", "ci_high"):

@@ -417,8 +417,10 @@ def load(*paths: str | Path) -> pd.DataFrame:
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
-    for name in sorted({k for p in params for k in p}):
-        frame[f"param_{name}"] = [p.get(name) for p in params]
+    names = sorted({k for p in params for k in p})
+    if names:  # in one step: a column at a time fragments the frame (a pandas warning)
+        frame = pd.concat([frame, pd.DataFrame({f"param_{n}": [p.get(n) for p in params]
+                                                for n in names}, index=frame.index)], axis=1)
     return frame
 
 

@@ -12,7 +12,8 @@ from typing import Any
 #: … ``decode_peak_fraction``, ``token_samples_s``); older rows load with them empty. 4 added
 #: the GPU path's columns (``latency_kind``, ``call_latency_*``, ``throttle_*_s``, the energy
 #: uncertainties, ``idle_power_source``) and the profiling pass's (``profiler`` …
-#: ``profile_trace``).
+#: ``profile_trace``), the ceilings and generation under load (``ttft_bound_s`` …
+#: ``tpot_samples_s``).
 SCHEMA = 4
 
 #: Every row carries these columns, in this order; units are in the names (SI).
@@ -49,10 +50,12 @@ COLUMNS: tuple[str, ...] = (
     "decode_tokens_per_s", "e2e_s", "generate_calls", "token_agreement",
     "prefill_flops", "prefill_bytes", "decode_flops", "decode_bytes",
     "prefill_peak_fraction", "decode_peak_fraction",
+    "ttft_bound_s", "tpot_bound_s", "ttft_over_bound_fraction", "tpot_over_bound_fraction",
     "meta", "missing", "started_at", "samples_s", "token_samples_s",
+    "ttft_samples_s", "tpot_samples_s",
 )
 #: Columns holding lists of samples rather than one figure.
-SAMPLE_COLUMNS = ("samples_s", "token_samples_s")
+SAMPLE_COLUMNS = ("samples_s", "token_samples_s", "ttft_samples_s", "tpot_samples_s")
 
 #: Columns whose values are JSON objects, kept as JSON text in tables so they stay hashable.
 JSON_COLUMNS = ("params", "adapter_options", "meta", "missing")
@@ -78,9 +81,11 @@ _KINDS = {
                      "token_agreement", "prefill_flops", "decode_flops",
                      "prefill_peak_fraction", "decode_peak_fraction", "profile_overhead",
                      "profile_coverage", "device_busy_fraction", "attainable_fraction",
-                     "peak_flops_ceiling", "peak_bytes_ceiling", "nvml_utilization"), "number"),
+                     "peak_flops_ceiling", "peak_bytes_ceiling", "nvml_utilization",
+                     "ttft_over_bound_fraction", "tpot_over_bound_fraction"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
-    "samples_s": "samples",
+    #: per query: its latency; under load, its time to first token and per output token
+    **dict.fromkeys(("samples_s", "ttft_samples_s", "tpot_samples_s"), "samples"),
     #: per call, the seconds of each output token
     "token_samples_s": "sample_lists",
 }

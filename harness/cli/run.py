@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 #: Load-scenario flags: argparse destination → the flag as written.
 LOAD_FLAGS = {"qps": "--qps", "max_batch": "--max-batch", "batch_timeout_ms": "--batch-timeout-ms",
-              "latency_bound_ms": "--latency-bound-ms", "max_queue": "--max-queue",
+              "latency_bound_ms": "--latency-bound-ms", "ttft_bound_ms": "--ttft-bound-ms",
+              "tpot_bound_ms": "--tpot-bound-ms", "max_queue": "--max-queue",
               "group_size": "--group-size", "seed": "--seed", "duration": "--duration",
               "loadgen_minimums": "--loadgen-minimums", "find_peak": "--find-peak"}
 
@@ -108,6 +109,12 @@ def add_parser(sub: Any) -> None:
                       help="server: how long a batch may wait to fill (default 0)")
     load.add_argument("--latency-bound-ms", type=float, metavar="MS",
                       help="the latency each query should meet; the fraction over it is reported")
+    load.add_argument("--ttft-bound-ms", type=float, metavar="MS",
+                      help="server, generation: the time to first token each query should meet "
+                           "(judged at p99, queueing included, as MLPerf's LLM rules do)")
+    load.add_argument("--tpot-bound-ms", type=float, metavar="MS",
+                      help="server, generation: the time per output token each query should "
+                           "meet (judged at p99)")
     load.add_argument("--max-queue", type=int, metavar="N",
                       help="server: queries that may wait; more are dropped and counted "
                            "(default 1024)")
@@ -254,7 +261,8 @@ def _load_options(args: argparse.Namespace) -> Any:
         if given:
             which = "--scenario server" if given[0] in ("--qps", "--batch-timeout-ms",
                                                         "--find-peak", "--max-queue",
-                                                        "--seed") else "a load --scenario"
+                                                        "--seed", "--ttft-bound-ms",
+                                                        "--tpot-bound-ms") else "a load --scenario"
             raise UsageError(f"{given[0]} applies only to {which}")
         return None
     if args.loadgen_minimums and args.preset == "quick":
@@ -266,8 +274,8 @@ def _load_options(args: argparse.Namespace) -> Any:
         "qps": args.qps, "max_batch": args.max_batch, "max_queue": args.max_queue,
         "group_size": args.group_size, "seed": args.seed, "duration_s": args.duration,
         "batch_timeout_s": None if args.batch_timeout_ms is None else args.batch_timeout_ms / 1e3,
-        "latency_bound_s": (None if args.latency_bound_ms is None
-                            else args.latency_bound_ms / 1e3)}
+        **{f"{name}_bound_s": None if getattr(args, f"{name}_bound_ms") is None
+           else getattr(args, f"{name}_bound_ms") / 1e3 for name in ("latency", "ttft", "tpot")}}
     try:
         return LoadOptions(scenario=args.scenario, rule=rule, find_peak=args.find_peak,
                            **{k: v for k, v in values.items() if v is not None})

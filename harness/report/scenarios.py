@@ -1,6 +1,7 @@
 """Load-scenario rows (``--scenario``) in reports and in ``harness run``'s output: one table per
-case (each scenario run a line), the peak QPS within the latency bound per adapter, and the
-latency-versus-load curve (p50 and p99 against offered QPS, per adapter). Plain text here;
+case (each scenario run a line), for generation cases a second one of time to first token and
+per output token against their bounds, the peak QPS within the latency bound per adapter, and
+the latency-versus-load curve (p50 and p99 against offered QPS, per adapter). Plain text here;
 ``html`` and ``markdown`` lay it out and escape it.
 """
 
@@ -20,6 +21,13 @@ Row = dict[str, Any]
 
 HEADER = ("scenario", "adapter", "offered", "achieved", "p50", "p90", "p99", "early stop",
           "over bound", "gen. lag", "queries", "dropped", "batch", "valid", "LoadGen")
+TOKEN_HEADER = ("scenario", "adapter", "offered", "TTFT p50", "p90", "p99", "over TTFT bound",
+                "TPOT p50", "p90", "p99", "over TPOT bound", "meets bounds")
+TOKEN_NOTE = ("Per query: TTFT from its scheduled arrival to its first token (queueing "
+              "included); TPOT its call's decode time per further token. Batches are static: a "
+              "query arriving during a call waits for the whole call (no continuous batching). "
+              "'meets bounds': every bound given met at p99 in a valid run, as MLPerf's LLM "
+              "server rules judge TTFT and TPOT.")
 PEAK_HEADER = ("case", "adapter", "bound", "peak QPS", "+20% (missed)", "runs")
 NOTE = ("Latency counts from each query's scheduled issue time (queueing included). 'early "
         "stop' is LoadGen's early-stopping estimate (p90 single-stream, p99 multi-stream); "
@@ -65,6 +73,17 @@ def _line(row: Row) -> tuple[str, ...]:
             _batch(row), _flag(row.get("load_valid")), _flag(row.get("loadgen_valid")))
 
 
+def _token_line(row: Row) -> tuple[str, ...]:
+    def figures(name: str) -> tuple[str, ...]:
+        p99 = units.seconds(row.get(f"{name}_p99_s"))
+        star = "*" if row.get("p99_low_confidence") and p99 != units.DASH else ""
+        return (units.seconds(row.get(f"{name}_s")), units.seconds(row.get(f"{name}_p90_s")),
+                p99 + star, units.percent(row.get(f"{name}_over_bound_fraction")))
+
+    return (str(row.get("scenario")), str(row["adapter"]), _qps(row.get("qps")),
+            *figures("ttft"), *figures("tpot"), _flag(row.get("meets_bound")))
+
+
 def _int(value: Any) -> str:
     return units.DASH if _missing(value) else str(int(value))
 
@@ -98,7 +117,32 @@ def tables(rows: Sequence[Row]) -> list[PlainTable]:
                   if not _missing(row.get("latency_bound_s"))}
         title = case + (f"  (latency bound {', '.join(sorted(bounds))})" if bounds else "")
         out.append(PlainTable(title, HEADER, tuple(_line(row) for row in group), NOTE))
+        tokens = [row for row in group if row.get("status") == "ok"
+                  and not _missing(row.get("ttft_s"))]
+        if tokens:
+            out.append(PlainTable(f"{case}  time to first token and per output token"
+                                  + _bounds(tokens), TOKEN_HEADER,
+                                  tuple(_token_line(row) for row in tokens), TOKEN_NOTE))
     return out
+
+
+def _all_bounds(row: Row) -> str:
+    """Every bound a peak search judged by: ``100 ms`` (latency), ``TTFT 1 s, TPOT 50 ms``."""
+    parts = [f"{label}{units.seconds(row.get(column))}" for label, column in (
+        ("", "latency_bound_s"), ("TTFT ", "ttft_bound_s"), ("TPOT ", "tpot_bound_s"))
+        if not _missing(row.get(column))]
+    return ", ".join(parts) or units.DASH
+
+
+def _bounds(rows: Sequence[Row]) -> str:
+    """The token bounds of these runs, for a title: ``  (TTFT bound 200 ms, TPOT bound …)``."""
+    parts = []
+    for name in ("ttft", "tpot"):
+        found = {units.seconds(row.get(f"{name}_bound_s")) for row in rows
+                 if not _missing(row.get(f"{name}_bound_s"))}
+        if found:
+            parts.append(f"{name.upper()} bound {', '.join(sorted(found))}")
+    return f"  ({', '.join(parts)})" if parts else ""
 
 
 def peak_table(rows: Sequence[Row]) -> PlainTable | None:
@@ -115,7 +159,7 @@ def peak_table(rows: Sequence[Row]) -> PlainTable | None:
         why = next((str(p.get("why") or "") for p in probes
                     if above is not None and p.get("qps") == above), "")
         lines.append((str(row.get("label") or row["case_id"]), str(row["adapter"]),
-                      units.seconds(row.get("latency_bound_s")),
+                      _all_bounds(row),
                       _qps(peak) if not _missing(peak) else f"none: {row.get('message')}",
                       (_qps(above) + (f" ({why})" if why else "")) if above is not None
                       else units.DASH,

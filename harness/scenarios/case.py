@@ -18,6 +18,7 @@ import statistics
 import time
 from typing import Any
 
+from harness import generation
 from harness.adapters import Adapter, Step
 from harness.config import TimingOptions
 from harness.execution.loop import close_all, does_not_fit
@@ -35,6 +36,8 @@ from harness.scenarios import serve
 from harness.scenarios.figures import NAN, figures
 from harness.scenarios.options import LoadOptions, Minimums
 from harness.scenarios.schedule import poisson_offsets, server_count
+from harness.scenarios.serve import Trace
+from harness.scenarios.tokens import TokenTimes, per_query
 from harness.timer import Timer
 from harness.workload import Case, Skip, Task
 
@@ -62,17 +65,26 @@ def base_row(case: Case, spec: AdapterSpec, options: LoadOptions, qps: float | N
         "load_rule": options.rule, "qps": qps if qps is not None else NAN,
         "max_batch": options.max_batch,
         "latency_bound_s": NAN if options.latency_bound_s is None else options.latency_bound_s,
+        **{f"{name}_bound_s": bound for name, bound in (("ttft", options.ttft_bound_s),
+                                                        ("tpot", options.tpot_bound_s))
+           if bound is not None},
     }
 
 
 class Batches:
-    """Prepared steps per batch size, and ``serve(k)``: one synchronised call for k queries."""
+    """Prepared steps per batch size, and ``serve(k)``: one synchronised call for k queries.
 
-    def __init__(self, adapter: Adapter, steps: dict[int, Step]):
+    With ``new_tokens`` the steps are a generation task's timed variant, returning ``(tokens,
+    marks)``: each call's marks are kept, in the order served, and read after the run.
+    """
+
+    def __init__(self, adapter: Adapter, steps: dict[int, Step], new_tokens: int | None = None):
         self.adapter = adapter
         self.steps = steps
         self.sizes = sorted(steps)
         self.padded = 0
+        self.new_tokens = new_tokens
+        self.marks: list[Any] = []
 
     def step_for(self, k: int) -> tuple[int, Step]:
         size = next(s for s in self.sizes if s >= k)
@@ -82,13 +94,23 @@ class Batches:
         size, step = self.step_for(k)
         if size != k:
             self.padded += 1
-        step()
+        output = step()
         self.adapter.synchronize()  # a query is done when its result exists: inside the clock
+        if self.new_tokens is not None:
+            self.marks.append(output[1])  # the tokens are dropped: only the marks are kept
+
+    def tokens(self, trace: Trace) -> TokenTimes | None:
+        """The served queries' token times (None unless the steps are timed generation)."""
+        if self.new_tokens is None:
+            return None
+        return per_query(trace, self.marks, self.new_tokens)
 
 
 def _build(case: Case, adapter: Adapter, options: LoadOptions, row: dict[str, Any],
            missing: dict[str, str]) -> tuple[Batches, Task, LoadOptions]:
-    """Build, check and prepare one step per batch size; fills the row's build figures."""
+    """Build, check and prepare one step per batch size; fills the row's build figures. A
+    generation task's steps are its timed variant (per-token marks), unless the adapter has no
+    per-token clock as configured: then its plain step, and the reason goes into the row."""
     batched = "batch" in case.workload.params
     if options.max_batch > 1 and not batched:
         row["message"] = (f"the workload has no batch parameter: served one query per call "
@@ -99,6 +121,7 @@ def _build(case: Case, adapter: Adapter, options: LoadOptions, row: dict[str, An
     steps: dict[int, Step] = {}
     compile_s: list[float] = []
     base: Task | None = None
+    new_tokens: int | None = None
     for size in batch_sizes(options.max_batch):
         params = dict(case.params)
         if batched:
@@ -109,7 +132,12 @@ def _build(case: Case, adapter: Adapter, options: LoadOptions, row: dict[str, An
         if not ok:
             raise Skip(reason)
         adapter.compile_s, adapter.compile_missing = None, Adapter.compile_missing
-        step = adapter.prepare(task)
+        gen = task.generation
+        timed = gen is not None and not generation.why_not(adapter)
+        step = adapter.prepare(dataclasses.replace(task, fn=gen.timed) if gen and timed
+                               else task)
+        if gen is not None and timed:
+            new_tokens = gen.new_tokens
         if adapter.compile_s is not None:
             compile_s.append(adapter.compile_s)
         with adapter.running():
@@ -120,13 +148,13 @@ def _build(case: Case, adapter: Adapter, options: LoadOptions, row: dict[str, An
         if size == 1:
             base = dataclasses.replace(task, check=None, vary=None)
             row["first_call_s"] = first
-        _check(task, adapter, output, size, row)
+        _check(task, adapter, output[0] if new_tokens else output, size, row)
         steps[size] = step
     assert base is not None
     row["compile_s"] = sum(compile_s) if compile_s else NAN
     if not compile_s:
         missing["compile_s"] = adapter.compile_missing
-    return Batches(adapter, steps), base, options
+    return Batches(adapter, steps, new_tokens), base, options
 
 
 def _check(task: Task, adapter: Adapter, output: Any, size: int, row: dict[str, Any]) -> None:
@@ -187,6 +215,7 @@ def run_scenario(batches: Batches, options: LoadOptions, qps: float | None,
     # the whole model for milliseconds, in a call or while an arrival waits.
     gc.collect()
     gc.freeze()
+    batches.marks.clear()  # offline's sizing calls are not queries
     try:
         return _scenario(batches, options, qps, m, count if options.scenario == "offline" else 0,
                          clock, sleep)
@@ -229,7 +258,10 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
         stage = "load"
         trace = run_scenario(batches, options, qps, sleep=sleep)
         stage = "figures"
-        values, found_missing, notes = figures(trace, options, task.items)
+        tokens: TokenTimes | str | None = batches.tokens(trace)
+        if task.generation is not None and tokens is None:
+            tokens = generation.why_not(adapter)
+        values, found_missing, notes = figures(trace, options, task.items, tokens)
     except Skip as exc:
         return {**row, "status": "skipped", "message": str(exc) or "skipped by the workload"}
     except CASE_ERRORS as exc:
@@ -243,7 +275,7 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
                bytes=NAN if task.bytes is None else float(task.bytes))
     meta.update(batch_sizes=batches.sizes, padded_batches=batches.padded)
     row["meta"] = {**task.row_meta(), **adapter.case_meta(), **meta}
-    row["meets_bound"] = _meets(row, options)
+    row["meets_bound"] = _meets(row, options, task.generation is not None)
     for column in ("peak_rss_bytes", "energy_j", "peak_fraction"):
         missing[column] = NOT_MEASURED
     row["energy_source"] = f"unavailable: {NOT_MEASURED}"
@@ -255,16 +287,25 @@ def run_load_case(case: Case, spec: AdapterSpec, adapter: Adapter, options: Load
     return row
 
 
-def _meets(row: dict[str, Any], options: LoadOptions) -> bool | None:
-    """Whether the run met its latency bound at the scenario's percentile (server: the p99;
-    single- and multi-stream: the early-stopping estimate) and was valid; None without a bound."""
-    bound = options.latency_bound_s
-    if bound is None or options.scenario == "offline":
+def _meets(row: dict[str, Any], options: LoadOptions, generation_task: bool) -> bool | None:
+    """Whether the run met every bound given at the scenario's percentile and was valid; None
+    without a bound to judge. Latency: server's p99, single- and multi-stream's early-stopping
+    estimate. Time to first token and per output token (server, generation): their p99s, as
+    MLPerf's LLM server rules judge them (a task that generates no tokens is not held to
+    those)."""
+    if options.scenario == "offline":
         return None
-    figure = row.get("latency_p99_s" if options.scenario == "server" else "early_stop_latency_s")
-    if figure is None or is_empty(figure):
+    judged: list[tuple[Any, float]] = []
+    if options.latency_bound_s is not None:
+        figure = "latency_p99_s" if options.scenario == "server" else "early_stop_latency_s"
+        judged.append((row.get(figure), options.latency_bound_s))
+    for name in ("ttft", "tpot") if generation_task else ():
+        bound = getattr(options, f"{name}_bound_s")
+        if bound is not None:
+            judged.append((row.get(f"{name}_p99_s"), bound))
+    if not judged or any(figure is None or is_empty(figure) for figure, _ in judged):
         return None
-    return bool(float(figure) <= bound and row.get("load_valid"))
+    return bool(all(float(figure) <= bound for figure, bound in judged) and row.get("load_valid"))
 
 
 def load_target(payload: dict[str, Any]) -> dict[str, Any]:

@@ -107,7 +107,6 @@ class LoadDriver:
 
         start = self.options.qps or DEFAULT_START_QPS
         found = find_peak(probe, start)
-        bound = self.options.latency_bound_s or 0.0
         row = base_row(case, spec, self.options, found.peak_qps, self.config.repetition,
                        spec.options, spec.name)
         row.update(peak_search="result", peak_qps=found.peak_qps,
@@ -116,7 +115,7 @@ class LoadDriver:
                          "above_peak_qps": found.above_qps, "start_qps": start})
         if found.peak_qps is not None and found.above_qps is not None:
             row["message"] = (f"peak {found.peak_qps:.4g} QPS: the highest offered load whose "
-                              f"p99 met the {bound * 1e3:g} ms bound in a valid run; "
+                              f"p99 met {_bounds(self.options)} in a valid run; "
                               f"{found.above_qps:.4g} QPS (+20%) missed it: "
                               f"{why.get(found.above_qps, '')}")
         else:
@@ -130,16 +129,30 @@ class LoadDriver:
         return row
 
 
+def _bounds(options: LoadOptions) -> str:
+    """The bounds a peak search judges by, in words: ``the 50 ms latency bound``."""
+    given = [f"{value * 1e3:g} ms {name}" for name, value in (
+        ("latency", options.latency_bound_s), ("TTFT", options.ttft_bound_s),
+        ("TPOT", options.tpot_bound_s)) if value is not None]
+    return f"the {' and '.join(given)} bound{'s' if len(given) > 1 else ''}"
+
+
 def _verdict(row: dict[str, Any]) -> str:
-    """Why a probe met the bound or not, in a few words."""
+    """Why a probe met the bounds or not, in a few words."""
     if row.get("status") != "ok":
         return f"{row.get('status')}: {str(row.get('message') or '')[:120]}"
-    p99, bound = row.get("latency_p99_s"), row.get("latency_bound_s")
-    figure = f"p99 {p99 * 1e3:.3g} ms" if isinstance(p99, float) else "no p99"
+    figures = []
+    for name, column in (("latency", "latency"), ("TTFT", "ttft"), ("TPOT", "tpot")):
+        p99, bound = row.get(f"{column}_p99_s"), row.get(f"{column}_bound_s")
+        if isinstance(bound, float) and bound == bound:
+            shown = f"{p99 * 1e3:.3g} ms" if isinstance(p99, float) and p99 == p99 else "none"
+            over = " (over)" if isinstance(p99, float) and p99 > bound else ""
+            figures.append(f"p99 {name} {shown}{over}")
+    figure = ", ".join(figures) or "no p99"
     if row.get("meets_bound"):
-        return f"{figure} within the bound"
+        return f"{figure}: within the bounds"
     if not row.get("load_valid"):
         reason = next((part for part in str(row.get("message") or "").split("; ")
                        if part.startswith("invalid:")), "the run was not valid")
         return f"{figure}, but {reason}"
-    return f"{figure} over the {float(bound or 0) * 1e3:g} ms bound"
+    return f"{figure}: over a bound"

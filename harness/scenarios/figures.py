@@ -13,6 +13,14 @@ import numpy.typing as npt
 from harness.scenarios import early_stopping
 from harness.scenarios.options import MINIMUMS, LoadOptions
 from harness.scenarios.serve import Trace
+from harness.scenarios.tokens import (
+    NOT_GENERATION,
+    Bound,
+    TokenTimes,
+    judge,
+    not_measured,
+)
+from harness.scenarios.tokens import columns as token_columns
 from harness.stats import summarize, summary_columns
 
 NAN = float("nan")
@@ -32,10 +40,12 @@ def latencies(trace: Trace, scenario: str) -> list[float]:
     return _seconds(trace.done_ns[served] - trace.scheduled_ns[served])
 
 
-def figures(trace: Trace, options: LoadOptions, items: int
+def figures(trace: Trace, options: LoadOptions, items: int,
+            tokens: TokenTimes | str | None = None
             ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Row columns, reasons for the empty ones, and notes for the row's message (why a run is
-    not valid, which rule it followed)."""
+    not valid, which rule it followed). ``tokens``: a generation task's per-query token times,
+    or why it has none; None for a task that generates no tokens."""
     scenario = options.scenario
     bound = options.latency_bound_s
     served = trace.completed
@@ -94,9 +104,27 @@ def figures(trace: Trace, options: LoadOptions, items: int
     if scenario == "multi-stream":
         meta.update(groups=len(trace.groups), group_size=options.group_size)
     row["meta"] = meta
+    bounds = _token_columns(row, missing, trace, options, tokens)
     _validity(row, notes, trace, options)
-    _loadgen(row, notes, trace, options, meta, items)
+    _loadgen(row, notes, trace, options, meta, items, bounds)
     return row, missing, notes
+
+
+def _token_columns(row: dict[str, Any], missing: dict[str, str], trace: Trace,
+                   options: LoadOptions, tokens: TokenTimes | str | None) -> list[Bound]:
+    """A generation task's TTFT and TPOT columns; the token bounds the run is judged by."""
+    if isinstance(tokens, TokenTimes) and options.scenario == "offline":
+        tokens = ("offline issues every query at the start: a time to first token would only "
+                  "say where in the line it stood")
+    if not isinstance(tokens, TokenTimes):
+        values, why = not_measured(options, tokens or NOT_GENERATION, tokens is not None)
+        row.update(values)
+        missing.update(why)
+        return []
+    values, why, bounds = token_columns(tokens, trace, options)
+    row.update(values)
+    missing.update(why)
+    return bounds
 
 
 def _tail(row: dict[str, Any], missing: dict[str, str], meta: dict[str, Any],
@@ -165,7 +193,7 @@ def _validity(row: dict[str, Any], notes: list[str], trace: Trace, options: Load
 
 
 def _loadgen(row: dict[str, Any], notes: list[str], trace: Trace, options: LoadOptions,
-             meta: dict[str, Any], items: int) -> None:
+             meta: dict[str, Any], items: int, token_bounds: list[Bound]) -> None:
     """Whether the run would be VALID by LoadGen's rules (its minimums, early stopping and, for
     server, the bound at p99); the first reason it is not goes to the notes."""
     scenario = options.scenario
@@ -189,16 +217,16 @@ def _loadgen(row: dict[str, Any], notes: list[str], trace: Trace, options: LoadO
     if scenario in ("single-stream", "multi-stream") and _empty(row.get("early_stop_latency_s")):
         reasons.append("too few queries for early stopping")
     if scenario == "server":
-        bound = options.latency_bound_s
-        if bound is None:
-            reasons.append("no latency bound to test")
-        else:
-            over = int(meta.get("over_bound") or 0)
-            if not early_stopping.server_satisfied(count, over, 0.99):
-                reasons.append(f"early stopping not satisfied ({over} of {count} over the bound)")
+        bounds = list(token_bounds)  # an LLM server is judged by p99 TTFT and p99 TPOT
+        if options.latency_bound_s is not None:
             p99 = row.get("latency_p99_s")
-            if p99 is None or _empty(p99) or float(p99) > bound:
-                reasons.append("p99 over the latency bound")
+            bounds.insert(0, Bound("latency", options.latency_bound_s,
+                                   NAN if p99 is None else float(p99),
+                                   int(meta.get("over_bound") or 0)))
+        if not bounds:
+            reasons.append("no latency bound to test")
+        for bound in bounds:
+            reasons.extend(judge(bound, count))
     if not row["load_valid"]:
         reasons.append("not valid by its own rule")
     row["loadgen_valid"] = not reasons

@@ -82,6 +82,10 @@ class LoadOptions:
     batch_timeout_s: float = 0.0
     #: the latency a query must meet; its fraction over it is reported.
     latency_bound_s: float | None = None
+    #: server, generation tasks: the time to first token and the time per output token a query
+    #: must meet at p99 (MLPerf's LLM server constraints); the fraction over each is reported.
+    ttft_bound_s: float | None = None
+    tpot_bound_s: float | None = None
     #: server: queries that may wait; one arriving at a full queue is dropped and counted.
     max_queue: int = 1024
     #: multi-stream: queries issued together as one group (LoadGen's samples_per_query).
@@ -106,8 +110,9 @@ class LoadOptions:
             raise OptionsError("--scenario server needs --qps (or --find-peak)")
         if self.find_peak and not server:
             raise OptionsError("--find-peak applies only to --scenario server")
-        if self.find_peak and self.latency_bound_s is None:
-            raise OptionsError("--find-peak needs --latency-bound-ms")
+        if self.find_peak and not self.bounded:
+            raise OptionsError("--find-peak needs --latency-bound-ms (or --ttft-bound-ms, "
+                               "--tpot-bound-ms)")
         if isinstance(self.max_batch, bool) or self.max_batch < 1:
             raise OptionsError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.max_batch > 1 and self.scenario == "single-stream":
@@ -123,6 +128,16 @@ class LoadOptions:
             if self.scenario == "offline":
                 raise OptionsError("--latency-bound-ms does not apply to --scenario offline "
                                    "(it reports throughput only)")
+        for name, flag in (("ttft_bound_s", "--ttft-bound-ms"),
+                           ("tpot_bound_s", "--tpot-bound-ms")):
+            bound = getattr(self, name)
+            if bound is None:
+                continue
+            if not (math.isfinite(bound) and bound > 0):
+                raise OptionsError(f"{flag} must be a positive number")
+            if not server:
+                raise OptionsError(f"{flag} applies only to --scenario server (MLPerf bounds time "
+                                   "to first token and time per output token there)")
         if self.max_queue < 1:
             raise OptionsError(f"--max-queue must be at least 1, got {self.max_queue}")
         if self.group_size < 1:
@@ -133,6 +148,12 @@ class LoadOptions:
             if self.rule == "loadgen" and self.duration_s < 600:
                 raise OptionsError("--duration cannot shorten LoadGen's 600 s minimum "
                                    "(--loadgen-minimums)")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether any bound was given (latency, time to first token, time per output token)."""
+        return any(b is not None for b in (self.latency_bound_s, self.ttft_bound_s,
+                                           self.tpot_bound_s))
 
     @property
     def minimums(self) -> Minimums:
@@ -151,9 +172,10 @@ class LoadOptions:
 
     @property
     def lag_tolerance_s(self) -> float:
-        """The generator's p99 lateness beyond which a run is flagged invalid."""
-        bound = self.latency_bound_s
-        return max(LAG_FLOOR_S, LAG_FRACTION * bound) if bound is not None else LAG_FLOOR_S
+        """The generator's p99 lateness beyond which a run is flagged invalid: from the tightest
+        bound that counts from the scheduled arrival (latency, time to first token)."""
+        bounds = [b for b in (self.latency_bound_s, self.ttft_bound_s) if b is not None]
+        return max(LAG_FLOOR_S, LAG_FRACTION * min(bounds)) if bounds else LAG_FLOOR_S
 
     def rule_text(self) -> str:
         """Which rule the run followed, in words, for the row's message."""

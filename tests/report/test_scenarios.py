@@ -66,6 +66,23 @@ def test_tables_list_each_run_in_qps_order_and_the_peak() -> None:
         (CASE, "cpu", "100 ms", "72", "86.4", "4"),)
 
 
+def test_generation_runs_get_a_token_table_with_their_bounds() -> None:
+    tokens = {"ttft_s": 0.05, "ttft_p90_s": 0.12, "ttft_p99_s": 0.3, "tpot_s": 0.02,
+              "tpot_p90_s": 0.021, "tpot_p99_s": 0.022, "ttft_bound_s": 0.2,
+              "tpot_bound_s": 0.05, "ttft_over_bound_fraction": 0.04,
+              "tpot_over_bound_fraction": 0.0, "meets_bound": False}
+    rows = [server_row("cpu", 5, 0.3, 0.6, **tokens), server_row("cpu", 2, 0.2, 0.25)]
+    latency, token = scenarios.tables(rows)
+    assert "TTFT bound 200 ms, TPOT bound 50 ms" in token.title
+    (line,) = token.rows  # the run without token figures has no line here
+    shown = dict(zip(token.header, line, strict=True))
+    assert shown["TTFT p50"] == "50 ms" and shown["over TTFT bound"] == "4%"
+    assert shown["TPOT p50"] == "20 ms" and shown["over TPOT bound"] == "0%"
+    assert line[5] == "300 ms" and line[9] == "22 ms"  # the p99s
+    assert shown["meets bounds"] == "no" and "continuous batching" in token.note
+    assert len(latency.rows) == 2
+
+
 def test_text_for_the_terminal() -> None:
     text = scenarios.text(load_rows())
     assert "Peak QPS within the latency bound" in text and "server" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from harness import Task, workload
-from harness.workload import at_least
+from harness.workload import Generation, Phase, at_least
 
 
 def hold(seconds: float) -> None:
@@ -41,3 +41,26 @@ def service(ms: float, batch: int) -> Task:
 def unbatched(ms: float) -> Task:
     """No batch parameter: the harness cannot batch it."""
     return Task(fn=hold, inputs=(ms / 1e3,), items=1)
+
+
+@workload(params={"prefill_ms": [4.0], "token_ms": [1.0], "new_tokens": [4], "batch": [1]},
+          validate={"batch": at_least(1)})
+def speaker(prefill_ms: float, token_ms: float, new_tokens: int, batch: int) -> Task:
+    """A generation service with known times: prefill, then a fixed time per further token,
+    whatever the batch; its timed variant marks every token on the host clock."""
+
+    def timed(n: int) -> tuple[list[int], list[int]]:
+        marks = [time.perf_counter_ns()]
+        hold(prefill_ms / 1e3)
+        marks.append(time.perf_counter_ns())
+        for _ in range(new_tokens - 1):
+            hold(token_ms / 1e3)
+            marks.append(time.perf_counter_ns())
+        return [n] * new_tokens, marks
+
+    def check(tokens: list[int]) -> None:
+        assert tokens == [batch] * new_tokens, f"got {tokens}"
+
+    return Task(fn=lambda n: timed(n)[0], inputs=(batch,), items=batch, check=check,
+                generation=Generation(timed=timed, batch=batch, new_tokens=new_tokens,
+                                      prefill=Phase(None, None), decode=Phase(None, None)))

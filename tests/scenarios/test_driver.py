@@ -27,6 +27,11 @@ SERVICE = str(ROOT / "tests" / "scenarios" / "service.py")
     (["--scenario", "server", "--qps", "5", "--latency-bound-ms", "-1"],
      "--latency-bound-ms must be a positive number"),
     (["--scenario", "burst"], "argument --scenario: invalid choice: 'burst'"),
+    (["--ttft-bound-ms", "100"], "--ttft-bound-ms applies only to --scenario server"),
+    (["--scenario", "offline", "--tpot-bound-ms", "50"],
+     "--tpot-bound-ms applies only to --scenario server"),
+    (["--scenario", "server", "--qps", "5", "--ttft-bound-ms", "0"],
+     "--ttft-bound-ms must be a positive number"),
     (["--scenario", "single-stream", "--quick", "--loadgen-minimums"], "contradict each other"),
     (["--scenario", "server", "--qps", "5", "--min-time", "1"],
      "--min-time sets the timing loop; a load scenario runs for --duration"),
@@ -93,6 +98,22 @@ def test_find_peak_ends_on_a_met_and_a_missed_qps(tmp_path: Path) -> None:
     above = [q for q in probes.index if q == pytest.approx(peak * 1.2)]
     assert above and probes.loc[above[0], "meets_bound"] == False  # noqa: E712
     assert "missed it" in result.message.iloc[0]
+
+
+def test_find_peak_judges_generation_by_its_token_bounds(tmp_path: Path) -> None:
+    # 4 ms prefill and 3 × 1 ms decode per call: TTFT stays near 4 ms until a queue forms.
+    status = main(["run", "-s", SERVICE, "-w", "speaker", "--scenario", "server", "--find-peak",
+                   "--qps", "20", "--ttft-bound-ms", "30", "--tpot-bound-ms", "100", "--quick",
+                   "--duration", "0.4", "-a", "cpu:threads=1", "--no-isolate",
+                   "--out", str(tmp_path)])
+    frame = harness.load(only_run(tmp_path))
+    result = frame[frame.peak_search == "result"].iloc[0]
+    assert status == 0 and result.ttft_bound_s == 0.03 and result.tpot_bound_s == 0.1
+    probes = frame[frame.peak_search == "probe"]
+    assert probes.ttft_p99_s.notna().all() and len(probes) >= 2
+    assert not probes[probes.meets_bound == True].empty  # noqa: E712
+    assert "met the 30 ms TTFT and 100 ms TPOT bounds" in result.message, result.message
+    assert "p99 TTFT" in result.message  # why the run 20% above missed
 
 
 @pytest.mark.slow

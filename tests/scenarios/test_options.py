@@ -23,6 +23,11 @@ from harness.scenarios.options import LoadOptions, OptionsError
     ({"scenario": "multi-stream", "group_size": 0}, "--group-size must be at least 1"),
     ({"scenario": "single-stream", "max_batch": 2}, "does not apply to --scenario single-stream"),
     ({"scenario": "single-stream", "duration_s": -1.0}, "--duration must be a positive"),
+    ({"scenario": "server", "qps": 5.0, "ttft_bound_s": 0.0}, "--ttft-bound-ms must be a positive"),
+    ({"scenario": "server", "qps": 5.0, "tpot_bound_s": float("inf")},
+     "--tpot-bound-ms must be a positive"),
+    ({"scenario": "single-stream", "ttft_bound_s": 0.1},
+     "--ttft-bound-ms applies only to --scenario server"),
     ({"scenario": "single-stream", "rule": "loadgen", "duration_s": 60.0},
      "cannot shorten LoadGen's 600 s"),
 ])
@@ -49,3 +54,10 @@ def test_lag_tolerance_follows_the_bound() -> None:
     assert LoadOptions("server", qps=1.0, latency_bound_s=0.1).lag_tolerance_s == \
         pytest.approx(0.005)
     assert LoadOptions("server", qps=1.0, latency_bound_s=0.01).lag_tolerance_s == 1e-3
+    # A time-to-first-token bound counts from the scheduled arrival too; TPOT's does not.
+    assert LoadOptions("server", qps=1.0, latency_bound_s=1.0, ttft_bound_s=0.1,
+                       tpot_bound_s=0.001).lag_tolerance_s == pytest.approx(0.005)
+
+
+def test_a_peak_search_may_be_bounded_by_tokens_alone() -> None:
+    assert LoadOptions("server", find_peak=True, tpot_bound_s=0.05).bounded
