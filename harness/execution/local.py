@@ -63,6 +63,17 @@ def run_case(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> 
     machine, filled as workers learn them. The dtype is read from the parameters; a task whose
     dtype differs calibrates in its own worker instead.
     """
+    learn_peaks(payload, limits, peaks)
+    result = run_in_worker(CASE_TARGET, {**payload, "peaks": peaks, "sent_at": time.time()},
+                           limits)
+    if "row" in result:
+        peaks.update(result.get("peaks", {}))
+    return result
+
+
+def learn_peaks(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> None:
+    """Put the peaks of the payload's adapter and dtype into ``peaks`` (see :func:`run_case`):
+    this machine's cached calibration, else calibrated in a worker of their own."""
     dtype = str(payload["params"].get("dtype", "float32"))
     recalibrate = bool(payload.get("recalibrate"))
     if dtype not in peaks and not recalibrate:
@@ -76,8 +87,3 @@ def run_case(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> 
             "dtype": dtype, "env": payload.get("env"), "recalibrate": recalibrate}, limits)
         peaks[dtype] = found.get("peaks", {}).get(
             dtype, f"peak calibration failed: {found.get('error', 'no result')}")
-    result = run_in_worker(CASE_TARGET, {**payload, "peaks": peaks, "sent_at": time.time()},
-                           limits)
-    if "row" in result:
-        peaks.update(result.get("peaks", {}))
-    return result

@@ -417,9 +417,10 @@ def peaks_target(payload: dict[str, Any]) -> dict[str, Any]:
     return {"peaks": peaks_to_json(runner.known_peaks)}
 
 
-def case_target(payload: dict[str, Any]) -> dict[str, Any]:
+def case_target(payload: dict[str, Any], timer: Timer | None = None) -> dict[str, Any]:
     """Run one case (a :func:`case_payload` with the ``peaks`` known so far) in this worker:
-    ``{"row": ..., "peaks": ..., "info": ...}``."""
+    ``{"row": ..., "peaks": ..., "info": ...}``. ``timer``: another timer than the payload's
+    (an interleaved run's, which samples when told)."""
     from harness.execution.workers import set_env
 
     set_env(payload.get("env") or {})
@@ -430,7 +431,7 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig(timing=TimingOptions(**payload["timing"]), collect=payload["collect"],
                        repetition=payload["repetition"],
                        recalibrate=payload.get("recalibrate", False))
-    runner = Runner(config, Plan([case], [spec]), writer=None)
+    runner = Runner(config, Plan([case], [spec]), writer=None, timer=timer)
     for dtype, known in payload["peaks"].items():
         runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
                                                    else known)
