@@ -90,6 +90,8 @@ def command(args: argparse.Namespace) -> int:
                          collect=False, repeat=args.repeat)
                for suite in suites]
     sides = _sides(args) if revisions else None
+    if sides is not None:  # the suite is loaded here too, to plan: its imports as the worker's
+        sys.path.insert(0, sides.candidate.root)
     plans = [make_plan(config) for config in configs]
     context = environment.collect()
     context["config"] = {"ab": list(suites), "workloads": args.workload,

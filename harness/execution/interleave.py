@@ -150,8 +150,6 @@ def take_turns(openers: Sequence[Callable[[], Channel]], labels: Sequence[str],
         if turn.sampling and turn.channel is not None:
             turn.channel.send({"op": "stop", "capped": capped})
             turn.result = turn.channel.recv()
-            while "ns" in turn.result or "ready" in turn.result:  # a stray reply: skip it
-                turn.result = turn.channel.recv()
     return turns
 
 
