@@ -142,7 +142,11 @@ def take_turns(openers: Sequence[Callable[[], Channel]], labels: Sequence[str],
     turns = [Turn(label) for label in labels]
     for i in order:
         turn = turns[i]
-        turn.channel = openers[i]()
+        try:
+            turn.channel = openers[i]()
+        except OSError as exc:  # no process could start: this side's row says so
+            turn.result = {"error": f"the worker could not start: {exc}"}
+            continue
         _await_ready(turn)
     live = [turns[i] for i in order]
     capped = _rounds(live, timing)

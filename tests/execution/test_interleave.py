@@ -271,3 +271,16 @@ def test_no_interleave_runs_adapters_one_after_the_other(tmp_path: Path) -> None
     status, out, rows = run_harness(tmp_path, "--no-interleave")
     assert status == 0, out
     assert all(r.get("interleaved") is None and r.get("speedup") is None for r in rows)
+
+
+def test_a_side_whose_worker_cannot_start_gets_an_error_and_the_others_run() -> None:
+    log: list[str] = []
+    make = opened({}, log)
+
+    def broken() -> Any:
+        raise FileNotFoundError("no such interpreter: /nowhere/python")
+
+    turns = take_turns([make("A", 0.002), broken], "AB", TIMING, order=[1, 0])
+    assert turns[1].result == {"error": "the worker could not start: no such interpreter: "
+                                        "/nowhere/python"}
+    assert len(turns[0].samples_ns) == 5 and turns[0].result is not None
