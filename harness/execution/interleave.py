@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 
 STEERED_TARGET = "harness.execution.interleave:steered_target"
 NS = 1e-9
-#: seed of the build, warm-up and first-round order (``HARNESS_SEED`` is not consulted: the
-#: order must differ between cases and repetitions, not between runs).
+#: seed of the drawn build, warm-up and first-round orders: they differ between cases,
+#: repetitions and generations, and a run repeated draws the same ones.
 ORDER_SEED = 16
 #: fresh sets of workers per case: the fewest whose medians give a distribution-free 95%
 #: interval (:func:`harness.stats.median_ci_min_samples`), see :func:`speedup`.
