@@ -13,7 +13,7 @@ from typing import Any
 #: the GPU path's columns (``latency_kind``, ``call_latency_*``, ``throttle_*_s``, the energy
 #: uncertainties, ``idle_power_source``) and the profiling pass's (``profiler`` …
 #: ``profile_trace``), the ceilings and generation under load (``ttft_bound_s`` …
-#: ``tpot_samples_s``).
+#: ``tpot_samples_s``) and interleaved speedups (``speedup`` … ``interleaved``).
 SCHEMA = 4
 
 #: Every row carries these columns, in this order; units are in the names (SI).
@@ -26,7 +26,8 @@ COLUMNS: tuple[str, ...] = (
     "latency_mean_s", "latency_std_s", "latency_min_s", "latency_max_s",
     "latency_p90_s", "latency_p99_s", "p90_low_confidence", "p99_low_confidence",
     "latency_kind", "call_latency_median_s", "call_latency_ci_low_s", "call_latency_ci_high_s",
-    "call_latency_p99_s",
+    "call_latency_p99_s", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_reference",
+    "interleaved",
     "items", "throughput_items_per_s", "flops", "bytes",
     "achieved_flops_per_s", "achieved_bytes_per_s", "arithmetic_intensity",
     "peak_flops_per_s", "peak_bytes_per_s", "peak_fraction", "roofline_bound", "peak_source",
@@ -68,10 +69,11 @@ _KINDS = {
                      "device", "host", "variant", "status", "message", "roofline_bound",
                      "peak_source", "peak_rss_source", "energy_source", "throttle_reasons",
                      "scenario", "load_rule", "peak_search", "started_at", "latency_kind",
-                     "ceiling_source", "profiler", "profile_trace"),
+                     "ceiling_source", "profiler", "profile_trace", "speedup_reference"),
                     "text"),
     **dict.fromkeys(("lost", "correct", "output_varies", "warmup_steady", "p90_low_confidence",
-                     "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound"),
+                     "p99_low_confidence", "load_valid", "loadgen_valid", "meets_bound",
+                     "interleaved"),
                     "flag"),
     **dict.fromkeys(("schema", "repetition", "n_samples", "loops", "items", "queries",
                      "dropped_queries", "max_batch", "generate_calls", "profile_calls"),
@@ -82,7 +84,8 @@ _KINDS = {
                      "prefill_peak_fraction", "decode_peak_fraction", "profile_overhead",
                      "profile_coverage", "device_busy_fraction", "attainable_fraction",
                      "peak_flops_ceiling", "peak_bytes_ceiling", "nvml_utilization",
-                     "ttft_over_bound_fraction", "tpot_over_bound_fraction"), "number"),
+                     "ttft_over_bound_fraction", "tpot_over_bound_fraction", "speedup",
+                     "speedup_ci_low", "speedup_ci_high"), "number"),
     **dict.fromkeys(JSON_COLUMNS, "object"),
     #: per query: its latency; under load, its time to first token and per output token
     **dict.fromkeys(("samples_s", "ttft_samples_s", "tpot_samples_s"), "samples"),

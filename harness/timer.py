@@ -264,30 +264,35 @@ def _agree(first: list[int], second: list[int], tolerance: float) -> bool:
 
 
 def measure_pair(timer: Timer, steps: tuple[Callable[[], Any], Callable[[], Any]],
-                 sync: Callable[[], None], *, keep: Callable[[Any], Any] | None = None
-                 ) -> tuple[Measurement, Measurement]:
+                 sync: Callable[[], None], *, keep: Callable[[Any], Any] | None = None,
+                 first: int = 0) -> tuple[Measurement, Measurement]:
     """Time two steps with their samples interleaved (A B B A A B ...), for an A/B comparison.
 
     Each step gets its own first call, loop calibration and warm-up; then samples alternate,
     the order flipping every round so that neither side always runs first (warm caches,
     frequency steps). Slow drifts of a shared machine then hit both sides alike, and sample i of
     one side and sample i of the other were taken moments apart: a pair. ``keep`` is as in
-    :meth:`Timer.measure`.
+    :meth:`Timer.measure`. ``first`` (0 or 1): the side whose first call, calibration and
+    warm-up come first, and which samples first in round 0; callers draw it per repetition, so
+    that what going first or last does is spread over repetitions, not given to one side.
     """
     opts, clock = timer.options, timer.clock
     keep = keep or _same
-    outputs, firsts = zip(*((keep(out), ns) for out, ns in
-                            (timer.first_call(step, sync) for step in steps)), strict=True)
+    order = (first, 1 - first)
+    called = {i: timer.first_call(steps[i], sync) for i in order}
+    outputs, firsts = zip(*((keep(called[i][0]), called[i][1]) for i in (0, 1)), strict=True)
     target_ns, overhead_ns = timer.target_ns(sync)
-    loops = [timer.calibrate(step, sync, target_ns) for step in steps]
+    calibrated = {i: timer.calibrate(steps[i], sync, target_ns) for i in order}
+    loops = [calibrated[0], calibrated[1]]
     gc.collect()
-    warm = [timer.warm_up(step, sync, n) for step, n in zip(steps, loops, strict=True)]
+    warmed = {i: timer.warm_up(steps[i], sync, loops[i]) for i in order}
+    warm = [warmed[0], warmed[1]]
     raw: tuple[list[int], list[int]] = ([], [])
     kept: tuple[list[tuple[int, Any]], list[tuple[int, Any]]] = ([], [])
     start = clock()
     rounds = 0
     while True:
-        for side in ((0, 1) if rounds % 2 == 0 else (1, 0)):
+        for side in (order if rounds % 2 == 0 else order[::-1]):
             raw[side].append(timer._sample_ns(steps[side], sync, loops[side]))
             if len(raw[side]) in CHECKED_SAMPLES:
                 kept[side].append((len(raw[side]) - 1, keep(timer.last_output)))

@@ -186,10 +186,13 @@ def test_several_adapters_print_one_table_with_speedups(tmp_path: Path) -> None:
     table = result.stdout.splitlines()
     header = next(line for line in table if "adapter" in line)
     assert header.split()[:3] == ["adapter", "median", "vs"] and "vs null" in header
-    cpu = next(line for line in table if line.split()[:1] == ["cpu"])
+    # interleaved (the default with two adapters): the measured speedup with its interval
+    cpu = next(line for line in table if line.split()[:1] == ["cpu:threads=1"])
     null = next(line for line in table if line.split()[:1] == ["null"])
-    assert null.split()[3] == "1×"
-    assert float(cpu.split()[3].rstrip("×")) < 1  # real work is slower than an empty call
+    assert null.split()[3] == "reference"
+    speedup, interval = cpu.split()[3:5]
+    assert float(speedup.rstrip("×")) < 1  # real work is slower than an empty call
+    assert interval.startswith("(") and interval.endswith(")")
     assert cpu.split()[-1] == "pass"
 
 

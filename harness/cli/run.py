@@ -86,6 +86,9 @@ def add_parser(sub: Any) -> None:
                      help="run only the cases missing from this run folder, with its settings")
     run.add_argument("--reference", metavar="ADAPTER",
                      help="with several adapters, show speedups over this one (default: cpu)")
+    run.add_argument("--no-interleave", dest="interleave", action="store_false",
+                     help="with several adapters, run one adapter after the other instead of "
+                          "measuring each case on all of them in alternating rounds")
     run.add_argument("--recalibrate", action="store_true",
                      help="measure the adapters' peaks even where this machine has them cached")
     run.add_argument("--no-collect", action="store_true",
@@ -315,7 +318,8 @@ def _mode(args: argparse.Namespace, resumed: Path | None) -> Mode:
     if args.cluster is None:
         if args.resources:
             raise UsageError("--resources only applies with --cluster")
-        return Mode(isolate=args.isolate, limits=limits)
+        return Mode(isolate=args.isolate, limits=limits, interleave=args.interleave,
+                    reference=args.reference or "cpu")
     if not args.isolate:
         raise UsageError("--cluster runs each case in its own worker process on its node; "
                          "drop --no-isolate")

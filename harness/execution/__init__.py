@@ -9,6 +9,8 @@ writes the rows it gets back:
 - :mod:`~harness.execution.local`: each case in a fresh worker on this machine (the default);
 - :mod:`~harness.execution.cluster`: each case on a node of a Ray cluster;
 - :mod:`~harness.execution.repeat`: ``--repeat`` without isolation, a worker per repetition;
+- :mod:`~harness.execution.interleave`: a case's adapters measured in alternating rounds, a
+  persistent worker each (the default with two or more adapters);
 - :mod:`~harness.execution.ab`: two versions of a suite timed interleaved (``harness ab``);
 - :mod:`harness.scenarios.driver`: load scenarios, inline or a worker per scenario run.
 
@@ -46,7 +48,7 @@ class ExecutionError(Exception):
 @dataclass(frozen=True)
 class Mode:
     """How a run's cases execute (the command line's ``--no-isolate``, ``--timeout``,
-    ``--max-memory``, ``--cluster`` and ``--resources``)."""
+    ``--max-memory``, ``--cluster``, ``--resources``, ``--no-interleave`` and ``--reference``)."""
 
     isolate: bool = True
     limits: Limits = field(default_factory=Limits)
@@ -54,6 +56,11 @@ class Mode:
     cluster: str | None = None
     #: adapter name → the Ray resources one case needs there (``--resources``).
     resources: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: with two or more adapters, measure each case on all of them in alternating rounds
+    #: (:mod:`~harness.execution.interleave`); False: one adapter after the other.
+    interleave: bool = True
+    #: the adapter (label or name) that interleaved speedups are relative to; None: the first.
+    reference: str | None = None
 
 
 def prepare(plan: Plan, mode: Mode) -> None:
@@ -192,6 +199,10 @@ def _one_pass(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], 
         from harness.execution.cluster import run_cluster
 
         return run_cluster(config, plan, writer, mode.limits, mode.resources, hooks, done)
+    if mode.isolate and config.load is None and mode.interleave and len(plan.adapters) > 1:
+        from harness.execution.interleave import run_interleaved
+
+        return run_interleaved(config, plan, writer, mode.limits, hooks, done, mode.reference)
     if mode.isolate and config.load is None:
         from harness.execution.local import run_local
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness import plugins
 from harness.config import RunConfig, TimingOptions
 from harness.execution.hooks import Hooks
+from harness.execution.interleave import draw_order
 from harness.execution.loop import NAN, check_outputs, measured_row
 from harness.execution.rows import CASE_ERRORS, error_row, error_text, identity
 from harness.execution.targets import rebuild_case
@@ -53,8 +54,12 @@ def pair_cases(baseline: list[Case], candidate: list[Case]) -> list[tuple[Case, 
 
 
 def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
-             pair: tuple[Case, Case]) -> list[dict[str, Any]]:
-    """Both versions of one case on one adapter, samples interleaved: two rows."""
+             pair: tuple[Case, Case], first: int | None = None) -> list[dict[str, Any]]:
+    """Both versions of one case on one adapter, samples interleaved: two rows. ``first``: the
+    side built, prepared and warmed up first (None: drawn from the case and repetition)."""
+    if first is None:
+        first = draw_order(2, pair[1].id, spec.label, config.repetition)[0]
+    order = (first, 1 - first)
     header = identity(pair[1], spec, config.repetition, adapter_options=adapter.config,
                       device=adapter.device)
     rows: list[dict[str, Any]] = [{**header, "variant": variant,
@@ -62,18 +67,22 @@ def run_pair(config: RunConfig, spec: AdapterSpec, adapter: Adapter,
                                   for variant, case in zip(VARIANTS, pair, strict=True)]
     stage = "build"
     try:
-        tasks = [case.build() for case in pair]
+        # Built and prepared in the drawn order: the one built first puts its data in other
+        # memory than the second, and that placement alone moves a Python loop's speed.
+        built = {i: pair[i].build() for i in order}
+        tasks = [built[0], built[1]]
         stage = "supports"
         for task in tasks:
             ok, reason = adapter.supports(task)
             if not ok:
                 return [{**row, "status": "skipped", "message": reason} for row in rows]
         stage = "prepare"
-        steps = (adapter.prepare(tasks[0]), adapter.prepare(tasks[1]))
+        prepared = {i: adapter.prepare(tasks[i]) for i in order}
+        steps = (prepared[0], prepared[1])
         with adapter.running():
             stage = "timing"
             measured = measure_pair(Timer(config.timing), steps, adapter.synchronize,
-                                    keep=adapter.keep_output)
+                                    keep=adapter.keep_output, first=first)
             stage = "check"
             for row, task, measurement in zip(rows, tasks, measured, strict=True):
                 values, missing = measured_row(task, measurement)
@@ -112,7 +121,8 @@ def pair_target(payload: dict[str, Any]) -> dict[str, Any]:
                        repetition=payload["repetition"])
     adapter = plugins.adapter_class(spec.name)(**spec.options)
     try:
-        return {"rows": run_pair(config, spec, adapter, (cases[0], cases[1]))}
+        return {"rows": run_pair(config, spec, adapter, (cases[0], cases[1]),
+                                 payload.get("first"))}
     finally:
         adapter.close()
 

@@ -80,7 +80,19 @@ def run_case(payload: dict[str, Any], limits: Limits, learnt: Learnt) -> dict[st
     learn more. Peaks are calibrated first, for the dtype read from the parameters (a task
     whose dtype differs calibrates in its own worker instead).
     """
-    peaks = learnt.peaks
+    learn_peaks(payload, limits, learnt.peaks)
+    result = run_in_worker(CASE_TARGET, {**payload, "peaks": learnt.peaks,
+                                         "baselines": learnt.baselines,
+                                         "sent_at": time.time()}, limits)
+    if "row" in result:
+        learnt.peaks.update(result.get("peaks", {}))
+        learnt.baselines.update(result.get("baselines") or {})
+    return result
+
+
+def learn_peaks(payload: dict[str, Any], limits: Limits, peaks: dict[str, Any]) -> None:
+    """Put the peaks of the payload's adapter and dtype into ``peaks`` (see :func:`run_case`):
+    this machine's cached calibration, else calibrated in a worker of their own."""
     dtype = str(payload["params"].get("dtype", "float32"))
     recalibrate = bool(payload.get("recalibrate"))
     if dtype not in peaks and not recalibrate:
@@ -94,9 +106,3 @@ def run_case(payload: dict[str, Any], limits: Limits, learnt: Learnt) -> dict[st
             "dtype": dtype, "env": payload.get("env"), "recalibrate": recalibrate}, limits)
         peaks[dtype] = found.get("peaks", {}).get(
             dtype, f"peak calibration failed: {found.get('error', 'no result')}")
-    result = run_in_worker(CASE_TARGET, {**payload, "peaks": peaks, "baselines": learnt.baselines,
-                                          "sent_at": time.time()}, limits)
-    if "row" in result:
-        peaks.update(result.get("peaks", {}))
-        learnt.baselines.update(result.get("baselines") or {})
-    return result

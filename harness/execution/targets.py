@@ -17,6 +17,7 @@ from harness.execution.loop import Runner, close_all
 from harness.execution.rows import device_out_of_memory, join, out_of_memory, worker_peak_rss
 from harness.plan import AdapterSpec, Plan
 from harness.roofline import Peaks
+from harness.timer import Timer
 from harness.workload import Case
 
 
@@ -74,7 +75,7 @@ def peaks_target(payload: dict[str, Any]) -> dict[str, Any]:
     return {"peaks": peaks_to_json(runner.known_peaks)}
 
 
-def case_target(payload: dict[str, Any]) -> dict[str, Any]:
+def case_target(payload: dict[str, Any], timer: Timer | None = None) -> dict[str, Any]:
     """Run one case (a :func:`case_payload` with the ``peaks`` and collectors' ``baselines``
     known so far) in this worker: ``{"row": ..., "peaks": ..., "baselines": ..., "info": ...}``.
 
@@ -82,6 +83,8 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
     adapter takes it (a refused case pays for neither); idle baselines come from the payload
     where an earlier worker of the run measured them, and go back in the result where this one
     did. ``info`` is the adapter's, once it started its device for the case (else None).
+    ``timer``: another timer than the payload's (an interleaved run's, which samples when
+    told).
     """
     from harness.execution.facts import info_of
     from harness.execution.workers import set_env
@@ -95,7 +98,7 @@ def case_target(payload: dict[str, Any]) -> dict[str, Any]:
                        repetition=payload["repetition"],
                        recalibrate=payload.get("recalibrate", False),
                        profile=payload.get("profile", False))
-    runner = Runner(config, Plan([case], [spec]), writer=None)
+    runner = Runner(config, Plan([case], [spec]), writer=None, timer=timer)
     for dtype, known in payload["peaks"].items():
         runner.known_peaks[(spec.label, dtype)] = (Peaks(**known) if isinstance(known, dict)
                                                    else known)

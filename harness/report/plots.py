@@ -175,7 +175,8 @@ def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> byte
 
 
 def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
-    """Per case, each other adapter's speedup over ``reference``: reference median / median."""
+    """Per case, each other adapter's speedup over ``reference``: reference median / median,
+    or the speedup an interleaved run measured, drawn with its 95% interval."""
     title = f"Speedup over {reference}"
     ok = _ok(rows)
     adapters = list(dict.fromkeys(row["adapter"] for row in ok))
@@ -187,8 +188,9 @@ def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
                                   "nothing to compare with.")]
     base = {(row["case_id"], row.get("repetition")): row["latency_median_s"] for row in ok
             if row["adapter"] == reference and _positive(row.get("latency_median_s"))}
-    bars = [{**row, "speedup": base[(row["case_id"], row.get("repetition"))]
-             / row["latency_median_s"]}
+    # An interleaved run measured the speedup itself, with its interval: draw that.
+    bars = [{**row, "speedup": row["speedup"] if _finite(row.get("speedup")) else
+             base[(row["case_id"], row.get("repetition"))] / row["latency_median_s"]}
             for row in ok if row["adapter"] != reference
             and (row["case_id"], row.get("repetition")) in base
             and _positive(row.get("latency_median_s"))]
@@ -207,6 +209,12 @@ def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], referenc
     figure, (axis,) = canvas.new_figure(_height(members, groups))
     slots, centres = _positions(groups)
     axis.barh(slots, values, height=0.7, color=[colours[row["adapter"]] for row in members])
+    spans = [(row["speedup"] - row["speedup_ci_low"], row["speedup_ci_high"] - row["speedup"])
+             if _finite(row.get("speedup_ci_low")) and _finite(row.get("speedup_ci_high"))
+             and _finite(row.get("speedup")) else (0.0, 0.0) for row in members]
+    if any(low or high for low, high in spans):  # the measured speedups' 95% intervals
+        axis.errorbar(values, slots, xerr=list(zip(*spans, strict=True)), fmt="none",
+                      ecolor="black", elinewidth=0.8, capsize=2)
     for y, value in zip(slots, values, strict=True):
         axis.annotate(f"{ratio(value)}×", (value, y), xytext=(3, 0), textcoords="offset points",
                       va="center", fontsize=7)

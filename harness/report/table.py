@@ -61,7 +61,19 @@ def _key(row: dict[str, Any]) -> tuple[str, int]:
 
 
 def _speedup(row: dict[str, Any], reference: dict[str, Any] | None) -> str:
-    """``2.31×`` over the reference row of the same case; a dash when either has no median."""
+    """``2.31×`` over the reference row of the same case; a dash when either has no median.
+    An interleaved run's measured speedup with its interval, ``1.47× (1.41–1.52)``, marked
+    ``~`` when the interval holds 1 (no clear difference)."""
+    if row.get("interleaved"):
+        if _label(row) == row.get("speedup_reference"):
+            return "reference"
+        value, low, high = (row.get(k) for k in ("speedup", "speedup_ci_low", "speedup_ci_high"))
+        if units.missing(value):
+            return units.DASH
+        if low is None or high is None or units.missing(low) or units.missing(high):
+            return f"{value:.3g}× (no interval)"
+        same = "~" if low <= 1 <= high else ""
+        return f"{same}{value:.3g}× ({low:.3g}–{high:.3g})"
     if reference is None or row.get("status") != "ok" or reference.get("status") != "ok":
         return units.DASH
     mine, theirs = row.get("latency_median_s"), reference.get("latency_median_s")
@@ -85,9 +97,17 @@ def render(rows: Iterable[dict[str, Any]], reference: str | None = "cpu") -> str
     return "\n\n".join(part for part in (loop, generation.text(rows), load) if part)
 
 
+def _label(row: dict[str, Any]) -> str:
+    """The adapter as the user wrote it (``cpu:threads=1``)."""
+    return str(row.get("adapter_label") or row["adapter"])
+
+
 def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
     adapters = {row["adapter"] for row in rows}
     compare = reference if len(adapters) > 1 and reference in adapters else None
+    interleaved = {str(r["speedup_reference"]) for r in rows if r.get("speedup_reference")}
+    if interleaved:
+        compare = ", ".join(sorted(interleaved))
     baseline = {_key(row): row for row in rows if row["adapter"] == compare}
     # Rows of a --repeat run: one per repetition, told apart by a `rep` column.
     repeated = len({row.get("repetition") or 0 for row in rows}) > 1
@@ -117,7 +137,7 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
             figures = _figures(row)
             if compare:
                 figures = (figures[0], _speedup(row, baseline.get(_key(row))), *figures[1:])
-            lines.append((*params, row["adapter"], *figures))
+            lines.append((*params, _label(row), *figures))
         out.extend("  " + line for line in grid(lines))
         out.append("")
     if any(_peak(row).endswith("†") for row in rows if row.get("status") == "ok"):
@@ -126,7 +146,10 @@ def _render_loop(rows: list[dict[str, Any]], reference: str | None) -> str:
     if any(row.get("p99_low_confidence") for row in rows if row.get("status") == "ok"):
         out.append("* p99 from fewer than 662 samples: low confidence "
                    "(MLPerf early-stopping minimum)")
-    notes = [printable(f"  {row['case_id']} on {row['adapter']}"
+    if interleaved:
+        out.append("speedups measured interleaved, with 95% intervals; ~: the interval holds "
+                   "1.00×, no clear difference")
+    notes = [printable(f"  {row['case_id']} on {_label(row)}"
                        + (f" (repetition {row.get('repetition') or 0})" if repeated else "")
                        + f": {row['message']}")
              for row in rows if row.get("message")]

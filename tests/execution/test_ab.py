@@ -61,6 +61,33 @@ def test_samples_alternate_and_flip_order_every_round() -> None:
     assert a.output == "a" and b.output == "b"
 
 
+def test_the_side_drawn_first_calls_warms_up_and_samples_first() -> None:
+    clock = FakeClock()
+    order: list[str] = []
+
+    def step(name: str) -> Any:
+        def run() -> str:
+            order.append(name)
+            clock.advance(1e-3)
+            return name
+        return run
+
+    timing = TimingOptions(min_sample_s=1e-3, min_time_s=0.004, min_samples=2, max_time_s=1.0,
+                           max_warmup_s=0.0, warmup_window=1)
+    a, b = measure_pair(Timer(timing, clock), (step("a"), step("b")), lambda: None, first=1)
+    assert order[:2] == ["b", "a"]  # first calls
+    assert order[-4:] == ["b", "a", "a", "b"]  # round 0 starts with the side drawn first
+    assert (a.output, b.output) == ("a", "b")
+
+
+def test_the_first_side_is_drawn_per_repetition_seeded() -> None:
+    from harness.execution.interleave import draw_order
+
+    firsts = [draw_order(2, "s/w[n=1]", "cpu", k)[0] for k in range(20)]
+    assert 0 < sum(firsts) < 20  # both sides go first in some repetitions
+    assert firsts == [draw_order(2, "s/w[n=1]", "cpu", k)[0] for k in range(20)]
+
+
 def paired_rows(effect: float, drift: float, reps: int = 5, n: int = 80,
                 seed: int = 0, builds: list[float] | None = None) -> list[dict[str, Any]]:
     """Interleaved samples under a machine drift shared by both sides (±drift over time);

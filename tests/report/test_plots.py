@@ -95,3 +95,12 @@ def test_trend_draws_cases_seen_in_several_runs() -> None:
     (plot,) = plots.trend(points)
     assert plot.title == "Trend: demo/w"
     assert_png(plot)
+
+
+def test_measured_speedups_are_drawn_with_their_intervals() -> None:
+    rows = labelled(synthetic_rows())
+    drawn = [{**row, "speedup": 2.0, "speedup_ci_low": 1.5, "speedup_ci_high": 2.5}
+             if row["adapter"] != "cpu" else row for row in rows]
+    plain, measured = plots.speedup(rows, "cpu")[0], plots.speedup(drawn, "cpu")[0]
+    assert_png(measured)
+    assert measured.png != plain.png  # the measured figures and their error bars

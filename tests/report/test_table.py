@@ -66,3 +66,22 @@ def test_peak_shows_the_ceiling_fraction_else_the_measured_roof_marked() -> None
     assert "25%" in with_ceiling[4] and "†" not in with_ceiling[4]
     assert without[4].endswith("†") and without[4].startswith("109")
     assert neither[4] == "-"
+
+
+def test_an_interleaved_run_shows_its_measured_speedup_with_the_interval() -> None:
+    interleaved = {"interleaved": True, "speedup_reference": "cpu"}
+    rows = [row("a", 4e-3, adapter_label="cpu", **interleaved),
+            row("a", 1e-3, adapter_label="cpu:threads=1", speedup=1.47, speedup_ci_low=1.41,
+                speedup_ci_high=1.52, **interleaved),
+            row("b", 1e-3, adapter_label="cpu", **interleaved),
+            row("b", 1e-3, adapter_label="cpu:threads=1", speedup=1.01, speedup_ci_low=0.98,
+                speedup_ci_high=1.03, **interleaved)]
+    text = render(rows)
+    lines = text.splitlines()
+    assert lines[1].split()[:4] == ["impl", "adapter", "median", "vs"]
+    cells = {(line.split()[0], line.split()[1]): line for line in lines[3:7]}
+    # the measured figure, not the ratio of the medians (4×); the adapters by their labels
+    assert "1.47× (1.41–1.52)" in cells[("a", "cpu:threads=1")]
+    assert "~1.01× (0.98–1.03)" in cells[("b", "cpu:threads=1")]  # holds 1: no clear difference
+    assert "reference" in cells[("a", "cpu")]
+    assert "~: the interval holds 1.00×, no clear difference" in text
