@@ -16,7 +16,8 @@ import torch
 
 from harness import Task, nvml
 from harness.adapters import AdapterError, cuda, tensors
-from harness.adapters.cuda import CudaAdapter, datasheet_ceiling, datasheet_for
+from harness.adapters.cuda import CudaAdapter
+from harness.adapters.gpu_datasheets import datasheet_ceiling, datasheet_for
 from harness.adapters.torch_build import TorchBuild
 from tests.fakes import FakeCuda, FakeNvml
 
