@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness import Task, nvml
-from harness.adapters import AdapterError, cuda, tensors
+from harness.adapters import AdapterError, cuda, gpu_datasheets, tensors
 from harness.adapters.cuda import CudaAdapter
 from harness.adapters.gpu_datasheets import datasheet_ceiling, datasheet_for
 from harness.adapters.torch_build import TorchBuild
@@ -180,7 +180,7 @@ def test_datasheet_lacks_dtypes_a_device_lacks() -> None:
 
 
 def test_every_datasheet_entry_is_consistent() -> None:
-    for sheet in cuda.DATASHEETS:
+    for sheet in gpu_datasheets.DATASHEETS:
         assert sheet.bytes_per_s > 0
         for dtype, flops in sheet.flops_per_s.items():
             assert flops > 0, (sheet.sheet, dtype)
