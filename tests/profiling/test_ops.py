@@ -45,7 +45,8 @@ def test_trace_names_are_safe_file_names() -> None:
 def test_store_writes_ops_and_trace_and_takes_them_out_of_the_row(tmp_path: Path) -> None:
     writer = RunWriter(tmp_path, {})
     trace = {"traceEvents": [{"ph": "X", "name": "op", "ts": 0, "dur": 1}]}
-    row = {"case_id": "s/w[n=1]", "adapter_label": "cpu:threads=1", "status": "ok",
+    row = {"case_id": "s/w[n=1]", "adapter": "cpu", "adapter_label": "cpu:threads=1",
+           "status": "ok",
            "profile_trace": trace_name("s/w[n=1]", "cpu:threads=1"),
            PROFILE_KEY: {"ops": [op_row("aten::mm", 0.75)], "trace": pack_trace(trace)}}
     store(row, writer.path, writer.run_id)
@@ -54,7 +55,7 @@ def test_store_writes_ops_and_trace_and_takes_them_out_of_the_row(tmp_path: Path
     assert PROFILE_KEY not in row and PROFILE_KEY not in read_rows(writer.path)[0]
     (written,) = read_ops(writer.path)
     assert list(written) == list(OPS_COLUMNS) and written["run_id"] == writer.run_id
-    assert written["flops"] is None  # NaN is stored as null
+    assert math.isnan(written["flops"])  # stored as null, read back as NaN
     stored = json.loads(gzip.decompress((writer.path / row["profile_trace"]).read_bytes()))
     assert stored == trace
 
@@ -81,13 +82,14 @@ def test_load_ops_gives_a_frame_with_the_schema(tmp_path: Path) -> None:
 
 def test_an_unprofiled_run_loads_an_empty_frame_with_the_columns(tmp_path: Path) -> None:
     writer = RunWriter(tmp_path, {})
-    writer.append({"status": "ok"})
+    writer.append({"case_id": "s/w[n=1]", "adapter": "cpu", "status": "ok"})
     writer.close()
     frame = harness.load_ops(writer.path)
     assert frame.empty and list(frame.columns) == list(OPS_COLUMNS)
 
 
 def test_a_bad_line_is_an_error_naming_it(tmp_path: Path) -> None:
-    (tmp_path / OPS_FILE).write_text('{"op": "x"}\nnot json\n')
+    good = json.dumps({**op_row("aten::mm", 0.5), "flops": None, "bytes": None})
+    (tmp_path / OPS_FILE).write_text(f"{good}\nnot json\n{good}\n")
     with pytest.raises(ResultsError, match=r"ops.jsonl:2"):
         read_ops(tmp_path)
