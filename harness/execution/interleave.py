@@ -42,7 +42,7 @@ from harness.execution.loop import NAN
 from harness.execution.rows import error_row, is_empty, join, pending
 from harness.execution.targets import case_payload, case_target
 from harness.execution.workers import Limits, context, preload_for
-from harness.roofline import Peaks, row_figures
+from harness.roofline import Ceiling, Peaks, row_figures
 from harness.stats import SUMMARY_COLUMNS, median_ci, summarize, summary_columns
 from harness.timer import CHECKED_SAMPLES, PRECISION_EVERY, Timer
 
@@ -228,6 +228,17 @@ def speedup(reference: Sequence[Turn], other: Sequence[Turn]) -> tuple[float, fl
     return statistics.median(medians), low, high, reason
 
 
+def _ceiling(row: dict[str, Any]) -> Ceiling:
+    """The ceiling a generation's row was held against, rebuilt from its columns (the merged
+    row's fractions change with its merged median)."""
+    def known(value: Any) -> float | None:
+        return value if isinstance(value, float) and math.isfinite(value) else None
+
+    why = str((row.get("missing") or {}).get("peak_fraction") or "no ceiling is known")
+    return Ceiling(known(row.get("peak_flops_ceiling")), why,
+                   known(row.get("peak_bytes_ceiling")), why)
+
+
 def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One adapter's row of a case from its generations' rows: the first generation's (its
     first call was the cold one; it alone ran the collectors), with the timing figures over
@@ -257,8 +268,8 @@ def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     roofline, roofline_missing = row_figures(
         flops if isinstance(flops, float) and math.isfinite(flops) else None,
         nbytes if isinstance(nbytes, float) and math.isfinite(nbytes) else None,
-        merged["latency_median_s"], peaks, missing.get("peak_fraction", ""))
-    merged.update(roofline)
+        merged["latency_median_s"], peaks, missing.get("peak_fraction", ""), _ceiling(rows[0]))
+    merged.update(roofline, ceiling_source=rows[0].get("ceiling_source"))
     missing.update(roofline_missing)
     merged["missing"] = {k: v for k, v in missing.items() if is_empty(merged.get(k))}
     merged.setdefault("meta", {})["generations"] = len(rows)

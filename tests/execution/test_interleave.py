@@ -211,7 +211,7 @@ def test_merged_rows_summarise_every_generations_samples() -> None:
     assert merged["first_call_s"] == 0.5  # the cold first call is the first generation's
     assert merged["warmup_s"] == pytest.approx(0.2)
     assert merged["achieved_flops_per_s"] == pytest.approx(1e9)
-    assert merged["peak_fraction"] == pytest.approx(1.0)
+    assert merged["attainable_fraction"] == pytest.approx(1.0)  # of the measured roof
     assert merged["meta"]["generations"] == 2
 
 
@@ -284,3 +284,11 @@ def test_a_side_whose_worker_cannot_start_gets_an_error_and_the_others_run() -> 
     assert turns[1].result == {"error": "the worker could not start: no such interpreter: "
                                         "/nowhere/python"}
     assert len(turns[0].samples_ns) == 5 and turns[0].result is not None
+
+
+def test_merged_rows_hold_the_median_against_the_generations_ceiling() -> None:
+    ceiling = {"peak_flops_ceiling": 4e9, "peak_bytes_ceiling": math.nan,
+               "ceiling_source": "FLOP/s: test; bytes/s: unknown (test)"}
+    merged = merge_rows([row([1e-3] * 6, **ceiling), row([3e-3] * 6, **ceiling)])
+    assert merged["peak_fraction"] == pytest.approx(0.25)  # 1 GFLOP/s of a 4 GFLOP/s ceiling
+    assert merged["ceiling_source"] == ceiling["ceiling_source"]
