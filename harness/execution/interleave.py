@@ -39,7 +39,7 @@ from harness.execution.channel import Channel, Port, open_worker
 from harness.execution.hooks import Hooks
 from harness.execution.local import Learnt, learn_peaks, run_case
 from harness.execution.loop import NAN
-from harness.execution.rows import error_row, is_empty, join, pending
+from harness.execution.rows import error_row, is_empty, join, pending, write
 from harness.execution.targets import case_payload, case_target
 from harness.execution.workers import Limits, context, preload_for
 from harness.roofline import Ceiling, Peaks, row_figures
@@ -310,7 +310,7 @@ def run_interleaved(config: RunConfig, plan: Plan, writer: RunWriter, limits: Li
             hooks.started(case, spec, index, len(plan))
         got = _one_case(config, plan, case, [s for _, s in entries], limits, learnt, reference)
         for (index, _), row in zip(entries, got, strict=True):
-            writer.append(row)
+            write(writer, row)
             rows.append(row)
             hooks.arrived(row, index, len(plan))
     return rows
@@ -333,7 +333,8 @@ def _one_case(config: RunConfig, plan: Plan, case: Case, specs: list[AdapterSpec
     turns: list[list[Turn]] = []
     for g in range(GENERATIONS):
         collect = g == 0 and config.collect
-        openers = [_opener(p, peaks[s.label], limits, collect=collect, timing=timing)
+        openers = [_opener(p, peaks[s.label], limits, collect=collect,
+                           profile=g == 0 and config.profile, timing=timing)
                    for s, p in zip(specs, payloads, strict=True)]
         turns.append(take_turns(openers, [s.label for s in specs], timing,
                                 draw_order(len(specs), case.id, config.repetition, g)))
@@ -361,10 +362,12 @@ def _one_case(config: RunConfig, plan: Plan, case: Case, specs: list[AdapterSpec
 
 
 def _opener(payload: dict[str, Any], peaks: dict[str, Any], limits: Limits, *, collect: bool,
-            timing: TimingOptions) -> Callable[[], Channel]:
+            profile: bool, timing: TimingOptions) -> Callable[[], Channel]:
+    # The collectors' pass and the profile run in the first generation only: the merged row
+    # takes them from there.
     return lambda: open_worker(STEERED_TARGET, {
-        **payload, "peaks": peaks, "collect": collect, "timing": asdict(timing),
-        "sent_at": time.time()}, limits)
+        **payload, "peaks": peaks, "collect": collect, "profile": profile,
+        "timing": asdict(timing), "sent_at": time.time()}, limits)
 
 
 def generation_timing(timing: TimingOptions) -> TimingOptions:
