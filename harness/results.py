@@ -414,14 +414,14 @@ def load(*paths: str | Path) -> pd.DataFrame:
             for value in frame[column]
         ]
     numeric = [c for c in COLUMNS if column_kind(c) in ("number", "count") and c != "schema"]
-    for column in numeric:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
     names = sorted({k for p in params for k in p})
     if names:  # in one step: a column at a time fragments the frame (a pandas warning)
         frame = pd.concat([frame, pd.DataFrame({f"param_{n}": [p.get(n) for p in params]
                                                 for n in names}, index=frame.index)], axis=1)
-    return frame
+    # One block per dtype: a caller adding columns later then draws no fragmentation warning.
+    return frame.copy()
 
 
 def export(run: Path, fmt: str, dest: Path | None = None) -> Path:
