@@ -320,6 +320,31 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-empty line of a JSON-lines file in a run folder,
+    read within :mod:`harness.safe_json`'s bounds. A torn last line (no newline, not JSON: the
+    writer was killed mid-line) is skipped with a :class:`TornRowWarning`; any other line that
+    is not JSON, or a file that cannot be read, is a :class:`ResultsError` naming file and line.
+    """
+    try:
+        for number, line, ended in safe_json.lines(path):
+            if not line.strip():
+                continue
+            try:
+                value = safe_json.loads(line)
+            except safe_json.JSONProblem as exc:
+                if not ended:
+                    warnings.warn(f"{path}:{number}: skipped a torn last row (the run was "
+                                  "interrupted while writing it)", TornRowWarning, stacklevel=3)
+                    continue
+                raise ResultsError(f"{path}:{number} {exc}") from None
+            yield number, value
+    except safe_json.JSONProblem as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def read_rows(run: Path) -> list[dict[str, Any]]:
     """The rows of one run folder, in the order they were written.
 
@@ -332,30 +357,15 @@ def read_rows(run: Path) -> list[dict[str, Any]]:
     """
     path = Path(run) / ROWS_FILE
     rows = []
-    try:
-        for number, line, ended in safe_json.lines(path):
-            if not line.strip():
-                continue
-            try:
-                row = safe_json.loads(line)
-            except safe_json.JSONProblem as exc:
-                if not ended:
-                    warnings.warn(f"{path}:{number}: skipped a torn last row (the run was "
-                                  "interrupted while writing it)", TornRowWarning, stacklevel=2)
-                    continue
-                raise ResultsError(f"{path}:{number} {exc}") from None
-            schema = row.get("schema", SCHEMA) if isinstance(row, dict) else SCHEMA
-            if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
-                raise ResultsError(f"{path}:{number} was written with results schema {schema}; "
-                                   f"this harness reads up to schema {SCHEMA}: upgrade it")
-            problem = row_problem(row)
-            if problem is not None:
-                raise ResultsError(f"{path}:{number}: {problem}")
-            rows.append(_complete(row))
-    except safe_json.JSONProblem as exc:
-        raise ResultsError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for number, row in json_lines(path):
+        schema = row.get("schema", SCHEMA) if isinstance(row, dict) else SCHEMA
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+            raise ResultsError(f"{path}:{number} was written with results schema {schema}; "
+                               f"this harness reads up to schema {SCHEMA}: upgrade it")
+        problem = row_problem(row)
+        if problem is not None:
+            raise ResultsError(f"{path}:{number}: {problem}")
+        rows.append(_complete(row))
     return rows
 
 

@@ -119,38 +119,23 @@ def read_ops(run_dir: Path) -> list[dict[str, Any]]:
     with the results loader's bounds; missing figures (null) read as NaN, and a torn last line
     (a run killed while writing it) is skipped. Anything else that is not an operator row is a
     :class:`~harness.results.ResultsError` naming the file and line."""
-    from harness import safe_json
-    from harness.results import ResultsError
+    from harness.results import ResultsError, json_lines
 
     path = Path(run_dir) / OPS_FILE
     if not path.is_file():
         return []
     rows = []
-    try:
-        for number, line, ended in safe_json.lines(path):
-            if not line.strip():
-                continue
-            try:
-                row = safe_json.loads(line)
-            except safe_json.JSONProblem as exc:
-                if not ended:
-                    break
-                raise ResultsError(f"{path}:{number} {exc}") from None
-            if not isinstance(row, dict) or any(column not in row for column in REQUIRED):
-                raise ResultsError(f"{path}:{number}: an operator row needs "
-                                   f"{', '.join(REQUIRED)}")
-            row.setdefault("run_id", Path(run_dir).name)
-            repetition = row.get("repetition")
-            row["repetition"] = repetition if isinstance(repetition, int) else 0
-            for column in ("calls", "self_time_s", "share", "flops", "bytes"):
-                value = row.get(column)
-                row[column] = (float(value) if isinstance(value, int | float)
-                               and not isinstance(value, bool) else math.nan)
-            rows.append(row)
-    except safe_json.JSONProblem as exc:
-        raise ResultsError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for number, row in json_lines(path):
+        if not isinstance(row, dict) or any(column not in row for column in REQUIRED):
+            raise ResultsError(f"{path}:{number}: an operator row needs {', '.join(REQUIRED)}")
+        row.setdefault("run_id", Path(run_dir).name)
+        repetition = row.get("repetition")
+        row["repetition"] = repetition if isinstance(repetition, int) else 0
+        for column in ("calls", "self_time_s", "share", "flops", "bytes"):
+            value = row.get(column)
+            row[column] = (float(value) if isinstance(value, int | float)
+                           and not isinstance(value, bool) else math.nan)
+        rows.append(row)
     return rows
 
 
