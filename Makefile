@@ -39,4 +39,4 @@ browser:
 	fi
 
 test: lint browser
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(ARGS)

@@ -78,7 +78,10 @@ def test_an_elementwise_expression_is_elementwise_or_memory_dominant(isolated: P
 def test_cprofile_names_a_plain_python_function(isolated: Path) -> None:
     ops = harness.load_ops(isolated)
     mine = ops[ops.case_id.str.contains("python_function") & (ops.adapter == "cpu")]
-    top = mine.sort_values("self_time_s", ascending=False).iloc[0]
+    # The unattributed remainder (cProfile's own bookkeeping on call-heavy code) is a line of its
+    # own, not a function: the top function is what the profile names.
+    functions = mine[mine.category != "unattributed"]
+    top = functions.sort_values("self_time_s", ascending=False).iloc[0]
     assert top.op.endswith("count_primes_below") or "genexpr" in top.op, mine.op.tolist()
     assert any(op.endswith("count_primes_below") for op in mine.op)
     (row,) = [r for r in read_rows(isolated)
