@@ -318,8 +318,11 @@ def _mode(args: argparse.Namespace, resumed: Path | None) -> Mode:
     if args.cluster is None:
         if args.resources:
             raise UsageError("--resources only applies with --cluster")
-        return Mode(isolate=args.isolate, limits=limits, interleave=args.interleave,
-                    reference=args.reference or "cpu")
+        # A resumed run goes on the way it began, unless --no-interleave is given now.
+        stored = (read_context(resumed).get("config") or {}) if resumed is not None else {}
+        return Mode(isolate=args.isolate, limits=limits,
+                    interleave=args.interleave and stored.get("interleave", True) is not False,
+                    reference=args.reference or stored.get("reference") or "cpu")
     if not args.isolate:
         raise UsageError("--cluster runs each case in its own worker process on its node; "
                          "drop --no-isolate")

@@ -90,7 +90,15 @@ def open_run(config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
 
     context = environment.collect()
     context["config"] = {**config.stored([s.label for s in plan.adapters]),
-                         "isolate": mode.isolate}
+                         "isolate": mode.isolate, "interleave": mode.interleave,
+                         "reference": mode.reference}
+    # What the run does, beside what was asked: a reader of the folder sees whether its
+    # speedups were measured in alternating rounds or from runs minutes apart.
+    context["interleaved"] = interleaves(config, plan, mode)
+    if mode.interleave and len(plan.adapters) > 1 and not context["interleaved"]:
+        print(f"note: the adapters run one after another, not interleaved "
+              f"({_why_sequential(config, mode)}): speedups compare moments minutes apart",
+              file=sys.stderr)
     context["adapters"] = {}
     context["finished_at"] = None  # set when the run ends (execute): None says it did not
     if mode.cluster is None:
@@ -100,6 +108,23 @@ def open_run(config: RunConfig, plan: Plan, mode: Mode) -> RunWriter:
         context["config"]["cluster"] = {"address": mode.cluster, "resources": mode.resources}
         context["hosts"] = {}
     return RunWriter(config.out, context)
+
+
+def interleaves(config: RunConfig, plan: Plan, mode: Mode) -> bool:
+    """Whether the run's cases are measured on their adapters in alternating rounds: asked
+    for (the default), two or more adapters, isolated workers on this machine, the loop
+    scenario."""
+    return (mode.interleave and len(plan.adapters) > 1 and mode.isolate
+            and mode.cluster is None and config.load is None)
+
+
+def _why_sequential(config: RunConfig, mode: Mode) -> str:
+    if mode.cluster is not None:
+        return "a cluster run places each case on a node of its own"
+    if not mode.isolate:
+        return "--no-isolate runs every adapter in this one process"
+    return f"the {config.load.scenario if config.load else 'load'} scenario drives one " \
+        "adapter at a time"
 
 
 def refuse_cap(plan: Plan, mode: Mode) -> None:
@@ -199,7 +224,7 @@ def _one_pass(config: RunConfig, plan: Plan, writer: RunWriter, done: set[Any], 
         from harness.execution.cluster import run_cluster
 
         return run_cluster(config, plan, writer, mode.limits, mode.resources, hooks, done)
-    if mode.isolate and config.load is None and mode.interleave and len(plan.adapters) > 1:
+    if interleaves(config, plan, mode):
         from harness.execution.interleave import run_interleaved
 
         return run_interleaved(config, plan, writer, mode.limits, hooks, done, mode.reference)

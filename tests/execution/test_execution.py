@@ -110,3 +110,28 @@ def test_inline_the_running_process_records_its_adapters_info(tmp_path: Path) ->
     execute(config, plan, writer, mode)
     info: dict[str, Any] = read_context(writer.path)["adapters"]["cpu"]
     assert info["name"] == "cpu" and info["threads"] >= 1
+
+
+@pytest.mark.parametrize(("mode", "interleaved", "note"), [
+    (Mode(), True, None),
+    (Mode(interleave=False), False, None),
+    (Mode(isolate=False), False, "--no-isolate runs every adapter in this one process"),
+    (Mode(cluster="ray://head:10001"), False, "a cluster run places each case on a node"),
+])
+def test_the_context_says_whether_the_adapters_were_interleaved(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: Mode, interleaved: bool,
+        note: str | None) -> None:
+    plan = plan_of("cpu", "neg")
+    plan.adapters.append(plan.adapters[0].__class__("cpu", {"threads": 1}))
+    writer = open_run(RunConfig(timing=FAST, out=tmp_path), plan, mode)
+    writer.close()
+    context = read_context(writer.path)
+    assert context["interleaved"] is interleaved
+    assert context["config"]["interleave"] is mode.interleave
+    err = capsys.readouterr().err
+    assert (note in err) if note else "not interleaved" not in err
+    # One adapter: nothing to interleave, and nothing to say about it.
+    writer = open_run(RunConfig(timing=FAST, out=tmp_path / "one"), plan_of("cpu", "neg"), mode)
+    writer.close()
+    assert read_context(writer.path)["interleaved"] is False
+    assert "not interleaved" not in capsys.readouterr().err
