@@ -9,14 +9,17 @@
 # HEAD (the same code: exit 0). Prints both verdicts and exits 0 only when both exit statuses
 # are as expected, so tests/test_pr_flow.py and a person can run the same thing.
 #
-#   benchmarks/pr_flow.sh [HARNESS] [WORKDIR]     (env: SLOWDOWN=0.05, REPEAT=5, MIN_TIME=0.5)
+#   benchmarks/pr_flow.sh [HARNESS] [WORKDIR]     (env: SLOWDOWN=0.05, REPEAT=5, MIN_TIME=0.5;
+#                                                  MIN_TIME= (empty): ab's own default)
 set -euo pipefail
 
 harness=${1:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/harness}
 work=${2:-$(mktemp -d)}
 slowdown=${SLOWDOWN:-0.05}
 repeat=${REPEAT:-5}
-min_time=${MIN_TIME:-0.5}
+min_time=${MIN_TIME-0.5}
+timing=(--repeat "$repeat")
+[ -n "$min_time" ] && timing+=(--min-time "$min_time")
 export HARNESS_AB_CACHE=${HARNESS_AB_CACHE:-$work/ab-cache}
 
 repo=$work/repo
@@ -67,7 +70,7 @@ git commit -qam "candidate: the library ${slowdown} slower"
 
 verdict() {  # $1: base ref; prints the gate's output, returns its exit status
   local status=0
-  "$harness" ab --base-ref "$1" suite.py -a cpu --repeat "$repeat" --min-time "$min_time" \
+  "$harness" ab --base-ref "$1" suite.py -a cpu "${timing[@]}" \
     --out "$work/results" --markdown "$work/comment-$2.md" 2>"$work/stderr-$2.txt" \
     | tee "$work/ab-$2.txt" || status=$?
   return "$status"
