@@ -56,8 +56,8 @@ class TimingOptions:
         if self.precision is not None and (
                 isinstance(self.precision, bool) or not isinstance(self.precision, int | float)
                 or not 0 < self.precision < 1):
-            raise ConfigError(f"timing.precision must be a fraction in (0, 1), got "
-                              f"{self.precision!r}")
+            raise ConfigError(f"timing.precision must be a fraction in (0, 1) (0.02 for ±2%; "
+                              f"parse_precision reads 2 and '2%' too), got {self.precision!r}")
         for f in dataclasses.fields(self):
             if f.name == "precision":
                 continue
@@ -133,7 +133,108 @@ class RunConfig:
 
 
 PLAN_FILE_KEYS = {"suites", "workloads", "adapters", "params", "preset", "out", "timing", "collect",
-             "repeat", "profile"}
+                  "repeat", "profile"}
+
+#: Plan keys spelt as the flags of ``harness run`` are (``adapter`` for ``-a/--adapter``,
+#: ``min-time`` for ``--min-time``) → the key they stand for. Dashes and underscores are alike
+#: in every key. ``no-collect``, ``quick`` and ``full`` take ``true``, like their flags.
+PLAN_FILE_ALIASES = {"suite": "suites", "workload": "workloads", "adapter": "adapters",
+                     "param": "params", "no_collect": "collect", "quick": "preset",
+                     "full": "preset"}
+
+#: The sampling flags of ``harness run``, which a plan may also give at its top level, and the
+#: :class:`TimingOptions` field each sets (in ``[timing]`` the field's own name works too).
+TIMING_FLAGS = {"min_time": "min_time_s", "max_time": "max_time_s", "min_samples": "min_samples",
+                "precision": "precision"}
+
+
+def parse_precision(value: Any, where: str = "") -> float:
+    """``2``, ``"2%"`` or ``0.02`` → 0.02: the rule of ``--precision`` and of plan files.
+
+    A number of 1 or more is a percent and a number below 1 a fraction, so ``2`` and ``0.02``
+    agree (half a percent is written ``0.5%`` or ``0.005``). The result must lie strictly
+    between 0% and 100%; anything else is a :class:`ConfigError` that states the rule, after
+    ``where: `` if given."""
+    rule = (f"{where + ': ' if where else ''}expected a percentage such as 2, 2% or 0.02 (a "
+            f"number of 1 or more is a percent, below 1 a fraction: half a percent is 0.5% or "
+            f"0.005), above 0% and below 100%, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text[:-1] if percent else text)
+        except ValueError:
+            raise ConfigError(rule) from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number, percent = float(value), False
+    else:
+        raise ConfigError(rule)
+    fraction = number / 100 if percent or number >= 1 else number
+    if not (math.isfinite(fraction) and 0 < fraction < 1):
+        raise ConfigError(rule)
+    return fraction
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _valid_keys() -> str:
+    """Every key a plan file takes, each with the flag spellings it also answers to."""
+    aliases: dict[str, list[str]] = {}
+    for alias, key in PLAN_FILE_ALIASES.items():
+        aliases.setdefault(key, []).append(alias.replace("_", "-"))
+    keys = [f"{key} (or {', '.join(aliases[key])})" if key in aliases else key
+            for key in sorted(PLAN_FILE_KEYS)]
+    keys += [f"{flag.replace('_', '-')}" for flag in TIMING_FLAGS]
+    return ", ".join(keys)
+
+
+def _unknown(path: Path, key: str, valid: str, choices: list[str]) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(_key(key), choices, n=1)
+    hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
+    return ConfigError(f"plan {path}: unknown key {key!r}{hint}; valid: {valid}; dashes and "
+                       "underscores are alike")
+
+
+def _canonical(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """The plan's keys under their canonical names: flag spellings resolved, the top-level
+    sampling keys moved into ``timing``, a key given twice (``adapter`` and ``adapters``) and
+    an unknown key refused."""
+    plan: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
+    timing: dict[str, Any] = {}
+    choices = [*PLAN_FILE_KEYS, *PLAN_FILE_ALIASES, *TIMING_FLAGS]
+    for written, value in raw.items():
+        key = _key(written)
+        if key in TIMING_FLAGS:
+            timing[written] = value
+            continue
+        if key not in PLAN_FILE_KEYS and key not in PLAN_FILE_ALIASES:
+            raise _unknown(path, written, _valid_keys(), choices)
+        canonical = PLAN_FILE_ALIASES.get(key, key)
+        if canonical in spelt:
+            raise ConfigError(f"plan {path}: {spelt[canonical]!r} and {written!r} give the same "
+                              "setting: keep one")
+        spelt[canonical] = written
+        if key in ("no_collect", "quick", "full"):
+            if value is not True:
+                raise ConfigError(f"plan key {written!r} takes true, like its flag (or use "
+                                  f"{'collect = false' if key == 'no_collect' else 'preset'})")
+            value = False if key == "no_collect" else key
+        plan[canonical] = value
+    if timing:
+        table = plan.get("timing", {})
+        if not isinstance(table, dict):
+            raise ConfigError("plan key 'timing' must be a table")
+        both = sorted(set(timing) & set(table))
+        if both:  # the same spelling in both places: one would silently win
+            raise ConfigError(f"plan {path}: {both[0]!r} is set both at the top and in "
+                              "[timing]: keep one")
+        plan["timing"] = {**timing, **table}
+    return plan
 
 
 def _str_list(plan: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -159,18 +260,18 @@ def read_plan_file(path: Path) -> dict[str, Any]:
         seq = [128, 256]
         [timing]
         min_time_s = 0.5
+
+    Every key may also be spelt as the flag of ``harness run`` that sets it (``adapter``,
+    ``min-time``, ``no-collect = true``; see :data:`PLAN_FILE_ALIASES`), and the sampling flags
+    (``min-time``, ``max-time``, ``min-samples``, ``precision``) may stand at the top level.
     """
     try:
-        plan = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read plan {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"plan {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(plan) - PLAN_FILE_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"plan {path}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(PLAN_FILE_KEYS))}"
-        )
+    plan = _canonical(path, raw)
     kwargs: dict[str, Any] = {}
     for key in ("suites", "workloads", "adapters"):
         if key in plan:
@@ -216,12 +317,39 @@ def _plan_params(raw: Any) -> dict[str, tuple[str, ...]]:
     return params
 
 
+def _timing_field(key: str) -> str | None:
+    """The :class:`TimingOptions` field a ``[timing]`` key names, by its own name or by the
+    flag's (``min-time``); None for none."""
+    key = _key(key)
+    if key in {f.name for f in dataclasses.fields(TimingOptions)}:
+        return key
+    return TIMING_FLAGS.get(key)
+
+
 def timing_from_mapping(raw: Any, where: str) -> TimingOptions:
-    """Build :class:`TimingOptions` from a mapping, naming any unknown key."""
+    """Build :class:`TimingOptions` from a mapping, naming any unknown key. Keys are the
+    fields' names or the flags' (``min-time`` for ``min_time_s``); ``precision`` follows
+    :func:`parse_precision`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    names = [f.name for f in dataclasses.fields(TimingOptions)]
-    for key in raw:
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(names)}")
-    return TimingOptions(**raw)
+    values: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
+    for key, value in raw.items():
+        name = _timing_field(key)
+        if name is None:
+            valid = ", ".join(
+                f"{f.name} (or {flag.replace('_', '-')})" if (flag := _flag_of(f.name)) else f.name
+                for f in dataclasses.fields(TimingOptions))
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {valid}")
+        if name in spelt:
+            raise ConfigError(f"{where}: {spelt[name]!r} and {key!r} give the same setting: "
+                              "keep one")
+        spelt[name] = key
+        values[name] = parse_precision(value, "timing.precision") if name == "precision" \
+            else value
+    return TimingOptions(**values)
+
+
+def _flag_of(field_name: str) -> str | None:
+    return next((flag for flag, name in TIMING_FLAGS.items() if name == field_name
+                 and flag != name), None)

@@ -21,7 +21,14 @@ from harness.results import ResultsError, RunWriter, stored
 from harness.schema import row_problem
 
 ADAPTER = "pytest-benchmark"
-NO_CHECK = "imported from pytest-benchmark: no correctness check ran"
+#: ``meta.check`` of an imported benchmark whose output only the test itself judged: its own
+#: assertions ran, but not the harness's check, so ``correct`` stays empty. pytest-benchmark
+#: leaves out a benchmark whose function raised, yet keeps one whose test failed an assertion
+#: afterwards: the file cannot say whether the assertions passed, and the row does not claim it.
+TEST_CHECK = "test"
+#: why ``correct`` is empty on such a row (``missing.correct``).
+TEST_CHECK_WHY = ("checked by the test's own assertions, not by the harness; pytest-benchmark's "
+                  "file does not record whether they passed")
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -87,12 +94,19 @@ def benchmark_row(bench: dict[str, Any]) -> dict[str, Any]:
         "params": params,
         "adapter": _text(extra.get("harness_adapter")) or ADAPTER,
         "device": _text(extra.get("harness_device")) or ADAPTER,
-        "status": "ok", "message": NO_CHECK, "correct": None,
-        "loops": _count(stats.get("iterations")), "items": items,
+        "status": "ok", "loops": _count(stats.get("iterations")), "items": items,
         "meta": {"source": "pytest-benchmark", "name": name,
                  "items_unit": _text(extra.get("items_unit")) or "items"},
     }
     missing: dict[str, str] = {}
+    correct = extra.get("harness_correct")
+    if isinstance(correct, bool):  # the harness's plugin ran the task's own check
+        row["correct"] = correct
+        if not correct:
+            row["message"] = "check failed (recorded by the harness's pytest plugin)"
+    else:
+        row["meta"]["check"] = TEST_CHECK
+        missing["correct"] = TEST_CHECK_WHY
     raw_data = stats.get("data")
     if raw_data is not None and not isinstance(raw_data, list):
         raise ResultsError("stats.data is not a list")
@@ -133,12 +147,22 @@ def import_pytest_benchmark(path: str | Path, results: str | Path) -> Path:
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
     dirty = commit.get("dirty")
+    sha = _text(commit.get("id"))
+    system = " ".join(t for t in (_text(machine.get("system")), _text(machine.get("release")))
+                      if t)
     context = {
         "started_at": _text(data.get("datetime")),
         "source": f"pytest-benchmark {_text(data.get('version')) or '?'}: {Path(path).name}",
         "host": _text(machine.get("node")), "python": _text(machine.get("python_version")),
-        "cpu_model": _text(cpu.get("brand_raw")),
-        "git_sha": _text(commit.get("id")), "git_dirty": dirty if isinstance(dirty, bool) else None,
+        "python_implementation": _text(machine.get("python_implementation")),
+        "os": system or None, "cpu_model": _text(cpu.get("brand_raw")),
+        # `-dirty` as harness runs write it (environment.git_sha), so history reads both alike.
+        "git_sha": f"{sha}-dirty" if sha and dirty is True else sha,
+        "git_dirty": dirty if isinstance(dirty, bool) else None,
+        "git_branch": _text(commit.get("branch")), "git_project": _text(commit.get("project")),
+        "git_commit_time": _text(commit.get("time")),
+        # Whatever else pytest-benchmark recorded, as it recorded it.
+        "commit_info": commit, "machine_info": machine,
         "command": ["harness", "import", "pytest-benchmark", str(path)],
     }
     rows = []

@@ -423,8 +423,12 @@ def load(*paths: str | Path) -> pd.DataFrame:
             None if value is None or isinstance(value, float) else json.dumps(value)
             for value in frame[column]
         ]
-    numeric = [c for c in COLUMNS if column_kind(c) in ("number", "count") and c != "schema"]
+    numeric = [c for c in COLUMNS if column_kind(c) in ("number", "count")
+               and c not in ("schema", "repetition")]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
+    # A repetition is an index, never missing in effect: a row without one (an older or an
+    # imported run) is the only pass, 0, as every reader of rows takes it.
+    frame["repetition"] = pd.to_numeric(frame["repetition"]).fillna(0).astype("int64")
     params = [json.loads(p) if isinstance(p, str) and p else {} for p in frame["params"]]
     names = sorted({k for p in params for k in p})
     if names:  # in one step: a column at a time fragments the frame (a pandas warning)

@@ -166,7 +166,8 @@ class Case:
 
     @property
     def id(self) -> str:
-        inner = ",".join(f"{k}={format_value(v)}" for k, v in self.params.items())
+        # An empty string ("no checkpoint") names nothing: left out, not shown as `model_path=`.
+        inner = ",".join(f"{k}={format_value(v)}" for k, v in self.params.items() if v != "")
         return f"{self.suite}/{self.workload.name}[{inner}]"
 
     @property

@@ -151,7 +151,8 @@ def test_failing_case_becomes_an_error_row_and_the_run_goes_on(tmp_path: Path) -
         (["run", "--timeout", "inf"], "--timeout: expected a finite number of seconds, above 0"),
         (["run", "--max-memory", "99999999T"], "'99999999T' is larger than any address space"),
         (["run", "--max-memory", "-5G"], "--max-memory: a size cannot be negative, got '-5G'"),
-        (["run", "--precision", "-2%"], "--precision: expected a percentage from 0% to 1000%"),
+        (["run", "--precision", "-2%"], "--precision: expected a percentage such as 2, 2% or "
+                                        "0.02 (a number of 1 or more is a percent"),
         (["compare", "a", "b", "--threshold", "-5%"], "--threshold: expected a percentage"),
         (["ab", "a", "b", "--timeout", "-1"], "--timeout: expected a finite number of seconds"),
         (["run", "--plan", "absent.toml", "--max-time", "-.5"], "--max-time: expected a finite"),

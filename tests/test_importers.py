@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.importers import NO_CHECK, benchmark_row, import_pytest_benchmark
-from harness.results import ResultsError, load
+from harness.importers import TEST_CHECK_WHY, benchmark_row, import_pytest_benchmark
+from harness.report.table import render
+from harness.results import ResultsError, load, read_context
 
 
 def bench(data: list[float] | None = None, **extra: Any) -> dict[str, Any]:
@@ -28,8 +29,17 @@ def test_a_plain_benchmark_becomes_a_pytest_benchmark_row() -> None:
         "pytest-benchmark", "test_sort", "t.py::test_sort[n=10]", "pytest-benchmark")
     assert row["params"] == {"n": 10} and row["loops"] == 10
     assert row["latency_median_s"] == 2e-3 and row["n_samples"] == 7
-    assert row["correct"] is None and row["message"] == NO_CHECK
+    # The test's own assertions are the check: said so, never "no check ran", never "pass".
+    assert row.get("correct") is None and row["meta"]["check"] == "test"
+    assert row["missing"]["correct"] == TEST_CHECK_WHY and not row.get("message")
     assert row["missing"]["energy_j"] == "not measured by pytest-benchmark"
+
+
+def test_a_check_recorded_by_the_harness_plugin_is_kept() -> None:
+    assert benchmark_row(bench(harness_correct=True))["correct"] is True
+    failed = benchmark_row(bench(harness_correct=False))
+    assert failed["correct"] is False and "check failed" in failed["message"]
+    assert "check" not in failed["meta"]
 
 
 def test_without_per_round_data_stored_figures_are_used_and_the_rest_say_why() -> None:
@@ -41,12 +51,32 @@ def test_without_per_round_data_stored_figures_are_used_and_the_rest_say_why() -
 
 def test_a_file_becomes_a_loadable_run(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
+    commit = {"id": "abc", "time": "2026-01-01T00:00:00+00:00", "dirty": True,
+              "project": "proj", "branch": "main"}
+    machine = {"node": "box", "system": "Linux", "release": "6.1", "python_version": "3.11.7",
+               "python_implementation": "CPython", "cpu": {"brand_raw": "EPYC"}}
     path.write_text(json.dumps({"benchmarks": [bench([1e-3] * 5)], "datetime": "2026-01-01",
-                                "version": "5.1", "commit_info": {"id": "abc"},
-                                "machine_info": {"node": "box"}}))
-    frame = load(import_pytest_benchmark(path, tmp_path / "results"))
+                                "version": "5.1", "commit_info": commit,
+                                "machine_info": machine}))
+    run = import_pytest_benchmark(path, tmp_path / "results")
+    frame = load(run)
     assert len(frame) == 1 and frame.latency_median_s[0] == 1e-3
     assert math.isnan(frame.peak_rss_bytes[0])
+    context = read_context(run)
+    assert (context["git_sha"], context["git_dirty"], context["git_branch"]) == (
+        "abc-dirty", True, "main")
+    assert (context["git_project"], context["git_commit_time"]) == (
+        "proj", "2026-01-01T00:00:00+00:00")
+    assert context["commit_info"] == commit and context["machine_info"] == machine
+    assert (context["host"], context["os"], context["cpu_model"]) == ("box", "Linux 6.1", "EPYC")
+
+
+def test_the_table_shows_the_tests_own_check(tmp_path: Path) -> None:
+    text = render([{**benchmark_row(bench([1e-3] * 5)), "adapter_label": None}])
+    header, _, line = text.splitlines()[1:4]
+    assert header.split()[-1] == "check" and line.split()[-1] == "test"
+    assert "no correctness check" not in text
+    assert "test: checked by the test's own assertions" in text
 
 
 @pytest.mark.parametrize("text, message", [

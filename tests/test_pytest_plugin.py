@@ -44,6 +44,9 @@ def test_harness_cases_run_as_benchmarks_and_import_back(tmp_path: Path) -> None
     assert set(frame.adapter) == {"cpu"}
     assert (frame.latency_median_s > 0).all() and (frame.n_samples >= 8).all()
     assert frame.latency_ci_low_s.notna().all()  # per-round data came along
+    # The task's check ran after timing; its verdict came along too.
+    assert all(b["extra_info"]["harness_correct"] is True for b in data["benchmarks"])
+    assert frame.correct.tolist() == [True] * len(ids)
 
 
 def test_a_bad_selection_is_a_usage_error(tmp_path: Path) -> None:

@@ -59,6 +59,13 @@ def test_round_trip_keeps_values_and_turns_missing_into_nan(tmp_path: Path) -> N
     assert (frame.run_id == run.name).all()
 
 
+def test_repetition_loads_as_an_integer(tmp_path: Path) -> None:
+    run = write_run(tmp_path, [row("a", 1e-3, repetition=2), row("b", 1e-3)])
+    frame = harness.load(run)
+    assert str(frame.repetition.dtype) == "int64"
+    assert frame.repetition.tolist() == [2, 0]  # a row without one is the only pass
+
+
 def test_rows_hit_the_disk_before_close(tmp_path: Path) -> None:
     writer = RunWriter(tmp_path, {})
     writer.append(row("a", 1e-3))

@@ -88,6 +88,16 @@ def test_case_id_and_build() -> None:
     assert case.build().items == 8
 
 
+def test_an_empty_parameter_is_left_out_of_the_case_id() -> None:
+    @workload(params={"size": ["tiny"], "model_path": [""]}, free=["model_path"])
+    def model(size: str, model_path: str) -> Task:
+        return Task(fn=noop)
+
+    assert Case("s", model, {"size": "tiny", "model_path": ""}).id == "s/model[size=tiny]"
+    assert Case("s", model, {"size": "tiny", "model_path": "/m"}).id == \
+        "s/model[size=tiny,model_path=/m]"
+
+
 def test_build_must_return_a_task() -> None:
     @workload()
     def broken() -> Task:

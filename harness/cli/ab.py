@@ -45,17 +45,20 @@ def add_parser(sub: Any) -> None:
     ab.add_argument("--full", action="store_true", help="the full grids (default: quick)")
     ab.add_argument("--repeat", type=int, default=5, metavar="N",
                     help="repetitions, each case in a fresh worker every time (default 5)")
-    ab.add_argument("--min-time", type=seconds, metavar="S", help="minimum sampling time per side")
+    ab.add_argument("--min-time", type=seconds, metavar="S",
+                    help=f"minimum sampling time per side (default {TimingOptions().min_time_s:g} "
+                         "s; the other sampling settings are harness run's defaults)")
     ab.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                     help="results directory (default: results/)")
     ab.add_argument("--no-isolate", dest="isolate", action="store_false",
-                    help="run every pair in this process")
+                    help="run every pair in this process (default: each side in a worker "
+                         "process of its own)")
     ab.add_argument("--timeout", type=positive_seconds, metavar="S",
-                    help="kill a pair after S seconds")
+                    help="kill a pair after S seconds (default 600)")
     ab.add_argument("--threshold", type=fraction, default=0.02, metavar="PCT",
                     help="smallest change flagged (default 2%%: pairs cancel drift; the spread "
                          "of the repetitions' paired ratios raises it where larger)")
-    ab.add_argument("--alpha", type=float, default=0.01,
+    ab.add_argument("--alpha", type=float, default=0.01, metavar="A",
                     help="false-discovery rate across cases (default 0.01)")
     ab.add_argument("--max-missing", type=fraction, default=0.0, metavar="PCT",
                     help="fail when the candidate side lacks more than this fraction of the "

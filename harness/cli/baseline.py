@@ -16,10 +16,12 @@ def add_parser(sub: Any) -> None:
     save = base_sub.add_parser("save", help="copy a run to results/baselines/NAME")
     save.add_argument("run", type=Path, help="a run folder")
     save.add_argument("name", help="letters, digits, '.', '_' or '-'")
-    save.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+    save.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                      help="results directory the baselines live in (default: results/)")
     save.add_argument("--force", action="store_true", help="replace an existing baseline")
     listing = base_sub.add_parser("list", help="the saved baselines")
-    listing.add_argument("--results", type=Path, default=Path("results"), metavar="DIR")
+    listing.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                         help="results directory the baselines live in (default: results/)")
 
 
 def command(args: argparse.Namespace) -> int:

@@ -8,12 +8,13 @@ import argparse
 import math
 import re
 import signal
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 #: the exit statuses of a command stopped by Ctrl-C (SIGINT) and by SIGTERM: 128 + the
@@ -65,8 +66,24 @@ def writing(path: Path) -> Iterator[None]:
         raise UsageError(f"cannot write {path}{where}: {exc.strerror or exc}") from None
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, wrapped without breaking a flag at its hyphen (``--max-`` / ``time``)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; we print one line that names the valid choices."""
+    """argparse prints usage plus an error; we print one line that names the valid choices.
+    Help is wrapped by :class:`HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -156,6 +173,17 @@ def fraction(text: str) -> float:
     if not 0 <= value < 10:
         raise argparse.ArgumentTypeError(f"expected a percentage from 0% to 1000%, got {text!r}")
     return value
+
+
+def precision(text: str) -> float:
+    """``--precision``: ``2``, ``2%`` or ``0.02`` → 0.02 (:func:`harness.config.parse_precision`:
+    a number of 1 or more is a percent, below 1 a fraction)."""
+    from harness.config import ConfigError, parse_precision
+
+    try:
+        return parse_precision(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_params(items: list[str]) -> dict[str, tuple[str, ...]]:

@@ -16,12 +16,14 @@ def add_parser(sub: Any) -> None:
     cmp.add_argument("candidate", help="a run folder or a results directory")
     cmp.add_argument("--threshold", type=fraction, default=0.05, metavar="PCT",
                      help="smallest slowdown that counts, e.g. 5%% or 0.05 (default 5%%)")
-    cmp.add_argument("--alpha", type=float, default=0.01,
+    cmp.add_argument("--alpha", type=float, default=0.01, metavar="A",
                      help="false-discovery rate across cases (default 0.01)")
     cmp.add_argument("--memory-threshold", type=fraction, metavar="PCT",
-                     help="flag a peak-memory growth beyond this as a regression")
+                     help="flag a peak-memory growth beyond this as a regression (default: "
+                          "memory is not judged)")
     cmp.add_argument("--energy-threshold", type=fraction, metavar="PCT",
-                     help="flag an energy-per-item growth beyond this as a regression")
+                     help="flag an energy-per-item growth beyond this as a regression (default: "
+                          "energy is not judged)")
     cmp.add_argument("--max-missing", type=fraction, default=0.0, metavar="PCT",
                      help="fail (exit 1, verdict missing) when the candidate lacks more than "
                           "this fraction of the cases the baseline measured (default 0%%: a "

@@ -12,8 +12,11 @@ from harness.cli.common import writing
 def add_parser(sub: Any) -> None:
     export = sub.add_parser("export", help="write a run's rows as CSV or Parquet")
     export.add_argument("run", type=Path, help="a run folder")
-    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export.add_argument("-o", "--output", type=Path, help="destination file (default: in the run)")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                        help="csv or parquet (default: csv; parquet needs the [parquet] extra)")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="destination file (default: rows.csv or rows.parquet in the run "
+                             "folder)")
 
 
 def command(args: argparse.Namespace) -> int:

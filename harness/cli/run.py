@@ -12,10 +12,10 @@ from harness.cli.common import (
     EXIT_TERMINATED,
     UsageError,
     add_selection,
-    fraction,
     interrupted_status,
     parse_params,
     positive_seconds,
+    precision,
     seconds,
     size,
 )
@@ -51,18 +51,15 @@ def add_parser(sub: Any) -> None:
                      help="a registered suite, a dotted module or a .py file (repeatable)")
     add_selection(run)
     run.add_argument("--plan", type=Path, metavar="FILE.toml",
-                     help="read the selection from a plan")
+                     help="read the selection from a TOML plan, whose keys are these flags' "
+                          "names (adapters or adapter, min-time or min_time_s, ...); flags given "
+                          "here win")
     run.add_argument("--out", type=Path, metavar="DIR",
                      help="results directory (default: results/)")
-    run.add_argument("--min-time", type=seconds, metavar="S", help="minimum sampling time per case")
-    run.add_argument("--max-time", type=seconds, metavar="S", help="maximum sampling time per case")
-    run.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per case")
-    run.add_argument("--precision", type=fraction, metavar="PCT",
-                     help="stop sampling a case once its median's 95%% CI is within ±PCT "
-                          "(e.g. 2%%), or at --max-time")
+    add_sampling(run)
     run.add_argument("--repeat", type=int, metavar="N",
                      help="run every case N times, each repetition in a fresh process, so that "
-                          "comparisons can see the noise between processes")
+                          "comparisons can see the noise between processes (default 1)")
     isolate = run.add_mutually_exclusive_group()
     isolate.add_argument("--isolate", dest="isolate", action="store_true", default=True,
                          help="run each case in its own worker process (the default): a crash, "
@@ -72,11 +69,12 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--timeout", type=positive_seconds, metavar="S",
                      help="with isolation, kill a case after S seconds (default 600)")
     run.add_argument("--max-memory", type=size, metavar="SIZE",
-                     help="with isolation, cap each worker's memory, e.g. 8G or 512M")
+                     help="with isolation, cap each worker's memory, e.g. 8G or 512M (default: "
+                          "no cap)")
     run.add_argument("--cluster", metavar="ADDRESS",
                      help="run the cases on a Ray cluster: HOST:PORT, ray://HOST:PORT, auto, or "
                           "local (a private Ray instance on this machine); needs the [cluster] "
-                          "extra")
+                          "extra (default: run here)")
     run.add_argument("--resources", action="append", default=[],
                      metavar="ADAPTER=RESOURCE:N,...",
                      help="with --cluster, the Ray resources one case of ADAPTER needs, e.g. "
@@ -131,6 +129,29 @@ def add_parser(sub: Any) -> None:
                       help="run as long as MLPerf LoadGen requires (600 s and its query counts)")
     load.add_argument("--find-peak", action="store_true",
                       help="server: find the highest QPS whose p99 meets --latency-bound-ms")
+
+
+def add_sampling(parser: argparse.ArgumentParser) -> None:
+    """``--min-time``, ``--max-time``, ``--min-samples`` and ``--precision``, in a group whose
+    description states how a case is timed with the defaults (from :class:`TimingOptions`)."""
+    d = TimingOptions()
+    group = parser.add_argument_group(
+        "sampling", f"each case: one untimed first call, warm-up until steady (at most "
+        f"{d.max_warmup_s:g} s), then samples of at least {d.min_sample_s * 1e3:g} ms each until "
+        f"both --min-time and --min-samples are reached, or --max-time (README, How it "
+        f"measures)")
+    group.add_argument("--min-time", type=seconds, metavar="S",
+                       help=f"minimum sampling time per case (default {d.min_time_s:g} s)")
+    group.add_argument("--max-time", type=seconds, metavar="S",
+                       help=f"maximum sampling time per case (default {d.max_time_s:g} s, or "
+                            "--min-time where that is longer)")
+    group.add_argument("--min-samples", type=int, metavar="N",
+                       help=f"minimum samples per case (default {d.min_samples})")
+    group.add_argument("--precision", type=precision, metavar="PCT",
+                       help="stop sampling a case once its median's 95%% CI is within ±PCT (and "
+                            "--min-samples are in), or at --max-time; 2, 2%% and 0.02 are alike: "
+                            "a number of 1 or more is a percent, below 1 a fraction (default: "
+                            "off, --min-time and --min-samples decide)")
 
 
 def command(args: argparse.Namespace) -> int:

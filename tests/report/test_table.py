@@ -85,3 +85,17 @@ def test_an_interleaved_run_shows_its_measured_speedup_with_the_interval() -> No
     assert "~1.01× (0.98–1.03)" in cells[("b", "cpu:threads=1")]  # holds 1: no clear difference
     assert "reference" in cells[("a", "cpu")]
     assert "~: the interval holds 1.00×, no clear difference" in text
+
+
+def test_every_table_names_the_adapter_by_its_label() -> None:
+    label = {"adapter_label": "cpu:threads=1"}
+    loop = row("a", 1e-3, **label)
+    load = row("a", 1e-3, scenario="single-stream", achieved_qps=900.0, queries=900, **label)
+    generated = row("a", 1e-3, ttft_s=1e-3, tpot_s=1e-4, **label)
+    text = render([loop, load, generated])
+    named = [line.split() for line in text.splitlines()
+             if {"cpu", "cpu:threads=1"} & set(line.split()[:3])]
+    # the loop table (both loop rows), the generation table and the load table
+    assert len(named) == 4 and all("cpu:threads=1" in cells for cells in named), named
+    assert any(cells[0] == "single-stream" for cells in named)
+    assert "generation" in text.splitlines()

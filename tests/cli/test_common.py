@@ -1,0 +1,23 @@
+"""Shared value parsers of the command line: --precision reads 2, 2% and 0.02 alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import build_parser, main
+
+
+@pytest.mark.parametrize("text", ["2", "2%", "0.02", "2.0", " 2% "])
+def test_precision_reads_a_percent_or_a_fraction(text: str) -> None:
+    args = build_parser().parse_args(["run", "--precision", text])
+    assert args.precision == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("text", ["100", "0", "abc", "150%"])
+def test_a_bad_precision_is_one_line_that_states_the_rule(
+        text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--precision", text]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "--precision: expected a percentage such as 2, 2% or 0.02 (a number of 1 or more " \
+           "is a percent, below 1 a fraction" in err
