@@ -163,15 +163,19 @@ def _seconds(text: str, positive: bool) -> float:
 
 
 def fraction(text: str) -> float:
-    """``5%`` or ``0.05`` → 0.05."""
+    """``5``, ``5%`` or ``0.05`` → 0.05: thresholds and allowances, read by the rule of
+    ``--precision`` (a bare number of 1 or more is a percent, below 1 a fraction; above 100%
+    is written with ``%``)."""
     raw = text.strip()
+    rule = (f"expected a percentage such as 5, 5% or 0.05 (a number of 1 or more is a percent, "
+            f"below 1 a fraction), from 0% to 1000%, got {text!r}")
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        number = float(raw[:-1] if raw.endswith("%") else raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage such as 5% or 0.05, "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(rule) from None
+    value = number / 100 if raw.endswith("%") or number >= 1 else number
     if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0% to 1000%, got {text!r}")
+        raise argparse.ArgumentTypeError(rule)
     return value
 
 

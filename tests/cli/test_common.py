@@ -1,4 +1,5 @@
-"""Shared value parsers of the command line: --precision reads 2, 2% and 0.02 alike."""
+"""Shared value parsers of the command line: --precision and the thresholds read 2, 2% and
+0.02 alike."""
 
 from __future__ import annotations
 
@@ -21,3 +22,15 @@ def test_a_bad_precision_is_one_line_that_states_the_rule(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "--precision: expected a percentage such as 2, 2% or 0.02 (a number of 1 or more " \
            "is a percent, below 1 a fraction" in err
+
+
+@pytest.mark.parametrize(("text", "value"), [("5", 0.05), ("5%", 0.05), ("0.05", 0.05),
+                                             ("0", 0.0), ("150%", 1.5), ("0.5%", 0.005)])
+def test_thresholds_read_by_the_precision_rule(text: str, value: float) -> None:
+    args = build_parser().parse_args(["compare", "a", "b", "--threshold", text])
+    assert args.threshold == pytest.approx(value)
+
+
+def test_a_bad_threshold_states_the_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ab", "suite.py", "--max-missing", "lots"]) == 2
+    assert "a number of 1 or more is a percent" in capsys.readouterr().err
