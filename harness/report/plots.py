@@ -30,6 +30,9 @@ MAX_ITEMS = 32
 #: Series per trend chart: more lines than this cannot be told apart by colour.
 MAX_SERIES = 8
 MARKERS = "osD^vP*Xh<>"
+#: The colour of a median's confidence interval over its box: apart from the box's black
+#: whiskers and from every adapter's colour.
+INTERVAL = "#7a0019"
 #: Roofline points named beside themselves when there are at most this many.
 MAX_LABELLED = 12
 
@@ -166,7 +169,7 @@ def _median_interval(row: Row) -> tuple[float, float, float] | None:
 def _interval_note(groups: list[tuple[str, list[Row]]]) -> str:
     lacking = [f"{canvas.label(row)} on {row['adapter']}" for _, members in groups
                for row in members if _median_interval(row) is None]
-    note = "Black bars: each median's 95% confidence interval (distribution-free)."
+    note = "Dark red bars: each median's 95% confidence interval (distribution-free)."
     if lacking:
         note += " Without one (too few samples): " + "; ".join(lacking[:10]) + (
             f"; and {len(lacking) - 10} more" if len(lacking) > 10 else "") + "."
@@ -191,12 +194,12 @@ def latency_figure(groups: list[tuple[str, list[Row]]], colours: dict[str, str])
         if found is not None:
             low, median, high = found
             axis.errorbar([median], [slot], xerr=[[median - low], [high - median]], fmt="none",
-                          ecolor="black", elinewidth=2, capsize=4, zorder=4)
+                          ecolor=INTERVAL, elinewidth=2.5, capsize=5, capthick=2, zorder=4)
     axis.set_yticks(centres, [label for label, _ in groups])
     axis.invert_yaxis()  # first case on top, as in the tables
     _scale(axis, [v for values in data for v in values])
     canvas.seconds_axis(axis)
-    axis.set_xlabel("time per call (each raw sample); black: the median's 95% interval")
+    axis.set_xlabel("time per call (each raw sample); dark red: the median's 95% interval")
     _legend(axis, colours, [row["adapter"] for row in members])
     return figure
 
@@ -250,9 +253,10 @@ def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], referenc
     if any(low or high for low, high in spans):  # the measured speedups' 95% intervals
         axis.errorbar(values, slots, xerr=list(zip(*spans, strict=True)), fmt="none",
                       ecolor="black", elinewidth=0.8, capsize=2)
-    for y, value in zip(slots, values, strict=True):
-        axis.annotate(f"{ratio(value)}×", (value, y), xytext=(3, 0), textcoords="offset points",
-                      va="center", fontsize=7)
+    for y, value, (_, above) in zip(slots, values, spans, strict=True):
+        # Beyond the interval's upper cap, so the figure never sits on its error bar.
+        axis.annotate(f"{ratio(value)}×", (value + above, y), xytext=(5, 0),
+                      textcoords="offset points", va="center", fontsize=7)
     axis.axvline(1.0, color="black", linewidth=1)  # parity with the reference
     _scale(axis, [*values, 1.0])
     if axis.get_xscale() == "log":

@@ -131,7 +131,7 @@ def test_latency_boxes_carry_each_medians_interval() -> None:
     (x0, _), (x1, _) = segments.get_segments()[0]
     assert (x0, x1) == pytest.approx((3.8e-3, 4.4e-3))
     (plot,) = plots.latency_distributions(rows)
-    assert plot.note == ("Black bars: each median's 95% confidence interval (distribution-free)."
+    assert plot.note == ("Dark red bars: each median's 95% confidence interval (distribution-free)."
                          " Without one (too few samples): w[{'n': 1}] on xla-cpu.")
 
 

@@ -184,3 +184,22 @@ def test_both_formats_carry_the_same_summary(tmp_path: Path, fmt: str) -> None:
         assert first < text.index(said) < text.index("Results")
     # Said once for the machine, however many backends lack the figure.
     assert text.count(NO_RAPL) == 1 + (fmt == "html") * text.count(f'title="{NO_RAPL}"')
+
+
+def test_the_report_command_takes_a_baseline(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    rows = [ok_row("w", {"n": 1}, "cpu", 1e-3, samples_s=samples(1e-3, n=200, spread=0.01))]
+    base = write_run(tmp_path, rows, started="2026-01-01T00:00:00+00:00")
+    candidate = write_run(tmp_path, [{**rows[0], "latency_median_s": 2e-3,
+                                      "samples_s": samples(2e-3, n=200, spread=0.01)}])
+    out = tmp_path / "r.md"
+    assert main(["report", str(candidate), "--baseline", str(base), "-o", str(out)]) == 0
+    summary = out.read_text(encoding="utf-8").split("## Warnings", 1)[0]
+    assert "**Comparison: 1 confirmed regression (1 slower); against the baseline" in summary
+    assert "| demo/w\\[n=1\\] | cpu | +100.0% |" in summary
+    capsys.readouterr()
+    assert main(["report", str(candidate), "--baseline", "nope", "-o", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "'nope' is neither a path nor a baseline" in error and "\n" not in error
