@@ -149,9 +149,11 @@ def _warnings(causes: Sequence[Cause]) -> list[str]:
 
 
 def _cause(cause: Cause, fold: bool) -> str:
-    """A cause said once, with the rows it touches (folded under it when ``fold``)."""
-    touches = [f"<code>{_e(t.case)}</code> on <b>{_e(t.adapter)}</b>"
-               + (f": {_e(t.detail)}" if t.detail else "") for t in cause.rows]
+    """A cause said once, with the rows it touches, each case once with its adapters (folded
+    under the cause when ``fold``)."""
+    touches = [f"<code>{_e(case)}</code> on " + ", ".join(
+        f"<b>{_e(t.adapter)}</b>" + (f" ({_e(t.detail)})" if t.detail else "") for t in rows)
+        for case, rows in cause.by_case()]
     if not fold:
         return f'<li class="{_e(cause.kind)}">{_e(cause.text)} — {"; ".join(touches)}</li>'
     rows = len(cause.rows)

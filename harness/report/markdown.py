@@ -94,17 +94,18 @@ def _warnings(causes: Sequence[Cause]) -> list[str]:
 
 
 def _cause(cause: Cause) -> str:
-    """- cause (case on adapter: detail; …, and N more): each cause once, with its rows; a
-    cause on every case of its backends says so instead of listing them."""
+    """- cause (case on adapter (detail), adapter; …; and N more cases): each cause once, with
+    its rows; a cause on every case of its backends says so instead of listing them."""
     details = list(dict.fromkeys(t.detail for t in cause.rows))
     if cause.scope and len(details) == 1:
         detail = f": {_md(details[0])}" if details[0] else ""
         return f"- {_md(cause.text)} ({_md(cause.scope)}{detail})"
-    touches = [f"{_md(t.case)} on **{_md(t.adapter)}**" + (f": {_md(t.detail)}" if t.detail
-                                                            else "")
-               for t in cause.rows[:LIST_CASES]]
-    more = len(cause.rows) - LIST_CASES
-    listed = "; ".join(touches) + (f"; and {more} more" if more > 0 else "")
+    cases = cause.by_case()
+    touches = [f"{_md(case)} on " + ", ".join(
+        f"**{_md(t.adapter)}**" + (f" ({_md(t.detail)})" if t.detail else "") for t in rows)
+        for case, rows in cases[:LIST_CASES]]
+    more = len(cases) - LIST_CASES
+    listed = "; ".join(touches) + (f"; and {more} more cases" if more > 0 else "")
     return f"- {_md(cause.text)} ({listed})"
 
 

@@ -75,6 +75,13 @@ class Cause:
     def cases(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(touch.case for touch in self.rows))
 
+    def by_case(self) -> list[tuple[str, list[Touch]]]:
+        """The rows by case, in first-seen order: a case is named once, its adapters after it."""
+        out: dict[str, list[Touch]] = {}
+        for touch in self.rows:
+            out.setdefault(touch.case, []).append(touch)
+        return list(out.items())
+
 
 #: "the cpu adapter has no device memory" is one cause on every adapter that says it.
 _ADAPTER_NAMED = re.compile(r"\bthe \S+ adapter\b")

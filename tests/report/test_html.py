@@ -96,7 +96,10 @@ def test_each_warning_cause_is_said_once_folded_over_its_rows(page: str) -> None
     item = warnings.split(low, 1)[1].split("</details>", 1)[0]
     assert item.startswith(" <small>(every case on every backend (cpu, xla-cpu))</small>"
                            "</summary>")
-    assert item.count("<li>") == item.count(": 40 samples</li>") == 6  # each ok row
+    # Each case once, with its adapters and their own detail: six rows over four cases.
+    assert item.count("<li>") == 4 and item.count(" (40 samples)") == 6
+    assert ("<li><code>demo/matmul[n=64,impl=a]</code> on <b>cpu</b> (40 samples), "
+            "<b>xla-cpu</b> (40 samples)</li>") in item
     # Every cause sits in a <details> of its own.
     causes = warnings.count('<li class="')
     assert causes == warnings.count("<details>") == 5
