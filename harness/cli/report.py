@@ -16,11 +16,17 @@ def add_parser(sub: Any) -> None:
                      help="report.html (self-contained, with plots) or report.md")
     rep.add_argument("--reference", default="cpu", metavar="ADAPTER",
                      help="adapter the speedups are relative to (default: cpu)")
+    rep.add_argument("--baseline", metavar="RUN",
+                     help="a run folder, results directory or baseline name "
+                          "(results/baselines/NAME): the summary opens with the confirmed "
+                          "regressions of the runs against it, as harness compare judges them")
 
 
 def command(args: argparse.Namespace) -> int:
+    from harness import baselines
     from harness.report.build import write_report
 
+    baseline = [baselines.resolve(args.baseline, Path("results"))] if args.baseline else []
     with writing(args.output):
-        print(write_report(args.runs, args.output, reference=args.reference))
+        print(write_report(args.runs, args.output, reference=args.reference, baseline=baseline))
     return 0

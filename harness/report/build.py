@@ -14,16 +14,21 @@ import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.report import html, markdown, scenarios, units
 from harness.report.canvas import Plot
-from harness.report.model import Cell, Document, PlainTable, Table, TableRow
-from harness.report.plots import TrendPoint, ratio
-from harness.report.warnings import NOISY_CI, ci_half, find_warnings
-from harness.results import ResultsError, read_context, run_folders
+from harness.report.figures import by_workload, tables, varying
+from harness.report.model import Document, PlainTable
+from harness.report.plots import TrendPoint
+from harness.report.summary import summarize
+from harness.report.warnings import find_warnings
+from harness.results import ResultsError, read_context, read_rows, run_folders
 from harness.schema import JSON_COLUMNS
 from harness.workload import format_value
+
+if TYPE_CHECKING:
+    from harness.compare import ComparisonReport
 
 Row = dict[str, Any]
 
@@ -47,20 +52,25 @@ def output_format(output: str | Path) -> Literal["html", "markdown"]:
     return FORMATS[suffix]
 
 
-def write_report(runs: Sequence[str | Path], output: str | Path, reference: str = "cpu") -> Path:
+def write_report(runs: Sequence[str | Path], output: str | Path, reference: str = "cpu",
+                 baseline: Sequence[str | Path] = ()) -> Path:
     """Write the report on ``runs`` (run folders or results directories) to ``output``:
-    a self-contained HTML page (``.html``/``.htm``) or Markdown (``.md``). Returns its path."""
+    a self-contained HTML page (``.html``/``.htm``) or Markdown (``.md``). Returns its path.
+    With ``baseline`` runs, the summary says which cases regressed against them."""
     output = Path(output)
     fmt = output_format(output)  # before any loading: a wrong name fails fast
-    report = gather(runs, reference, plots=fmt == "html")
+    report = gather(runs, reference, plots=fmt == "html", baseline=baseline)
     text = html.render(report) if fmt == "html" else markdown.render(report)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return output
 
 
-def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = True) -> Document:
-    """Load ``runs`` and build the report's content; charts only when ``plots``."""
+def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = True,
+           baseline: Sequence[str | Path] = ()) -> Document:
+    """Load ``runs`` and build the report's content; charts only when ``plots``. The summary
+    reports a comparison when there is one: against ``baseline`` runs, or, for an A/B run
+    (``harness ab``), between its two sides."""
     from harness.results import load
 
     if not runs:
@@ -89,16 +99,33 @@ def gather(runs: Sequence[str | Path], reference: str = "cpu", plots: bool = Tru
     load_tables = scenarios.tables(under_load)
     peaks = scenarios.peak_table(under_load)
     profile, profile_charts = _profile(loop, folders, plots)
+    warnings = [*find_warnings(loop), *scenarios.warnings(under_load)]
+    summary = summarize(loop, warnings, reference, _comparison(folders, baseline))
     return Document(
-        reference=reference, counts=_counts(shown),
+        summary=summary, reference=reference, counts=_counts(shown),
         runs=tuple(_run_line(run, contexts[run]) for run in order),
         environment=_environment(contexts[order[-1]]) if order else (),
         adapters=_adapters(contexts, order), tables=tuple(tables(loop, reference)),
-        warnings=tuple([*find_warnings(loop), *scenarios.warnings(under_load)]),
+        warnings=tuple(warnings),
         notes=tuple(notes), plots=tuple(charts),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         load=(*load_tables, *((peaks,) if peaks else ())), profile=profile,
         profile_plots=profile_charts)
+
+
+def _comparison(folders: list[Path],
+                baseline: Sequence[str | Path]) -> ComparisonReport | None:
+    """The comparison the report covers: ``runs`` against ``baseline`` runs (as ``harness
+    compare`` judges them), or an A/B run's two sides (as ``harness ab`` does); else None."""
+    from harness.compare import compare
+    from harness.paired import compare_paired
+
+    rows = [row for folder in folders for row in read_rows(folder)]
+    if baseline:
+        base = [row for folder in dict.fromkeys(run_folders(baseline)) for row in read_rows(folder)]
+        return compare(base, rows)
+    sides = [row for row in rows if row.get("variant") in ("baseline", "candidate")]
+    return compare_paired(sides) if sides else None
 
 
 def _profile(rows: list[Row], folders: list[Path],
@@ -140,7 +167,9 @@ def _records(frame: Any) -> list[Row]:
         # One adapter under several option sets (`-a cpu:threads=1 -a cpu:threads=2`) gives rows
         # told apart only by their label: the report's columns follow the label.
         row["adapter_name"] = row.get("adapter")
-        row["adapter"] = str(row.get("adapter_label") or row.get("adapter"))
+        label = str(row.get("adapter_label") or row.get("adapter"))
+        # An A/B run's two sides are columns of their own, never one adapter's two rows.
+        row["adapter"] = f"{label} [{row['variant']}]" if row.get("variant") else label
         for flag in FLAGS:  # numpy bools from an all-boolean column: `is False` needs bool
             if row.get(flag) is not None:
                 row[flag] = bool(row[flag])
@@ -153,12 +182,12 @@ def _label_cases(rows: list[Row]) -> None:
     suites: dict[str, set[str]] = {}
     for row in rows:
         suites.setdefault(str(row.get("workload")), set()).add(str(row.get("suite")))
-    for (suite, workload), group in _by_workload(rows).items():
-        varying = _varying(group)
+    for (suite, workload), group in by_workload(rows).items():
+        names = varying(group)
         name = workload if len(suites[workload]) == 1 else f"{suite}/{workload}"
         repeated = len({row["repetition"] for row in group}) > 1
         for row in group:
-            params = ",".join(f"{k}={format_value(row['params'].get(k, ''))}" for k in varying)
+            params = ",".join(f"{k}={format_value(row['params'].get(k, ''))}" for k in names)
             row["label"] = (name + (f"[{params}]" if params else "")
                             + (f" rep {row['repetition']}" if repeated else ""))
 
@@ -183,6 +212,8 @@ def _reference(rows: list[Row], reference: str) -> str:
     labels = {str(row["adapter"]) for row in rows}
     if reference in labels:
         return reference
+    if f"{reference} [baseline]" in labels:  # an A/B run: speedups of the candidate side
+        return f"{reference} [baseline]"
     variants = {str(row["adapter"]) for row in rows if row.get("adapter_name") == reference}
     return variants.pop() if len(variants) == 1 else reference
 
@@ -242,152 +273,6 @@ def _counts(rows: list[Row]) -> tuple[tuple[str, int], ...]:
     for row in rows:
         counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
     return tuple(counts.items())
-
-
-# --- tables ----------------------------------------------------------------------------------
-
-
-def _by_workload(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for row in rows:
-        groups.setdefault((str(row.get("suite")), str(row.get("workload"))), []).append(row)
-    return groups
-
-
-def _varying(rows: Sequence[Row]) -> list[str]:
-    keys = list(dict.fromkeys(k for row in rows for k in row.get("params") or {}))
-    return [k for k in keys if len({format_value(row["params"].get(k, "")) for row in rows}) > 1]
-
-
-def tables(rows: Sequence[Row], reference: str = "cpu") -> list[Table]:
-    """One table per workload (grouped by suite in order): cases as rows, adapters as column
-    groups; parameters shared by every case go in the heading, the varying ones are columns."""
-    adapters = tuple(dict.fromkeys(str(row["adapter"]) for row in rows))
-    compare = reference if len(adapters) > 1 and reference in adapters else None
-    base = {(row["case_id"], row["repetition"]): row for row in rows
-            if row["adapter"] == compare}
-    out = []
-    for (suite, workload), group in sorted(_by_workload(rows).items(), key=lambda g: g[0][0]):
-        varying = _varying(group)
-        first = group[0].get("params") or {}
-        fixed = " ".join(f"{k}={format_value(v)}" for k, v in first.items() if k not in varying)
-        repeated = len({row["repetition"] for row in group}) > 1
-        labels = (*varying, *(("rep",) if repeated else ()))
-        cases: dict[tuple[str, int], dict[str, Row]] = {}
-        for row in group:
-            cases.setdefault((row["case_id"], row["repetition"]), {})[row["adapter"]] = row
-        used = tuple(a for a in adapters if any(a in by for by in cases.values()))
-        body = []
-        for (case, rep), by_adapter in cases.items():
-            params = next(iter(by_adapter.values())).get("params") or {}
-            cells = tuple(_adapter_cells(by_adapter.get(a), base.get((case, rep)), compare)
-                          for a in used)
-            label = tuple(format_value(params.get(k, "")) for k in varying)
-            body.append(TableRow((*label, *((str(rep),) if repeated else ())), cells))
-        out.append(Table(suite, workload, fixed, labels, used, tuple(body)))
-    return out
-
-
-def _adapter_cells(row: Row | None, base: Row | None, reference: str | None) -> tuple[Cell, ...]:
-    if row is None:
-        return (Cell("not run", tone="muted"),)
-    status = str(row.get("status"))
-    if status != "ok":
-        message = str(row.get("message") or "")
-        short = message if len(message) <= 240 else message[:239] + "…"
-        return (Cell(status, short, message, "bad" if status == "error" else "muted"),)
-    return (_median_cell(row, base, reference), _p99_cell(row), _throughput_cell(row),
-            _memory_cell(row), _energy_cell(row), _peak_cell(row), _check_cell(row))
-
-
-def _median_cell(row: Row, base: Row | None, reference: str | None) -> Cell:
-    half = ci_half(row)
-    text = units.seconds(row.get("latency_median_s"))
-    if half is not None:
-        text += f" ±{half * 100:.1f}%"
-    detail = ""
-    if reference and base is not None and row["adapter"] != reference:
-        mine, theirs = row.get("latency_median_s"), base.get("latency_median_s")
-        if mine and theirs and base.get("status") == "ok":
-            detail = f"{ratio(theirs / mine)}× vs {reference}"
-    n, loops = row.get("n_samples"), row.get("loops")
-    title = (f"95% CI {units.seconds(row.get('latency_ci_low_s'))} … "
-             f"{units.seconds(row.get('latency_ci_high_s'))}; "
-             f"{_int(n)} samples of {_int(loops)} calls")
-    noisy = (half is not None and half > NOISY_CI) or row.get("warmup_steady") is False
-    return Cell(text, detail, title, "warn" if noisy else "")
-
-
-def _int(value: Any) -> str:
-    return units.DASH if value is None else str(int(value))
-
-
-def _p99_cell(row: Row) -> Cell:
-    text = units.seconds(row.get("latency_p99_s"))
-    if row.get("p99_low_confidence") and row.get("latency_p99_s") is not None:
-        return Cell(text + "*", title=f"low confidence: {_int(row.get('n_samples'))} samples, "
-                                      "662 needed", tone="warn")
-    return Cell(text)
-
-
-def _throughput_cell(row: Row) -> Cell:
-    unit = str((row.get("meta") or {}).get("items_unit") or "items")
-    return Cell(units.rate(row.get("throughput_items_per_s"), f"{unit}/s"))
-
-
-def _why(row: Row, *columns: str) -> str:
-    missing = row.get("missing") or {}
-    return next((str(missing[c]) for c in columns if c in missing), "")
-
-
-def _memory_cell(row: Row) -> Cell:
-    rss, device = row.get("peak_rss_bytes"), row.get("peak_device_bytes")
-    detail = f"device {units.size(device)}" if device is not None else ""
-    title = str(row.get("peak_rss_source") or _why(row, "peak_rss_bytes"))
-    return Cell(units.size(rss) + (" RSS" if rss is not None else ""), detail, title)
-
-
-def _energy_cell(row: Row) -> Cell:
-    source = str(row.get("energy_source") or "")
-    value = row.get("energy_per_item_j")
-    if value is None:
-        why = _why(row, "energy_per_item_j", "energy_j") or source or "not measured"
-        return Cell(units.DASH, "unavailable", why, "muted")
-    net = row.get("energy_net_per_item_j")
-    title = f"net of idle power: {_joules(net)}" if net is not None else source
-    return Cell(_joules(value), source, title)
-
-
-def _joules(value: Any) -> str:
-    if value is None:
-        return units.DASH
-    v = float(value)
-    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ")):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{v / 1e-9:.3g} nJ"
-
-
-def _peak_cell(row: Row) -> Cell:
-    fraction = row.get("peak_fraction")
-    if fraction is None:
-        # No theoretical ceiling here (a VM hides the clock): the measured roof still tells.
-        attainable = row.get("attainable_fraction")
-        detail = ("" if units.missing(attainable)
-                  else f"{units.percent(attainable)} of measured roof")
-        return Cell(units.DASH, detail, _why(row, "peak_fraction", "peak_flops_per_s"), "muted")
-    bound = row.get("roofline_bound")
-    return Cell(units.percent(fraction), f"{bound}-bound" if bound else "",
-                str(row.get("ceiling_source") or row.get("peak_source") or ""))
-
-
-def _check_cell(row: Row) -> Cell:
-    correct = row.get("correct")
-    if correct is True:
-        return Cell("pass")
-    if correct is False:
-        return Cell("FAIL", "", str(row.get("message") or ""), "bad")
-    return Cell(units.DASH, "", "not checked", "muted")
 
 
 # --- environment -----------------------------------------------------------------------------

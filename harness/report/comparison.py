@@ -15,16 +15,18 @@ MARKS = {"slower": "🔴 slower", "faster": "🟢 faster", "same": "same",
          "inconclusive": "inconclusive", "missing": "⚪ missing"}
 
 
-def _change(ratio: float) -> str:
+def change(ratio: float) -> str:
+    """A time ratio as a signed change: 1.055 → ``+5.5%``."""
     if not math.isfinite(ratio):
         return units.DASH
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _interval(low: float, high: float) -> str:
+def interval(low: float, high: float) -> str:
+    """A ratio's interval as changes: ``+4.0% … +7.3%``."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return units.DASH
-    return f"{_change(low)} … {_change(high)}"
+    return f"{change(low)} … {change(high)}"
 
 
 def _cells(c: Comparison, marked: bool = False) -> tuple[str, ...]:
@@ -32,8 +34,8 @@ def _cells(c: Comparison, marked: bool = False) -> tuple[str, ...]:
     detail = "; ".join(x for x in (*c.other_regressions, c.note, needed) if x)
     verdict = MARKS[c.verdict] if marked else c.verdict
     return (c.case_id, c.adapter, verdict, units.seconds(c.baseline_median_s),
-            units.seconds(c.candidate_median_s), _change(c.ratio),
-            _interval(c.ratio_low, c.ratio_high),
+            units.seconds(c.candidate_median_s), change(c.ratio),
+            interval(c.ratio_low, c.ratio_high),
             f"{c.repetitions[0]}/{c.repetitions[1]}" if c.verdict != "missing" else units.DASH,
             detail)
 
@@ -50,7 +52,8 @@ def _header(report: ComparisonReport) -> tuple[str, ...]:
     return tuple("median paired change" if h == "change" else h for h in HEADER)
 
 
-def _summary(report: ComparisonReport) -> str:
+def headline(report: ComparisonReport) -> str:
+    """One line: the confirmed regressions (or none) and the count of each verdict."""
     counts = report.counts()
     parts = [f"{n} {verdict}" for verdict, n in counts.items() if n]
     regressions = len(report.regressions)
@@ -63,7 +66,7 @@ def _summary(report: ComparisonReport) -> str:
 
 
 def _geomeans(report: ComparisonReport) -> list[tuple[str, str, str, str, str]]:
-    return [(suite, adapter, _change(g.ratio), _interval(g.low, g.high), str(g.cases))
+    return [(suite, adapter, change(g.ratio), interval(g.low, g.high), str(g.cases))
             for (suite, adapter), g in report.geomeans.items()]
 
 
@@ -78,7 +81,7 @@ def render_text(report: ComparisonReport, diffs: Sequence[ProfileDiff] = ()) -> 
         out += ["  " + line for line in grid([GEOMEAN_HEADER, *_geomeans(report)])]
     if diffs:
         out += ["", *profile_diff.text(diffs)]
-    out += ["", _method(report), _summary(report)]
+    out += ["", _method(report), headline(report)]
     return "\n".join(out)
 
 
@@ -104,7 +107,7 @@ def _method(report: ComparisonReport) -> str:
 def render_markdown(report: ComparisonReport, title: str = "Benchmark comparison",
                     diffs: Sequence[ProfileDiff] = ()) -> str:
     """Markdown fit for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment."""
-    out = [f"## {_md(title)}", "", f"**{_md(_summary(report))}**", ""]
+    out = [f"## {_md(title)}", "", f"**{_md(headline(report))}**", ""]
     flagged = [c for c in report.comparisons if c.verdict != "same" or c.other_regressions]
     same = [c for c in report.comparisons if c not in flagged]
     header = _header(report)

@@ -15,8 +15,17 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from harness.report.canvas import Plot
-from harness.report.model import REPORT_FIGURES, Cell, Document, PlainTable, Table
-from harness.report.warnings import KINDS, ReportWarning
+from harness.report.model import (
+    MAIN_FIGURES,
+    MORE_FIGURES,
+    REPORT_FIGURES,
+    Cell,
+    Document,
+    PlainTable,
+    Table,
+)
+from harness.report.summary import REGRESSION_HEADER
+from harness.report.warnings import KINDS, Cause
 
 #: Nothing but this page's own style and embedded images: no script, no network.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -36,21 +45,25 @@ thead th { background: #f4f5f7; } th.adapter { text-align: center; background: #
 td small { display: block; font-size: 11px; }
 td.bad { background: #fde8e8; color: #8a1111; } td.warn { background: #fff6dc; }
 td.muted { color: #888; } tr:hover td { background-color: #f7f9fc; }
-td.num { white-space: nowrap; }
+td.num { white-space: nowrap; } td.num small { white-space: normal; }
+td[colspan] { overflow-wrap: anywhere; } td[colspan] small { max-width: 40em; }
+p, li, summary { overflow-wrap: break-word; }
+#summary { border-bottom: 1px solid #ddd; padding-bottom: 0.6em; }
+#summary h2 { margin-top: 1em; border: none; } #summary h3 { margin-top: 1em; }
+.causes li { margin: 0.25em 0; } .causes .error, .causes .check { color: #8a1111; }
+.regressed { color: #8a1111; font-weight: 600; }
 .env td:first-child { white-space: nowrap; font-weight: 600; }
 .env td { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-word; }
 figure { margin: 1.2em 0 2em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-weight: 600; margin-bottom: 0.4em; }
 .omitted { padding: 0.6em 1em; background: #f4f5f7; border-left: 4px solid #aaa; }
-.warnings li { margin: 0.2em 0; } .kind { font-weight: 600; }
-.warnings .error, .warnings .check { color: #8a1111; }
 details summary { cursor: pointer; color: #555; }
-code { font-size: 12px; }
+code { font-size: 12px; overflow-wrap: anywhere; }
 """
 
-#: Longer warning groups fold away so the tables stay near the top of the page.
-FOLD_AFTER = 6
+#: A cause touching more rows than this lists them folded, even in the summary.
+FOLD_AFTER = 3
 
 
 def _e(value: object) -> str:
@@ -60,7 +73,7 @@ def _e(value: object) -> str:
 
 def render(report: Document) -> str:
     """The whole page as one string."""
-    body = [*_header(report), *_warnings(report.warnings), *_results(report),
+    body = [*_summary(report), *_warnings(report.summary.warnings), *_results(report),
             *_profile(report), *_load(report), *_charts(report.plots), *_environment(report)]
     return "\n".join([
         "<!DOCTYPE html>",
@@ -79,48 +92,75 @@ def render(report: Document) -> str:
     ]) + "\n"
 
 
-def _header(report: Document) -> list[str]:
+def _summary(report: Document) -> list[str]:
+    """The answer first, in ``<section id="summary">``: the fastest backend per workload, the
+    comparison, failures, skips and limitations; then the page's contents."""
     counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
     total = sum(n for _, n in report.counts)
     meta = (f"{total} results ({counts}) from {len(report.runs)} run"
             f"{'s' * (len(report.runs) != 1)}; speedups against {report.reference}; "
             f"generated {report.generated_at}")
-    links = [("warnings", f"Warnings ({len(report.warnings)})"), ("results", "Results"),
+    s = report.summary
+    out = ['<section id="summary">', "<h1>Benchmark report</h1>", f'<p class="meta">{_e(meta)}</p>',
+           *(f'<p class="note">{_e(note)}</p>' for note in report.notes)]
+    if s.fastest:
+        out += ["<h2>Fastest backend per workload</h2>" if len(s.header) > 3
+                else "<h2>Per workload</h2>", *_plain_table(s.header, s.fastest)]
+    else:
+        out.append("<p>No timing-loop result succeeded.</p>")
+    if s.comparison:
+        out += ["<h2>Comparison</h2>", f"<p><b>{_e(s.comparison)}</b></p>"]
+        if s.regressions:
+            out += _plain_table(REGRESSION_HEADER, s.regressions, "regressed")
+    for title, group in (("Failed", s.failed), ("Skipped", s.skipped)):
+        if group:
+            rows = sum(len(cause.rows) for cause in group)
+            out += [f"<h2>{title} ({rows})</h2>", '<ul class="causes">',
+                    *(_cause(cause, fold=len(cause.rows) > FOLD_AFTER) for cause in group),
+                    "</ul>"]
+    if s.limitations:
+        out += ["<h2>Limitations of this machine and its backends</h2>", "<ul>",
+                *(f"<li>{_e(line)}</li>" for line in s.limitations), "</ul>"]
+    if s.warnings:
+        out.append(f'<p><a href="#warnings">{len(s.warnings)} more warning causes</a>, '
+                   "each with the rows it touches.</p>")
+    return [*out, "</section>", _nav(report)]
+
+
+def _nav(report: Document) -> str:
+    links = [("warnings", f"Warnings ({len(report.summary.warnings)})"), ("results", "Results"),
              *((("profile", "Profile"),) if report.profile else ()),
              *((("load", "Under load"),) if report.load else ()),
              ("charts", "Charts"), ("environment", "Environment")]
-    out = ["<h1>Benchmark report</h1>", f'<p class="meta">{_e(meta)}</p>',
-           "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in links) + "</nav>"]
-    out += [f'<p class="note">{_e(note)}</p>' for note in report.notes]
-    return out
+    return "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in links) + "</nav>"
 
 
-def _warnings(warnings: Sequence[ReportWarning]) -> list[str]:
+def _warnings(causes: Sequence[Cause]) -> list[str]:
+    """Every other warning, grouped by kind, each cause once and folded over its rows."""
     out = ['<h2 id="warnings">Warnings</h2>']
-    if not warnings:
-        return [*out, "<p>None.</p>"]
+    if not causes:
+        return [*out, "<p>None beyond the summary.</p>"]
     for kind, heading in KINDS:
-        group = [w for w in warnings if w.kind == kind]
-        if not group:
-            continue
-        items = [_warning(w) for w in group]
-        out.append(f"<h3>{_e(heading)} ({len(group)})</h3>")
-        if len(items) > FOLD_AFTER:
-            out.append(f"<details><summary>show all {len(items)}</summary>")
-        out += ['<ul class="warnings">', *items, "</ul>"]
-        if len(items) > FOLD_AFTER:
-            out.append("</details>")
+        group = [cause for cause in causes if cause.kind == kind]
+        if group:
+            out += [f"<h3>{_e(heading)} ({len(group)})</h3>", '<ul class="causes">',
+                    *(_cause(cause, fold=True) for cause in group), "</ul>"]
     return out
 
 
-def _warning(warning: ReportWarning) -> str:
-    where = (f"<code>{_e(warning.cases[0])}</code> on " if len(warning.cases) == 1 else "")
-    text = (f'<li class="{_e(warning.kind)}">{where}<b>{_e(warning.adapter)}</b>: '
-            f"{_e(warning.text)}")
-    if len(warning.cases) > 1:
-        cases = "".join(f"<li><code>{_e(case)}</code></li>" for case in warning.cases)
-        text += f"<details><summary>{len(warning.cases)} cases</summary><ul>{cases}</ul></details>"
-    return text + "</li>"
+def _cause(cause: Cause, fold: bool) -> str:
+    """A cause said once, with the rows it touches, each case once with its adapters (folded
+    under the cause when ``fold``)."""
+    touches = [f"<code>{_e(case)}</code> on " + ", ".join(
+        f"<b>{_e(t.adapter)}</b>" + (f" ({_e(t.detail)})" if t.detail else "") for t in rows)
+        for case, rows in cause.by_case()]
+    if not fold:
+        return f'<li class="{_e(cause.kind)}">{_e(cause.text)} — {"; ".join(touches)}</li>'
+    rows = len(cause.rows)
+    where = cause.scope or f"{rows} row{'s' * (rows != 1)} on {', '.join(cause.adapters)}"
+    items = "".join(f"<li>{t}</li>" for t in touches)
+    return (f'<li class="{_e(cause.kind)}"><details><summary>{_e(cause.text)} '
+            f"<small>({_e(where)})</small></summary><ul>{items}</ul></details></li>")
 
 
 def _results(report: Document) -> list[str]:
@@ -143,23 +183,38 @@ def _results(report: Document) -> list[str]:
 
 
 def _table(table: Table) -> list[str]:
+    """The main figures with adapters side by side; the rest folded under it, one line per
+    case and adapter, so the table fits the page whatever the number of backends."""
+    main = [REPORT_FIGURES[i] for i in MAIN_FIGURES]
     out = [f"<h4>{_e(table.suite)}/{_e(table.workload)}</h4>"]
     if table.fixed:
         out.append(f'<p class="fixed">{_e(table.fixed)}</p>')
     labels = table.labels or ("case",)
     head = [f'<th rowspan="2">{_e(label)}</th>' for label in labels]
-    head += [f'<th class="adapter" colspan="{len(REPORT_FIGURES)}">{_e(a)}</th>'
-             for a in table.adapters]
-    figures = "".join(f"<th>{_e(f)}</th>" for f in REPORT_FIGURES) * len(table.adapters)
+    head += [f'<th class="adapter" colspan="{len(main)}">{_e(a)}</th>' for a in table.adapters]
+    figures = "".join(f"<th>{_e(f)}</th>" for f in main) * len(table.adapters)
     out += ['<div class="scroll"><table>', "<thead>", f"<tr>{''.join(head)}</tr>",
             f"<tr>{figures}</tr>", "</thead>", "<tbody>"]
+    more = []
     for row in table.rows:
-        cells = [f"<td>{_e(label)}</td>" for label in (row.labels or (table.workload,))]
-        for group in row.cells:
-            span = len(REPORT_FIGURES) if len(group) == 1 else 1
-            cells += [_cell(cell, span) for cell in group]
+        names = row.labels or (table.workload,)
+        cells = [f"<td>{_e(label)}</td>" for label in names]
+        for adapter, group in zip(table.adapters, row.cells, strict=True):
+            if len(group) == 1:
+                cells.append(_cell(group[0], len(main)))
+                continue
+            cells += [_cell(group[i]) for i in MAIN_FIGURES]
+            more.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in (*names, adapter))
+                        + "".join(_cell(group[i]) for i in MORE_FIGURES) + "</tr>")
         out.append(f"<tr>{''.join(cells)}</tr>")
-    return [*out, "</tbody>", "</table></div>"]
+    out += ["</tbody>", "</table></div>"]
+    if more:
+        rest = [REPORT_FIGURES[i] for i in MORE_FIGURES]
+        header = "".join(f"<th>{_e(h)}</th>" for h in (*labels, "adapter", *rest))
+        out += [f"<details><summary>{_e(', '.join(rest))}</summary>",
+                f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>',
+                *more, "</tbody></table></div></details>"]
+    return out
 
 
 def _cell(cell: Cell, span: int = 1) -> str:

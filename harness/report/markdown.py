@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 
 from harness.report.model import REPORT_FIGURES, Cell, Document, PlainTable, Table
-from harness.report.warnings import KINDS, ReportWarning
+from harness.report.summary import REGRESSION_HEADER
+from harness.report.warnings import KINDS, Cause
 
 #: Markdown's inline syntax that could turn a name into emphasis, code, a link or a strike.
 _SYNTAX = re.compile(r"([\\`*_\[\]~])")
@@ -33,10 +34,11 @@ def _md(value: object) -> str:
 
 def render(report: Document) -> str:
     """The whole report as one Markdown document."""
-    out = ["# Benchmark report", "", _md(_summary(report)), ""]
+    out = ["# Benchmark report", "", _md(_meta(report)), ""]
     for note in report.notes:
         out += [f"> {_md(note)}", ""]
-    out += _warnings(report.warnings)
+    out += _summary(report)
+    out += _warnings(report.summary.warnings)
     out += _results(report)
     out += _profile(report)
     out += _load(report)
@@ -48,7 +50,7 @@ def render(report: Document) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _summary(report: Document) -> str:
+def _meta(report: Document) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in report.counts) or "no results"
     total = sum(n for _, n in report.counts)
     return (f"{total} results ({counts}) from {len(report.runs)} run"
@@ -56,23 +58,55 @@ def _summary(report: Document) -> str:
             f"generated {report.generated_at}")
 
 
-def _warnings(warnings: Sequence[ReportWarning]) -> list[str]:
-    out = ["## Warnings", ""]
-    if not warnings:
-        return [*out, "None.", ""]
-    for kind, heading in KINDS:
-        group = [w for w in warnings if w.kind == kind]
+def _summary(report: Document) -> list[str]:
+    """The page's summary: the answer, the comparison, failures, skips and limitations."""
+    s = report.summary
+    out = ["## Summary", ""]
+    if s.fastest:
+        out += [_line(s.header), "|" + "---|" * len(s.header), *(_line(r) for r in s.fastest),
+                ""]
+    else:
+        out += ["No timing-loop result succeeded.", ""]
+    if s.comparison:
+        out += [f"**Comparison: {_md(s.comparison)}**", ""]
+        if s.regressions:
+            out += [_line(REGRESSION_HEADER), "|" + "---|" * len(REGRESSION_HEADER),
+                    *(_line(r) for r in s.regressions), ""]
+    for title, group in (("Failed", s.failed), ("Skipped", s.skipped)):
         if group:
-            out += [f"### {heading} ({len(group)})", "", *(_warning(w) for w in group), ""]
+            rows = sum(len(cause.rows) for cause in group)
+            out += [f"**{title} ({rows})**", "", *(_cause(cause) for cause in group), ""]
+    if s.limitations:
+        out += ["**Limitations of this machine and its backends**", "",
+                *(f"- {_md(line)}" for line in s.limitations), ""]
     return out
 
 
-def _warning(warning: ReportWarning) -> str:
-    if len(warning.cases) == 1:
-        return f"- {_md(warning.cases[0])} on **{_md(warning.adapter)}**: {_md(warning.text)}"
-    shown = ", ".join(_md(case) for case in warning.cases[:LIST_CASES])
-    more = f" and {len(warning.cases) - LIST_CASES} more" if len(warning.cases) > LIST_CASES else ""
-    return f"- **{_md(warning.adapter)}**: {_md(warning.text)} ({shown}{more})"
+def _warnings(causes: Sequence[Cause]) -> list[str]:
+    out = ["## Warnings", ""]
+    if not causes:
+        return [*out, "None beyond the summary.", ""]
+    for kind, heading in KINDS:
+        group = [cause for cause in causes if cause.kind == kind]
+        if group:
+            out += [f"### {heading} ({len(group)})", "", *(_cause(c) for c in group), ""]
+    return out
+
+
+def _cause(cause: Cause) -> str:
+    """- cause (case on adapter (detail), adapter; …; and N more cases): each cause once, with
+    its rows; a cause on every case of its backends says so instead of listing them."""
+    details = list(dict.fromkeys(t.detail for t in cause.rows))
+    if cause.scope and len(details) == 1:
+        detail = f": {_md(details[0])}" if details[0] else ""
+        return f"- {_md(cause.text)} ({_md(cause.scope)}{detail})"
+    cases = cause.by_case()
+    touches = [f"{_md(case)} on " + ", ".join(
+        f"**{_md(t.adapter)}**" + (f" ({_md(t.detail)})" if t.detail else "") for t in rows)
+        for case, rows in cases[:LIST_CASES]]
+    more = len(cases) - LIST_CASES
+    listed = "; ".join(touches) + (f"; and {more} more cases" if more > 0 else "")
+    return f"- {_md(cause.text)} ({listed})"
 
 
 def _results(report: Document) -> list[str]:

@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.report.canvas import Plot
+from harness.report.summary import Summary
 from harness.report.warnings import ReportWarning
 
 #: The figures of each adapter's column group, in order.
 REPORT_FIGURES = ("median ± 95% CI", "p99", "throughput", "peak memory", "energy / item",
                   "% of peak", "check")
+#: The ones the page shows side by side per adapter (by index into REPORT_FIGURES): three
+#: backends' groups then fit a 1400-px page. The rest are folded under each table, one line
+#: per case and adapter, so they fit however many backends ran.
+MAIN_FIGURES = (0, 1, 6)
+MORE_FIGURES = (2, 3, 4, 5)
 
 Tone = Literal["", "bad", "warn", "muted"]
 
@@ -62,6 +68,8 @@ class PlainTable:
 class Document:
     """Everything the page says, as plain (unescaped) text and PNG bytes."""
 
+    #: what the report opens with: the answer, failures, skips and limitations.
+    summary: Summary
     reference: str
     counts: tuple[tuple[str, int], ...]
     runs: tuple[tuple[str, ...], ...]

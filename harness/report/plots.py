@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.report import canvas, units
+from harness.report import canvas, labels, units
 from harness.report.canvas import Plot
+from harness.report.summary import ratio
+from harness.report.summary import speedup as measured_speedup
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Row = dict[str, Any]
 
@@ -27,6 +30,9 @@ MAX_ITEMS = 32
 #: Series per trend chart: more lines than this cannot be told apart by colour.
 MAX_SERIES = 8
 MARKERS = "osD^vP*Xh<>"
+#: The colour of a median's confidence interval over its box: apart from the box's black
+#: whiskers and from every adapter's colour.
+INTERVAL = "#7a0019"
 #: Roofline points named beside themselves when there are at most this many.
 MAX_LABELLED = 12
 
@@ -52,11 +58,6 @@ def _positive(value: Any) -> bool:
 
 def _ok(rows: Sequence[Row]) -> list[Row]:
     return [row for row in rows if row.get("status") == "ok"]
-
-
-def ratio(value: float) -> str:
-    """Three significant digits, never in scientific notation (219000, not 2.19e+05)."""
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -134,7 +135,8 @@ def _part(title: str, index: int, total: int) -> str:
 
 
 def latency_distributions(rows: Sequence[Row]) -> list[Plot]:
-    """Per workload: a box per case and adapter over the raw per-call samples (``samples_s``)."""
+    """Per workload: a box per case and adapter over the raw per-call samples (``samples_s``),
+    with the median's 95% confidence interval drawn over it."""
     title = "Latency distributions"
     with_samples = [row for row in _ok(rows) if [s for s in row.get("samples_s") or []
                                                  if _positive(s)]]
@@ -150,11 +152,33 @@ def latency_distributions(rows: Sequence[Row]) -> list[Plot]:
             pages = _bounded(_case_groups(members))
             for index, page in enumerate(pages):
                 plots.append(Plot(_part(f"{title}: {workload}", index, len(pages)),
-                                  _boxes(page, colours)))
+                                  canvas.png(latency_figure(page, colours)),
+                                  _interval_note(page)))
     return plots
 
 
-def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> bytes:
+def _median_interval(row: Row) -> tuple[float, float, float] | None:
+    """(low, median, high) of the row's 95% CI of the median, where it has one."""
+    keys = ("latency_ci_low_s", "latency_median_s", "latency_ci_high_s")
+    if not all(_positive(row.get(k)) for k in keys):
+        return None
+    low, median, high = (float(row[k]) for k in keys)
+    return (low, median, high) if low <= median <= high else None
+
+
+def _interval_note(groups: list[tuple[str, list[Row]]]) -> str:
+    lacking = [f"{canvas.label(row)} on {row['adapter']}" for _, members in groups
+               for row in members if _median_interval(row) is None]
+    note = "Dark red bars: each median's 95% confidence interval (distribution-free)."
+    if lacking:
+        note += " Without one (too few samples): " + "; ".join(lacking[:10]) + (
+            f"; and {len(lacking) - 10} more" if len(lacking) > 10 else "") + "."
+    return note
+
+
+def latency_figure(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> Figure:
+    """Horizontal boxes of the raw samples, one per case and adapter, and over each the
+    median's 95% confidence interval as a black bar with caps."""
     members = [row for _, rows in groups for row in rows]
     data = [[s for s in row["samples_s"] if _positive(s)] for row in members]
     figure, (axis,) = canvas.new_figure(_height(members, groups))
@@ -165,18 +189,25 @@ def _boxes(groups: list[tuple[str, list[Row]]], colours: dict[str, str]) -> byte
     for patch, row in zip(boxes["boxes"], members, strict=True):
         patch.set_facecolor(colours[row["adapter"]])
         patch.set_alpha(0.7)
+    for slot, row in zip(slots, members, strict=True):
+        found = _median_interval(row)
+        if found is not None:
+            low, median, high = found
+            axis.errorbar([median], [slot], xerr=[[median - low], [high - median]], fmt="none",
+                          ecolor=INTERVAL, elinewidth=2.5, capsize=5, capthick=2, zorder=4)
     axis.set_yticks(centres, [label for label, _ in groups])
     axis.invert_yaxis()  # first case on top, as in the tables
     _scale(axis, [v for values in data for v in values])
     canvas.seconds_axis(axis)
-    axis.set_xlabel("time per call (each raw sample)")
+    axis.set_xlabel("time per call (each raw sample); dark red: the median's 95% interval")
     _legend(axis, colours, [row["adapter"] for row in members])
-    return canvas.png(figure)
+    return figure
 
 
 def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
-    """Per case, each other adapter's speedup over ``reference``: reference median / median,
-    or the speedup an interleaved run measured, drawn with its 95% interval."""
+    """Per case, each other adapter's speedup over ``reference``: the speedup an interleaved
+    run measured, drawn with its 95% interval, or else the ratio of the medians, which has
+    none (:func:`harness.report.summary.speedup`, the figure the summary and tables give)."""
     title = f"Speedup over {reference}"
     ok = _ok(rows)
     adapters = list(dict.fromkeys(row["adapter"] for row in ok))
@@ -186,20 +217,27 @@ def speedup(rows: Sequence[Row], reference: str) -> list[Plot]:
     if len(adapters) < 2:
         return [Plot(title, None, f"only the reference adapter {reference!r} ran: "
                                   "nothing to compare with.")]
-    base = {(row["case_id"], row.get("repetition")): row["latency_median_s"] for row in ok
-            if row["adapter"] == reference and _positive(row.get("latency_median_s"))}
-    # An interleaved run measured the speedup itself, with its interval: draw that.
-    bars = [{**row, "speedup": row["speedup"] if _finite(row.get("speedup")) else
-             base[(row["case_id"], row.get("repetition"))] / row["latency_median_s"]}
-            for row in ok if row["adapter"] != reference
-            and (row["case_id"], row.get("repetition")) in base
-            and _positive(row.get("latency_median_s"))]
+    base = {(row["case_id"], row.get("repetition")): row for row in ok
+            if row["adapter"] == reference}
+    bars = []
+    for row in ok:
+        found = measured_speedup(row, base.get((row["case_id"], row.get("repetition"))),
+                                 reference)
+        if found is not None:
+            bars.append({**row, "speedup": found.value, "speedup_ci_low": found.low,
+                         "speedup_ci_high": found.high})
     if not bars:
         return [Plot(title, None, f"no case succeeded on both {reference!r} and another adapter.")]
     colours = canvas.colours(rows)
     pages = _bounded(_case_groups(bars))
+    apart = [row for row in bars if row["speedup_ci_low"] is None]
+    note = ("Black bars: the 95% interval of each speedup measured interleaved."
+            if len(apart) < len(bars) else "")
+    if apart:
+        note += (f" {len(apart)} of {len(bars)} bars have no interval: the ratio of two "
+                 "medians measured apart, not interleaved (run the adapters together).")
     with canvas.style():
-        return [Plot(_part(title, i, len(pages)), _bars(page, colours, reference))
+        return [Plot(_part(title, i, len(pages)), _bars(page, colours, reference), note.strip())
                 for i, page in enumerate(pages)]
 
 
@@ -215,9 +253,10 @@ def _bars(groups: list[tuple[str, list[Row]]], colours: dict[str, str], referenc
     if any(low or high for low, high in spans):  # the measured speedups' 95% intervals
         axis.errorbar(values, slots, xerr=list(zip(*spans, strict=True)), fmt="none",
                       ecolor="black", elinewidth=0.8, capsize=2)
-    for y, value in zip(slots, values, strict=True):
-        axis.annotate(f"{ratio(value)}×", (value, y), xytext=(3, 0), textcoords="offset points",
-                      va="center", fontsize=7)
+    for y, value, (_, above) in zip(slots, values, spans, strict=True):
+        # Beyond the interval's upper cap, so the figure never sits on its error bar.
+        axis.annotate(f"{ratio(value)}×", (value + above, y), xytext=(5, 0),
+                      textcoords="offset points", va="center", fontsize=7)
     axis.axvline(1.0, color="black", linewidth=1)  # parity with the reference
     _scale(axis, [*values, 1.0])
     if axis.get_xscale() == "log":
@@ -285,12 +324,20 @@ def roofline(rows: Sequence[Row]) -> list[Plot]:
     roofs = {(row["adapter"], row["peak_flops_per_s"], row["peak_bytes_per_s"],
               str((row.get("meta") or {}).get("dtype", ""))): None for row in points}
     with canvas.style():
-        png = _roofline_chart(points, list(roofs), canvas.colours(rows))
-    return [Plot(title, png, note)]
+        figure, left_off = roofline_figure(points, list(roofs), canvas.colours(rows))
+        png = canvas.png(figure)
+    if len(points) > MAX_LABELLED:
+        note = f"Points not labelled (more than {MAX_LABELLED}): see the legend. {note}"
+    elif left_off:
+        note = (f"Labels left off where they would overlap another: {'; '.join(left_off)}. "
+                f"{note}")
+    return [Plot(title, png, note.strip())]
 
 
-def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]],
-                    colours: dict[str, str]) -> bytes:
+def roofline_figure(points: list[Row], roofs: list[tuple[str, float, float, str]],
+                    colours: dict[str, str]) -> tuple[Figure, list[str]]:
+    """The roofline chart, and the point labels it had to leave off to keep the rest from
+    overlapping (:func:`harness.report.labels.place`); beyond a dozen points, none."""
     import numpy as np
 
     figure, (axis,) = canvas.new_figure(5.5)
@@ -310,10 +357,6 @@ def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]
         marker = markers.setdefault(workload, MARKERS[len(markers) % len(MARKERS)])
         axis.scatter(row["arithmetic_intensity"], row["achieved_flops_per_s"], marker=marker,
                      color=colours[row["adapter"]], edgecolors="black", linewidths=0.5, zorder=3)
-        if len(points) <= MAX_LABELLED:  # beyond a dozen, labels overlap: the legend must do
-            axis.annotate(canvas.safe(canvas.label(row, 40)), (row["arithmetic_intensity"],
-                                                   row["achieved_flops_per_s"]),
-                          xytext=(5, 3), textcoords="offset points", fontsize=7)
     _roofline_legend(axis, colours, points, markers)
     axis.set_xscale("log")
     axis.set_yscale("log")
@@ -321,21 +364,27 @@ def _roofline_chart(points: list[Row], roofs: list[tuple[str, float, float, str]
     axis.set_ylabel("achieved FLOP/s")
     _plain_log(axis.xaxis, "")
     _plain_log(axis.yaxis, "FLOP/s", units.rate)
-    return canvas.png(figure)
+    if len(points) > MAX_LABELLED:  # beyond a dozen, the legend must do
+        return figure, []
+    left_off = labels.place(figure, axis, [
+        (row["arithmetic_intensity"], row["achieved_flops_per_s"],
+         canvas.safe(canvas.label(row, 40))) for row in points])
+    return figure, [f"{canvas.label(points[i], 40)} on {points[i]['adapter']}" for i in left_off]
 
 
 def _roofline_legend(axis: Axes, colours: dict[str, str], points: list[Row],
                      markers: dict[str, str]) -> None:
     from matplotlib.lines import Line2D
 
-    handles, labels = axis.get_legend_handles_labels()
+    handles, names = axis.get_legend_handles_labels()
     for adapter in dict.fromkeys(row["adapter"] for row in points):
         handles.append(Line2D([], [], marker="o", linestyle="", color=colours[adapter]))
-        labels.append(canvas.safe(adapter))
+        names.append(canvas.safe(adapter))
     for workload, marker in markers.items():
         handles.append(Line2D([], [], marker=marker, linestyle="", color="grey"))
-        labels.append(canvas.safe(workload))
-    axis.legend(handles, labels, loc="best", fontsize=8)
+        names.append(canvas.safe(workload))
+    # Outside the axes, on the right: the point labels inside can then go anywhere.
+    axis.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
 def memory(rows: Sequence[Row]) -> list[Plot]:

@@ -1,8 +1,13 @@
 """What a report warns about before a reader trusts its figures: errors and skips, failed checks,
-noisy medians, low-confidence tails, and every figure left empty, grouped by reason."""
+noisy medians, low-confidence tails, and every figure left empty, grouped by reason.
+
+Each warning names its *cause* (what several rows can share: "95% CI of the median wider than
+±5%") apart from what is particular to its row ("±12.5%"), so :func:`causes` can say each
+cause once with the rows it touches, however many backends and cases share it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +43,63 @@ class ReportWarning:
     adapter: str
     cases: tuple[str, ...]
     text: str
+    #: what rows can share; empty: ``text`` is the cause, with nothing particular to the row.
+    cause: str = ""
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One row a cause touches: its case, its adapter, and what is particular to it."""
+
+    case: str
+    adapter: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One cause, said once, with every row it touches."""
+
+    kind: WarningKind
+    text: str
+    rows: tuple[Touch, ...]
+    #: "every case on cpu, onnxruntime" where the cause touches every successful case of
+    #: each adapter it touches (set by the summary, which knows the rows); else empty.
+    scope: str = ""
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(touch.adapter for touch in self.rows))
+
+    @property
+    def cases(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(touch.case for touch in self.rows))
+
+    def by_case(self) -> list[tuple[str, list[Touch]]]:
+        """The rows by case, in first-seen order: a case is named once, its adapters after it."""
+        out: dict[str, list[Touch]] = {}
+        for touch in self.rows:
+            out.setdefault(touch.case, []).append(touch)
+        return list(out.items())
+
+
+#: "the cpu adapter has no device memory" is one cause on every adapter that says it.
+_ADAPTER_NAMED = re.compile(r"\bthe \S+ adapter\b")
+
+
+def causes(warnings: Sequence[ReportWarning]) -> list[Cause]:
+    """The warnings grouped by kind and cause, in :data:`KINDS` order, then first seen; a
+    cause that differs between adapters only by naming its own adapter is one cause."""
+    groups: dict[tuple[WarningKind, str], list[Touch]] = {}
+    for warning in warnings:
+        said = _ADAPTER_NAMED.sub("the adapter", warning.cause or warning.text)
+        detail = warning.text if warning.cause else ""
+        touches = groups.setdefault((warning.kind, said), [])
+        touches += [Touch(case, warning.adapter, detail) for case in warning.cases]
+    rank = {kind: i for i, (kind, _) in enumerate(KINDS)}
+    ordered = sorted(groups.items(), key=lambda item: rank[item[0][0]])
+    return [Cause(kind, text, tuple(dict.fromkeys(rows)))
+            for (kind, text), rows in ordered]
 
 
 def ci_half(row: Row) -> float | None:
@@ -78,9 +140,9 @@ def _row_warnings(row: Row) -> list[ReportWarning]:
         message = ""
     half = ci_half(row)
     if half is not None and half > NOISY_CI:
-        out.append(ReportWarning("noisy", adapter, cases,
-                                 f"95% CI of the median is ±{half * 100:.1f}% (above "
-                                 f"±{NOISY_CI * 100:g}%): rerun on a quieter machine"))
+        out.append(ReportWarning("noisy", adapter, cases, f"±{half * 100:.1f}%",
+                                 f"95% CI of the median wider than ±{NOISY_CI * 100:g}%: "
+                                 "rerun on a quieter machine"))
     if row.get("warmup_steady") is False:
         out.append(ReportWarning("noisy", adapter, cases,
                                  message or "warm-up never settled (timings still drifting)"))
@@ -98,12 +160,12 @@ def _tail_warnings(row: Row, adapter: str, cases: tuple[str, ...]) -> list[Repor
                                           ("p99", "p99_low_confidence", 662)) if row.get(flag)]
     out = []
     if tails:
-        out.append(ReportWarning("low-confidence", adapter, cases,
-                                 f"{' and '.join(tails)} from {samples} (64 needed for p90, "
-                                 "662 for p99): low confidence"))
+        out.append(ReportWarning("low-confidence", adapter, cases, samples,
+                                 f"{' and '.join(tails)} from too few samples (64 needed for "
+                                 "p90, 662 for p99): low confidence"))
     if row.get("latency_median_s") is not None and ci_half(row) is None:
-        out.append(ReportWarning("low-confidence", adapter, cases,
-                                 f"no confidence interval for the median ({samples}; 6 needed)"))
+        out.append(ReportWarning("low-confidence", adapter, cases, samples,
+                                 "no confidence interval for the median (6 samples needed)"))
     return out
 
 
@@ -116,9 +178,7 @@ def _missing_warnings(rows: Sequence[Row]) -> list[ReportWarning]:
         for figure, reason in _missing_figures(row).items():
             key = (str(row["adapter"]), figure, reason)
             groups.setdefault(key, []).append(str(row["case_id"]))
-    return [ReportWarning("missing", adapter, tuple(cases),
-                          f"{figure} empty for {len(cases)} case{'s' * (len(cases) > 1)}: "
-                          f"{reason}")
+    return [ReportWarning("missing", adapter, tuple(cases), f"{figure} empty: {reason}")
             for (adapter, figure, reason), cases in groups.items()]
 
 

@@ -118,3 +118,51 @@ def test_the_profile_section_renders_its_stacked_bars(tmp_path: Path) -> None:
     assert len(images) == page.read_text(encoding="utf-8").count("<img ") and all(images)
     section = page.read_text(encoding="utf-8").split('<h2 id="profile">', 1)[1]
     assert section.split("<h2 ", 1)[0].count("<img ") == 2
+
+
+#: Appended to the test's copy only: the page's width and each scrolling box's overflow at the
+#: window's width, first as the page opens, then with every folded section opened.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", () => {
+  const measure = () => [document.documentElement.scrollWidth,
+    ...[...document.querySelectorAll(".scroll")].filter(e => e.offsetParent !== null)
+      .map(e => e.scrollWidth - e.clientWidth)].join(",");
+  const closed = measure();
+  document.querySelectorAll("details").forEach(d => d.open = true);
+  const out = document.createElement("pre");
+  out.id = "width-probe";
+  out.textContent = window.innerWidth + "|" + closed + "|" + measure();
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def widths(tmp_path: Path, page: Path, width: int) -> tuple[int, list[int], list[int]]:
+    """The window's inner width, then (page scroll width, each visible scrolling box's
+    overflow) with the page as it opens and with every ``<details>`` opened."""
+    text = page.read_text(encoding="utf-8")
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(CSP)}">'
+    copy = tmp_path / "width.html"
+    copy.write_text(text.replace(meta, "").replace("</body>", WIDTH_PROBE + "</body>"), "utf-8")
+    result = chromium(tmp_path, "--virtual-time-budget=10000", f"--window-size={width},1000",
+                      "--dump-dom", copy.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = result.stdout.split('<pre id="width-probe">', 1)[1].split("</pre>", 1)[0]
+    inner, closed, opened = found.split("|")
+    return (int(inner), [int(v) for v in closed.split(",")],
+            [int(v) for v in opened.split(",")])
+
+
+def test_a_three_backend_report_fits_a_1400_px_page(tmp_path: Path) -> None:
+    from tests.report.test_build import three_backend_rows
+
+    page = write_report([write_run(tmp_path / "results", three_backend_rows())],
+                        tmp_path / "report.html")
+    inner, closed, opened = widths(tmp_path, page, 1400)
+    assert inner == 1400  # the window is what the test asked for
+    for state, (scroll, *overflows) in (("as opened", closed), ("unfolded", opened)):
+        assert scroll <= 1400, f"the page scrolls sideways {state}: {scroll} px"
+        assert all(o <= 0 for o in overflows), f"a table scrolls sideways {state}: {overflows}"
+    # The probe does catch a page too wide: the same report in a 700-px window.
+    _, (scroll, *overflows), _ = widths(tmp_path, page, 700)
+    assert scroll > 700 or any(o > 0 for o in overflows)

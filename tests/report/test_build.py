@@ -86,6 +86,46 @@ def synthetic_rows(xss: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+BACKENDS = ("cpu", "onnxruntime", "xla-cpu")
+
+
+def interleaved(row: dict[str, Any], value: float | None, low: float | None = None,
+                high: float | None = None, reference: str = "cpu") -> dict[str, Any]:
+    """``row`` as an interleaved run writes it: its speedup over ``reference`` and interval."""
+    return {**row, "interleaved": True, "speedup_reference": reference, "speedup": value,
+            "speedup_ci_low": low, "speedup_ci_high": high}
+
+
+def three_backend_rows() -> list[dict[str, Any]]:
+    """An interleaved run on cpu, onnxruntime and xla-cpu as a new user's suite gives it: a
+    model on all three, a plain Python function skipped on the graph backends, no RAPL and no
+    device memory anywhere (host backends), long parameter values."""
+    rows = []
+    for n, base in ((64, 4e-3), (128, 9e-3)):
+        params = {"n": n, "model_path": "/home/user/models/gpt2-small-config.json",
+                  "dtype": "float32"}
+        rows.append(interleaved(ok_row("gpt2", params, "cpu", base), None))
+        rows.append(interleaved(ok_row("gpt2", params, "onnxruntime", base / 2.1), 2.1, 1.9,
+                                2.3))
+        rows.append(interleaved(ok_row("gpt2", params, "xla-cpu", base / 1.02), 1.02, 0.95,
+                                1.1))
+    params = {"n": 256, "model_path": "/home/user/models/gpt2-small-config.json",
+              "dtype": "float32"}
+    rows.append(interleaved(ok_row("gpt2", params, "cpu", 2e-2), None))
+    rows.append(interleaved(ok_row("gpt2", params, "xla-cpu", 1.9e-2), 1.05, 1.01, 1.09))
+    rows.append({"suite": "demo", "workload": "gpt2", "params": params,
+                 "case_id": "demo/gpt2[n=256,model_path=/home/user/models/gpt2-small-config.json,"
+                            "dtype=float32]", "adapter": "onnxruntime", "status": "error",
+                 "message": "prepare failed: torch.onnx.export failed: /very/long/path/"
+                            + "x" * 150 + "/model.onnx: Cannot detect fake_mode"})
+    rows.append(interleaved(ok_row("sort", {"size": 1000}, "cpu", 5e-5, flops=0.0), None))
+    for adapter in BACKENDS[1:]:
+        rows.append({"suite": "demo", "workload": "sort", "case_id": "demo/sort[size=1000]",
+                     "params": {"size": 1000}, "adapter": adapter, "status": "skipped",
+                     "message": "host-only task: no torch module or tensor to export"})
+    return rows
+
+
 def context(host: str = "test-host", started: str = "2026-01-02T03:04:05+00:00",
             **extra: Any) -> dict[str, Any]:
     return {"host": host, "started_at": started, "git_sha": "0123456789abcdef",
@@ -135,7 +175,8 @@ def test_writes_markdown_and_creates_the_folder(tmp_path: Path) -> None:
 def by_kind(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for warning in find_warnings(rows):
-        out.setdefault(warning.kind, []).append(f"{warning.adapter}: {warning.text}")
+        out.setdefault(warning.kind, []).append(
+            f"{warning.adapter}: {warning.cause or warning.text}")
     return out
 
 
@@ -149,11 +190,15 @@ def test_warnings_cover_every_kind_of_trouble(tmp_path: Path) -> None:
     assert kinds["check"] == ["xla-cpu: check failed: max abs diff 0.3"]
     assert any("±12.5%" in text for text in kinds["noisy"])
     assert "cpu: warm-up did not settle within 2 s" in kinds["noisy"]
-    assert all("p90 and p99 from 40 samples" in text for text in kinds["low-confidence"])
+    # What rows share (the cause) apart from what is each row's own (its sample count).
+    low = [w for w in report.warnings if w.kind == "low-confidence"]
+    assert {(w.cause, w.text) for w in low} == {
+        ("p90 and p99 from too few samples (64 needed for p90, 662 for p99): low confidence",
+         "40 samples")}
     # Empty figures are grouped by adapter, figure and reason, naming every case.
     energy = [w for w in report.warnings if w.kind == "missing" and w.text.startswith("energy")]
     assert [(w.adapter, len(w.cases)) for w in energy] == [("cpu", 3), ("xla-cpu", 1)]
-    assert NO_RAPL in energy[0].text
+    assert energy[0].text == f"energy empty: {NO_RAPL}"
 
 
 def test_tails_without_flags_and_figures_without_reasons() -> None:
@@ -162,8 +207,8 @@ def test_tails_without_flags_and_figures_without_reasons() -> None:
                  throughput_items_per_s=None, missing={}, energy_per_item_j=1e-3)
     kinds = by_kind([row])
     assert kinds["low-confidence"] == ["cpu: no confidence interval for the median "
-                                       "(4 samples; 6 needed)"]
-    assert kinds["missing"] == ["cpu: throughput empty for 1 case: no reason recorded"]
+                                       "(6 samples needed)"]
+    assert kinds["missing"] == ["cpu: throughput empty: no reason recorded"]
 
 
 def test_tables_put_cases_in_rows_and_adapters_in_column_groups(tmp_path: Path) -> None:

@@ -57,17 +57,52 @@ def test_every_chart_is_a_real_png_with_its_size(page: str) -> None:
 
 
 def test_sections_tables_and_warnings(page: str) -> None:
-    for anchor in ("warnings", "results", "charts", "environment"):
+    for anchor in ("summary", "warnings", "results", "charts", "environment"):
         assert f'id="{anchor}"' in page
-    # Adapters as column groups over the seven figures; an error spans its adapter's group.
-    assert '<th class="adapter" colspan="7">cpu</th>' in page
-    assert '<th class="adapter" colspan="7">xla-cpu</th>' in page
-    assert re.search(r'<td class="bad" colspan="7" title="timing failed: RuntimeError: boom">'
+    # Adapters as column groups over the three main figures; an error spans its group.
+    assert '<th class="adapter" colspan="3">cpu</th>' in page
+    assert '<th class="adapter" colspan="3">xla-cpu</th>' in page
+    assert re.search(r'<td class="bad" colspan="3" title="timing failed: RuntimeError: boom">'
                      r"error<small>timing failed", page)
     assert "4× vs cpu" in page
-    assert "<h3>Failed checks (2)</h3>" in page and "<h3>Errors (2)</h3>" in page
-    assert "Missing figures" in page and "rapl:package-0" in page
+    # The other figures fold under each table, one line per case and adapter.
+    assert "<details><summary>throughput, peak memory, energy / item, % of peak</summary>" in page
+    assert "rapl:package-0" in page.split("throughput, peak memory, energy / item")[1]
+    assert "<h2>Failed (4)</h2>" in page and "<h2>Skipped (1)</h2>" in page
+    assert "<h3>Missing figures (2)</h3>" in page
     assert "Not on the chart, memory-bound by nature" in page  # the lookup on the roofline
+
+
+def test_the_page_opens_with_the_summary(page: str) -> None:
+    body = page.split("<body>", 1)[1].lstrip()
+    assert body.startswith('<section id="summary">\n<h1>Benchmark report</h1>')
+    summary = body.split("</section>", 1)[0]
+    assert "<h2>Fastest backend per workload</h2>" in summary
+    assert "<td>demo/matmul</td><td>xla-cpu on 1 of 2 cases; cpu on 1</td>" in summary
+    assert "timing failed: RuntimeError: boom — <code>demo/broken[n=1]</code> on <b>cpu</b>" \
+        in summary
+    # A fact of the cpu backend, once; the warnings after it no longer say it for cpu.
+    assert ("<li>energy empty: no RAPL domains under /sys/class/powercap — every case on cpu"
+            "</li>") in summary
+    warnings = page.split('<h2 id="warnings">', 1)[1].split('<h2 id="results">', 1)[0]
+    energy = warnings.split("energy empty: no RAPL domains", 1)[1].split("</details>", 1)[0]
+    assert "on <b>xla-cpu</b>" in energy and "on <b>cpu</b>" not in energy
+
+
+def test_each_warning_cause_is_said_once_folded_over_its_rows(page: str) -> None:
+    warnings = page.split('<h2 id="warnings">', 1)[1].split('<h2 id="results">', 1)[0]
+    low = "p90 and p99 from too few samples (64 needed for p90, 662 for p99): low confidence"
+    assert warnings.count(low) == 1
+    item = warnings.split(low, 1)[1].split("</details>", 1)[0]
+    assert item.startswith(" <small>(every case on every backend (cpu, xla-cpu))</small>"
+                           "</summary>")
+    # Each case once, with its adapters and their own detail: six rows over four cases.
+    assert item.count("<li>") == 4 and item.count(" (40 samples)") == 6
+    assert ("<li><code>demo/matmul[n=64,impl=a]</code> on <b>cpu</b> (40 samples), "
+            "<b>xla-cpu</b> (40 samples)</li>") in item
+    # Every cause sits in a <details> of its own.
+    causes = warnings.count('<li class="')
+    assert causes == warnings.count("<details>") == 5
 
 
 def test_a_chart_without_data_is_a_note_never_a_blank_image(tmp_path: Path) -> None:

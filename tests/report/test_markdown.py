@@ -50,9 +50,25 @@ def test_tables_are_well_formed_with_one_line_per_case_and_adapter(text: str) ->
                          "|  |  |  |  |  |  |")
 
 
+def test_the_summary_comes_first(text: str) -> None:
+    sections = re.findall(r"(?m)^## (.+)$", text)
+    assert sections[:3] == ["Summary", "Warnings", "Results"]
+    summary = text.split("## Summary\n\n", 1)[1].split("## Warnings", 1)[0]
+    assert summary.startswith("| workload | fastest | speedup over cpu (95% interval) | "
+                              "measured |\n|---|---|---|---|\n")
+    assert ("| demo/matmul | xla-cpu on 1 of 2 cases; cpu on 1 | n=64: 4×; n=128: only cpu "
+            "has a result (xla-cpu failed the check) | not interleaved: ratio of medians, no "
+            "interval |") in summary
+    assert "**Failed (4)**" in summary and "**Skipped (1)**" in summary
+    assert "- timing failed: RuntimeError: boom (demo/broken\\[n=1\\] on **cpu**)" in summary
+    assert ("- energy empty: no RAPL domains under /sys/class/powercap — every case on cpu"
+            in summary)
+
+
 def test_warnings_environment_and_a_note_instead_of_images(text: str) -> None:
-    assert "### Errors (2)" in text and "### Failed checks (2)" in text
-    assert "- demo/broken\\[n=1\\] on **cpu**: timing failed: RuntimeError: boom" in text
+    assert "### Noisy measurements (2)" in text and "### Errors" not in text
+    assert ("- p90 and p99 from too few samples (64 needed for p90, 662 for p99): low "
+            "confidence (every case on every backend (cpu, xla-cpu): 40 samples)") in text
     assert "![" not in text and "data:image" not in text
     assert "drawn only in the HTML report" in text
     assert "| CPU | Test CPU |" in text

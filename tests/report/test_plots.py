@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from harness.report import canvas, plots
 from harness.report.html import png_size
 from tests.report.test_build import ok_row, synthetic_rows
@@ -99,8 +101,72 @@ def test_trend_draws_cases_seen_in_several_runs() -> None:
 
 def test_measured_speedups_are_drawn_with_their_intervals() -> None:
     rows = labelled(synthetic_rows())
-    drawn = [{**row, "speedup": 2.0, "speedup_ci_low": 1.5, "speedup_ci_high": 2.5}
+    drawn = [{**row, "speedup": 2.0, "speedup_ci_low": 1.5, "speedup_ci_high": 2.5,
+              "interleaved": True, "speedup_reference": "cpu"}
              if row["adapter"] != "cpu" else row for row in rows]
     plain, measured = plots.speedup(rows, "cpu")[0], plots.speedup(drawn, "cpu")[0]
     assert_png(measured)
     assert measured.png != plain.png  # the measured figures and their error bars
+    assert measured.note.startswith("Black bars: the 95% interval of each speedup measured")
+    assert "have no interval" not in measured.note
+    # Medians measured apart: no bar claims an interval, and the note says why.
+    assert plain.note == ("2 of 2 bars have no interval: the ratio of two medians measured "
+                          "apart, not interleaved (run the adapters together).")
+    # Against another reference than the one it was measured against, a stored speedup is
+    # not this chart's figure: the medians' ratio is drawn instead.
+    elsewhere = [{**row, "speedup_reference": "onnxruntime"} for row in drawn]
+    assert plots.speedup(elsewhere, "cpu")[0].png == plain.png
+
+
+def test_latency_boxes_carry_each_medians_interval() -> None:
+    rows = labelled([ok_row("w", {"n": 1}, "cpu", 4e-3, latency_ci_low_s=3.8e-3,
+                            latency_ci_high_s=4.4e-3),
+                     ok_row("w", {"n": 1}, "xla-cpu", 1e-3, latency_ci_low_s=None)])
+    groups = [(rows[0]["label"], rows)]
+    with canvas.style():
+        figure = plots.latency_figure(groups, canvas.colours(rows))
+    (axis,) = figure.axes
+    (bar,) = axis.containers  # one interval: the xla-cpu row has none
+    (segments,) = bar.lines[2]
+    (x0, _), (x1, _) = segments.get_segments()[0]
+    assert (x0, x1) == pytest.approx((3.8e-3, 4.4e-3))
+    (plot,) = plots.latency_distributions(rows)
+    assert plot.note == ("Dark red bars: each median's 95% confidence interval (distribution-free)."
+                         " Without one (too few samples): w[{'n': 1}] on xla-cpu.")
+
+
+def crowded() -> list[dict[str, Any]]:
+    """Ten roofline points within a few percent of each other: fixed offsets would overlap."""
+    return labelled([ok_row("matmul", {"n": n, "impl": "blocked"}, adapter, 1e-3 * (1 + n / 50))
+                     for n in range(5) for adapter in ("cpu", "xla-cpu")])
+
+
+def text_boxes(figure: Any) -> list[Any]:
+    renderer = figure.canvas.get_renderer()
+    (axis, *_) = figure.axes
+    return [text.get_window_extent(renderer) for text in axis.texts]
+
+
+def test_roofline_labels_never_overlap() -> None:
+    points = crowded()
+    roofs = [(a, 1e11, 1e10, "float32") for a in ("cpu", "xla-cpu")]
+    with canvas.style():
+        figure, left_off = plots.roofline_figure(points, roofs, canvas.colours(points))
+    boxes = text_boxes(figure)
+    assert len(boxes) + len(left_off) == len(points) and len(boxes) >= 5
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1:]), box
+    # The points are crowded enough that labels at one fixed offset do overlap.
+    with canvas.style():
+        naive, _ = plots.roofline_figure(points, roofs, canvas.colours(points))
+    (axis, *_) = naive.axes
+    for text in list(axis.texts):
+        text.remove()
+    for row in points:
+        axis.annotate(row["label"], (row["arithmetic_intensity"], row["achieved_flops_per_s"]),
+                      xytext=(5, 3), textcoords="offset points", fontsize=7)
+    fixed = text_boxes(naive)
+    assert any(a.overlaps(b) for i, a in enumerate(fixed) for b in fixed[i + 1:])
+    (plot,) = plots.roofline(points)
+    assert_png(plot)
+    assert all(name in plot.note for name in left_off)

@@ -97,6 +97,20 @@ def test_curve_is_drawn_per_case_and_says_when_it_is_one_point() -> None:
     assert scenarios.curves([])[0].png is None
 
 
+def test_the_latency_axis_starts_from_the_data_not_zero() -> None:
+    from harness.report import canvas
+
+    group = [server_row("cpu", q, 2e-3 + q * 1e-5, 3e-3 + q * 2e-5) for q in (50, 60, 70)]
+    group = [{**row, "latency_bound_s": None} for row in group]  # no bound line to include
+    with canvas.style():
+        figure = scenarios.curve_figure(group, {"cpu": "#1f77b4"}, {})
+    (axis,) = figure.axes
+    low, high = axis.get_ylim()
+    assert axis.get_yscale() == "linear"
+    # Latencies from 2.5 ms to 4.4 ms: the axis spans them (with a margin), far from 0 ns.
+    assert 2e-3 < low < 2.5e-3 and 4.4e-3 < high < 5e-3
+
+
 def test_reports_carry_the_load_section_escaped(tmp_path: Path) -> None:
     run = write_run(tmp_path / "results", [ok_row("matmul", {"n": 64}, "cpu", 1e-3),
                                            *load_rows()])
