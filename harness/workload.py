@@ -69,13 +69,20 @@ class Task:
     """What a case builds: the callable, its inputs, its work size and a correctness check.
 
     Attributes:
-        fn: called as ``fn(*inputs)``; a ``torch.nn.Module`` is fine (adapters move it).
+        fn: called as ``fn(*inputs)``; a ``torch.nn.Module`` is fine (adapters move it), and
+            so is a plain Python function (see ``host_only``). It may return a structured
+            output, a Hugging Face ``ModelOutput`` or a dict or dataclass of tensors: that
+            stands for one tensor, ``last_hidden_state``, else ``logits``, else the first tensor
+            field (:func:`harness.adapters.tensors.primary_output`), the one that ``check``
+            receives, the probe compares and graph adapters compile; rows name it in
+            ``meta.output_field``.
         inputs: positional arguments for ``fn``.
         items: units of useful work per call (sequences, tokens, lookups) for throughput.
         flops: analytic floating-point operations per call, or None when not meaningful.
         bytes: analytic minimum bytes moved per call (inputs, weights, outputs), or None.
-        check: called with the adapter's output (moved to the host); raises AssertionError
-            with a message when the output disagrees with the reference.
+        check: called with the adapter's output (moved to the host; a structured output's
+            primary tensor); raises AssertionError with a message when the output disagrees
+            with the reference.
         impls: adapter-specific implementations of ``fn``, keyed by adapter name.
         meta: free-form facts about the task, stored with the result (e.g. the model's size);
             the facts adapters and the runner act on are the typed fields below.
@@ -83,7 +90,8 @@ class Task:
             runner uses it to flag cached or constant answers. Default:
             :func:`harness.checks.vary`; a workload whose outputs can legitimately coincide
             under that generic change (lookups that all miss) supplies its own.
-        items_unit: what one of ``items`` is, for throughput columns (``tokens``/s).
+        items_unit: what one of ``items`` is, for throughput columns and tables
+            (``tokens`` reads ``tokens/s``); ``items`` by default.
         dtype: the element type the task computes in, by torch's name (one of :data:`DTYPES`),
             or None when it has none; peak calibration uses it (float32 when None), and an
             adapter may refuse a type its device lacks.

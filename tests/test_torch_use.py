@@ -45,7 +45,7 @@ class Slotted:
         self.value = value
 
 
-class Callable_:
+class CallableObject:
     def __init__(self, weight: Any) -> None:
         self.weight = weight
 
@@ -59,7 +59,7 @@ class Callable_:
     (len, ({"a": [1, 2], "b": (3.0, "x")},)),
     (functools.partial(sorted, reverse=True), ([1.0],)),
     ([].append, ()),  # a builtin method of a plain object
-    (Callable_(weight=[1, 2]), (Holder(value=Slotted(3)),)),
+    (CallableObject(weight=[1, 2]), (Holder(value=Slotted(3)),)),
 ], ids=["builtin", "function", "nested-plain-inputs", "partial", "builtin-method", "objects"])
 def test_plain_python_holds_no_torch(objects: tuple[Any, ...]) -> None:
     assert not holds_torch(*objects)
@@ -74,7 +74,7 @@ def test_plain_python_holds_no_torch(objects: tuple[Any, ...]) -> None:
     (through_torch, (8,)),  # the torch module itself, called through
     (lambda x: x, ({"deep": [(1, Holder(value=[WEIGHT]))]},)),  # a tensor deep in the inputs
     (functools.partial(sorted, key=lambda v, w=WEIGHT: v), ([1],)),  # a default in a partial
-    (Callable_(weight=WEIGHT), ()),  # a callable object's attribute
+    (CallableObject(weight=WEIGHT), ()),  # a callable object's attribute
     (sorted, (Slotted(WEIGHT),)),  # a slot
     (WEIGHT.add, (1,)),  # a tensor's builtin method
     (lambda cls: cls(2, 2), (torch.nn.Linear,)),  # a module class, instantiated by the call

@@ -122,7 +122,8 @@ def test_task_picks_an_adapter_specific_implementation() -> None:
     ({"dtype": "fp32"}, "Task.dtype must be None or one of float64, float32, float16, bfloat16"),
     ({"dtype": 32}, "Task.dtype must be None or one of float64, float32"),
     ({"host_only": 1}, "Task.host_only must be True, False or None (decide by looking), got 1"),
-    ({"host_only": "no"}, "Task.host_only must be True, False or None (decide by looking), got 'no'"),
+    ({"host_only": "no"}, "Task.host_only must be True, False or None (decide by looking), "
+                          "got 'no'"),
     ({"footprint_bytes": -1}, "Task.footprint_bytes must be None or an int of at least 0, got -1"),
     ({"footprint_bytes": 1.5}, "Task.footprint_bytes must be None or an int of at least 0"),
     ({"footprint_bytes": True}, "Task.footprint_bytes must be None or an int of at least 0"),
