@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.torch_use import holds_torch
 
 ParamValue = int | float | bool | str
 Params = dict[str, ParamValue]
@@ -66,13 +69,20 @@ class Task:
     """What a case builds: the callable, its inputs, its work size and a correctness check.
 
     Attributes:
-        fn: called as ``fn(*inputs)``; a ``torch.nn.Module`` is fine (adapters move it).
+        fn: called as ``fn(*inputs)``; a ``torch.nn.Module`` is fine (adapters move it), and
+            so is a plain Python function (see ``host_only``). It may return a structured
+            output, a Hugging Face ``ModelOutput`` or a dict or dataclass of tensors: that
+            stands for one tensor, ``last_hidden_state``, else ``logits``, else the first tensor
+            field (:func:`harness.adapters.tensors.primary_output`), the one that ``check``
+            receives, the probe compares and graph adapters compile; rows name it in
+            ``meta.output_field``.
         inputs: positional arguments for ``fn``.
         items: units of useful work per call (sequences, tokens, lookups) for throughput.
         flops: analytic floating-point operations per call, or None when not meaningful.
         bytes: analytic minimum bytes moved per call (inputs, weights, outputs), or None.
-        check: called with the adapter's output (moved to the host); raises AssertionError
-            with a message when the output disagrees with the reference.
+        check: called with the adapter's output (moved to the host; a structured output's
+            primary tensor); raises AssertionError with a message when the output disagrees
+            with the reference.
         impls: adapter-specific implementations of ``fn``, keyed by adapter name.
         meta: free-form facts about the task, stored with the result (e.g. the model's size);
             the facts adapters and the runner act on are the typed fields below.
@@ -80,14 +90,17 @@ class Task:
             runner uses it to flag cached or constant answers. Default:
             :func:`harness.checks.vary`; a workload whose outputs can legitimately coincide
             under that generic change (lookups that all miss) supplies its own.
-        items_unit: what one of ``items`` is, for throughput columns (``tokens``/s).
+        items_unit: what one of ``items`` is, for throughput columns and tables
+            (``tokens`` reads ``tokens/s``); ``items`` by default.
         dtype: the element type the task computes in, by torch's name (one of :data:`DTYPES`),
             or None when it has none; peak calibration uses it (float32 when None), and an
             adapter may refuse a type its device lacks.
         engine: how a torch adapter runs ``fn``: ``eager`` as written, ``compile`` through
             ``torch.compile``; an adapter refuses an engine it does not have.
         host_only: ``fn`` works on Python objects on the host (a dict, a B-tree), so an
-            adapter for another device has nothing to run it on and refuses the task.
+            adapter for another device has nothing to run it on and refuses the task. None
+            (the default): decided by looking, see :attr:`runs_on_host`; say True or False
+            where the look would be wrong (a function that builds its tensors from scalars).
         footprint_bytes: the memory the task's data structure holds, measured, or None.
         torch_kernel: one of torch's own kernels the task pins (``"SDPA FLASH_ATTENTION"``),
             or None; adapters that compile a whole graph themselves (XLA, ONNX) have no torch
@@ -108,7 +121,7 @@ class Task:
     items_unit: str = "items"
     dtype: str | None = None
     engine: str = "eager"
-    host_only: bool = False
+    host_only: bool | None = None
     footprint_bytes: int | None = None
     torch_kernel: str | None = None
     generation: Generation | None = None
@@ -127,8 +140,9 @@ class Task:
         if self.dtype is not None and self.dtype not in DTYPES:
             raise WorkloadError(f"Task.dtype must be None or one of {', '.join(DTYPES)}, "
                                 f"got {self.dtype!r}")
-        if not isinstance(self.host_only, bool):
-            raise WorkloadError(f"Task.host_only must be True or False, got {self.host_only!r}")
+        if self.host_only is not None and not isinstance(self.host_only, bool):
+            raise WorkloadError("Task.host_only must be True, False or None (decide by looking), "
+                                f"got {self.host_only!r}")
         if self.footprint_bytes is not None and (
                 isinstance(self.footprint_bytes, bool) or not isinstance(self.footprint_bytes, int)
                 or self.footprint_bytes < 0):
@@ -144,11 +158,24 @@ class Task:
             raise WorkloadError(f"Task.meta key {typed[0]!r} is a Task field: "
                                 f"pass Task({typed[0]}=...) instead")
 
+    @functools.cached_property
+    def runs_on_host(self) -> bool:
+        """Whether ``fn`` runs only as Python on the host: ``host_only`` where the task says,
+        else whether its callable and inputs hold no torch module, tensor or function
+        (:func:`harness.torch_use.holds_torch`): a plain Python function (``sorted`` of a
+        list). Adapters that compile a torch graph or run on a device skip such a task with
+        the reason, and the ``cpu`` adapter profiles it with cProfile."""
+        if self.host_only is not None:
+            return self.host_only
+        return not holds_torch(self.fn, self.inputs)
+
     def row_meta(self) -> dict[str, Any]:
         """The free-form ``meta`` and the typed facts, as stored in a result row's ``meta``
         (reports and stored baselines read ``items_unit``, ``dtype`` ... there); a fact
-        that is None (no dtype, no footprint) is left out rather than stored empty."""
+        that is None (no dtype, no footprint) is left out rather than stored empty;
+        ``host_only`` is stored as decided (:attr:`runs_on_host`)."""
         facts = {name: getattr(self, name) for name in ROW_FACTS}
+        facts["host_only"] = self.runs_on_host
         return {**self.meta, **{k: v for k, v in facts.items() if v is not None}}
 
     def fn_for(self, adapter: str) -> Callable[..., Any]:

@@ -177,7 +177,8 @@ def test_cuda_graphs_leave_generation_figures_empty_with_the_reason(tmp_path: Pa
 
 
 def test_graph_compiling_adapters_skip_generation_with_the_reason() -> None:
-    task = Task(fn=len, generation=scripted_generation(4))
+    task = Task(fn=len, generation=scripted_generation(4), host_only=False)
     ok, reason = graph_support(task, "host only", "engine {engine}", "impl {impl}")
     assert (ok, reason) == (False, GENERATION_REASON)
-    assert graph_support(Task(fn=len), "host only", "engine {engine}", "impl {impl}") == (True, "")
+    assert graph_support(Task(fn=len, host_only=False), "host only", "engine {engine}",
+                         "impl {impl}") == (True, "")

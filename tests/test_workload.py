@@ -131,8 +131,9 @@ def test_task_picks_an_adapter_specific_implementation() -> None:
     ({"engine": None}, "Task.engine must be a non-empty string, got None"),
     ({"dtype": "fp32"}, "Task.dtype must be None or one of float64, float32, float16, bfloat16"),
     ({"dtype": 32}, "Task.dtype must be None or one of float64, float32"),
-    ({"host_only": 1}, "Task.host_only must be True or False, got 1"),
-    ({"host_only": "no"}, "Task.host_only must be True or False, got 'no'"),
+    ({"host_only": 1}, "Task.host_only must be True, False or None (decide by looking), got 1"),
+    ({"host_only": "no"}, "Task.host_only must be True, False or None (decide by looking), "
+                          "got 'no'"),
     ({"footprint_bytes": -1}, "Task.footprint_bytes must be None or an int of at least 0, got -1"),
     ({"footprint_bytes": 1.5}, "Task.footprint_bytes must be None or an int of at least 0"),
     ({"footprint_bytes": True}, "Task.footprint_bytes must be None or an int of at least 0"),
@@ -155,11 +156,12 @@ def test_a_typed_fact_left_in_meta_is_refused_not_ignored(key: str) -> None:
 def test_row_meta_holds_the_free_form_meta_and_the_known_facts() -> None:
     task = Task(fn=noop, meta={"model": "tiny"}, items_unit="tokens", dtype="bfloat16",
                 engine="compile", footprint_bytes=4096, torch_kernel="SDPA MATH")
+    # host_only is stored as decided: noop holds no torch, so it is a plain Python function.
     assert task.row_meta() == {"model": "tiny", "items_unit": "tokens", "dtype": "bfloat16",
-                               "engine": "compile", "host_only": False, "footprint_bytes": 4096}
+                               "engine": "compile", "host_only": True, "footprint_bytes": 4096}
     # Unknown facts are left out, not stored as None; torch_kernel is never stored.
-    assert Task(fn=noop).row_meta() == {"items_unit": "items", "engine": "eager",
-                                        "host_only": False}
+    assert Task(fn=noop, host_only=False).row_meta() == {"items_unit": "items",
+                                                         "engine": "eager", "host_only": False}
 
 
 def test_replace_keeps_and_rechecks_the_typed_facts() -> None:

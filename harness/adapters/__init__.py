@@ -24,13 +24,28 @@ GENERATION_REASON = (
     "(fixed-size cache updated in place, position as an input) is exported for it yet")
 
 
-def graph_support(task: Task, host_only: str, engine: str, pinned: str) -> tuple[bool, str]:
-    """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
-    Python implementations, torch's own engines, and pinned torch kernels; each refusal
-    explained by the adapter's own words (``engine`` may use ``{engine}``, ``pinned``
-    ``{kernel}``)."""
+def host_refusal(task: Task, host_only: str, runtime: str) -> str:
+    """Why an adapter that runs torch work elsewhere than in this interpreter (a compiled
+    graph, a GPU) refuses ``task``, or "" when it need not: ``host_only`` (the adapter's words)
+    for a task that says it runs on the host, a plain-function reason naming ``runtime`` for
+    one found to hold no torch (:attr:`~harness.workload.Task.runs_on_host`)."""
+    if not task.runs_on_host:
+        return ""
     if task.host_only:
-        return False, host_only
+        return host_only
+    return (f"plain Python function: {runtime} never runs it (no torch module or tensor in its "
+            "callable or inputs; Task(host_only=False) if it builds its own)")
+
+
+def graph_support(task: Task, host_only: str, engine: str, pinned: str,
+                  runtime: str = "this adapter") -> tuple[bool, str]:
+    """What adapters that compile a whole graph themselves (XLA, ONNX) cannot run: host-only
+    Python implementations (said, or found: :func:`host_refusal`), torch's own engines, and
+    pinned torch kernels; each refusal explained by the adapter's own words (``engine`` may
+    use ``{engine}``, ``pinned`` ``{kernel}``; ``runtime`` names what would run the graph)."""
+    refusal = host_refusal(task, host_only, runtime)
+    if refusal:
+        return False, refusal
     if task.generation is not None:
         return False, GENERATION_REASON
     if task.engine != "eager":
@@ -150,8 +165,13 @@ class Adapter(ABC):
         yield
 
     def to_host(self, output: Any) -> Any:
-        """Bring a step's output back to host memory for the correctness check."""
-        return output
+        """Bring a step's output back to host memory for the correctness check. A structured
+        output (a Hugging Face ``ModelOutput``, a dict or dataclass of tensors) comes back as
+        the one tensor it stands for (:func:`harness.adapters.tensors.primary_output`), so a
+        check sees the same thing on every adapter."""
+        from harness.adapters.tensors import primary_output
+
+        return primary_output(output)[0]
 
     def keep_output(self, output: Any) -> Any:
         """A copy of a step's output that later calls cannot overwrite, for checking it after

@@ -111,7 +111,7 @@ class CpuAdapter(Adapter):
     def profile(self, task: Task, step: Step, calls: int) -> NativeProfile:
         """torch.profiler's aten operators; cProfile for host-only Python work (no aten
         operator to see)."""
-        if task.host_only:
+        if task.runs_on_host:
             return super().profile(task, step, calls)
         from harness.profiling import torch_profile
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness import nvml
-from harness.adapters import Adapter, AdapterError, Step
+from harness.adapters import Adapter, AdapterError, Step, host_refusal
 from harness.adapters.gpu_datasheets import datasheet_ceiling
-from harness.adapters.tensors import place, snapshot, to_device
+from harness.adapters.tensors import place, primary_output, snapshot, to_device
 from harness.adapters.torch_build import torch_build
 from harness.text import first_line
 from harness.workload import ParamValue, Task
@@ -187,8 +187,9 @@ class CudaAdapter(Adapter):
         return facts
 
     def supports(self, task: Task) -> tuple[bool, str]:
-        if task.host_only:
-            return False, HOST_ONLY_REASON
+        refusal = host_refusal(task, HOST_ONLY_REASON, "CUDA")
+        if refusal:
+            return False, refusal
         if task.engine not in ENGINES:
             return False, (f"the cuda adapter has no engine {task.engine!r}; "
                            f"it runs {', '.join(ENGINES)}")
@@ -275,7 +276,8 @@ class CudaAdapter(Adapter):
             yield
 
     def to_host(self, output: Any) -> Any:
-        return to_device(output, "cpu")
+        # Only the tensor a structured output stands for: its cache stays on the device.
+        return to_device(primary_output(output)[0], "cpu")
 
     def keep_output(self, output: Any) -> Any:
         # A graph's replay overwrites its one output tensor: keep a copy (on the device).

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.adapters import Adapter, AdapterError, Step, graph_support
-from harness.adapters.onnx_export import MODEL_FILE, case_key, export, is_constant
+from harness.adapters.onnx_export import MODEL_FILE, case_key, export, is_constant, output_field
 from harness.text import first_line, package_version
 from harness.workload import ParamValue, Skip, Task
 
@@ -160,6 +160,7 @@ class OnnxAdapter(Adapter):
         #: path of the last model run, and provider → nodes/kernel seconds where profiled.
         self.last_model: Path | None = None
         self.last_placement: dict[str, dict[str, float]] = {}
+        self.output_field = ""  # the tensor of a structured output the last model returns
         self._check_provider()
 
     def _check_provider(self) -> None:
@@ -197,7 +198,7 @@ class OnnxAdapter(Adapter):
             engine=f"engine {{engine}} is a torch compiler; the {self.name} adapter runs the "
                    "exported ONNX graph (engine=eager only)",
             pinned="the task pins torch's own {kernel} kernel; an exported ONNX graph has no "
-                   "torch kernels to pin")
+                   "torch kernels to pin", runtime="ONNX Runtime")
         if not ok:
             return ok, reason
         import torch
@@ -309,6 +310,7 @@ class OnnxAdapter(Adapter):
             model = export(fn, task.inputs, folder)
             self.last_export_s = time.perf_counter() - started
         self.last_model = model
+        self.output_field = output_field(model)
         self.last_placement = {}
         self._session = None
         profile_dir = None
@@ -375,8 +377,10 @@ class OnnxAdapter(Adapter):
             shutil.rmtree(folder, ignore_errors=True)
 
     def case_meta(self) -> dict[str, Any]:
-        # Where the graph's nodes ran (from the first call's profile, non-CPU providers only).
-        return {"placement": self.last_placement} if self.last_placement else {}
+        # Where the graph's nodes ran (from the first call's profile, non-CPU providers only),
+        # and which tensor of a structured output the graph returns.
+        facts = {"placement": self.last_placement, "output_field": self.output_field}
+        return {key: value for key, value in facts.items() if value}
 
     def to_host(self, output: Any) -> Any:
         import torch

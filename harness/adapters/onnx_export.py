@@ -20,16 +20,20 @@ import shutil
 import tempfile
 import types
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.adapters.tensors import primary_output
 from harness.text import package_version
 from harness.workload import Skip
 
-#: Bumped whenever the way a case is exported changes, so older cache entries are not reused.
-EXPORT_VERSION = 1
+#: Bumped whenever the way a case is exported changes, so older cache entries are not reused
+#: (2: a structured output exports the one tensor it stands for).
+EXPORT_VERSION = 2
 MODEL_FILE = "model.onnx"
+#: Beside the model: which field of a structured output the graph returns (JSON).
+OUTPUT_FILE = "output.json"
 _MISSING_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', "
                          r"overload='(\w+)'\)>")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -205,20 +209,29 @@ def _call_class() -> type:
 
         The exporter traces modules; plain functions (attention, the lookups) are wrapped here.
         A module ``fn`` becomes a submodule, so its weights are exported as initializers.
-        Non-tensor arguments are held as constants and spliced back in by position.
+        Non-tensor arguments are held as constants and spliced back in by position. A
+        structured output (a Hugging Face ``ModelOutput``, whose cache the exporter cannot
+        flatten) exports as the one tensor it stands for
+        (:func:`~harness.adapters.tensors.primary_output`), and ``record`` is told which field.
+        (A callback, not an attribute: the exporter restores a module's attributes, lists'
+        contents included, after tracing.)
         """
 
-        def __init__(self, fn: Any, template: tuple[Any, ...], positions: tuple[int, ...]):
+        def __init__(self, fn: Any, template: tuple[Any, ...], positions: tuple[int, ...],
+                     record: Callable[[str], None] = lambda field: None):
             super().__init__()
             self.fn = fn
             self.template = template
             self.positions = positions
+            self.record = record
 
         def forward(self, *tensors: torch.Tensor) -> Any:
             args = list(self.template)
             for position, tensor in zip(self.positions, tensors, strict=True):
                 args[position] = tensor
-            return self.fn(*args)
+            output, field = primary_output(self.fn(*args))
+            self.record(field)
+            return output
 
     return Call
 
@@ -257,7 +270,8 @@ def _export_skip(exc: BaseException) -> Skip | None:
 
 
 def export(fn: Any, inputs: tuple[Any, ...], folder: Path) -> Path:
-    """Export ``fn(*inputs)`` to ``folder/model.onnx`` (and ``model.onnx.data``); return the path.
+    """Export ``fn(*inputs)`` to ``folder/model.onnx`` (and ``model.onnx.data``, and
+    :data:`OUTPUT_FILE`: see :func:`output_field`); return the model's path.
 
     The files are written to a temporary folder and moved into place at the end, so an
     interrupted export never leaves a half-written model in the cache. Raises :class:`Skip`
@@ -267,7 +281,8 @@ def export(fn: Any, inputs: tuple[Any, ...], folder: Path) -> Path:
 
     positions = tuple(i for i, item in enumerate(inputs) if isinstance(item, torch.Tensor))
     template = tuple(None if i in positions else item for i, item in enumerate(inputs))
-    module = _call_class()(fn, template, positions).eval()
+    fields: list[str] = []
+    module = _call_class()(fn, template, positions, fields.append).eval()
     tensors = tuple(inputs[i] for i in positions)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -281,11 +296,23 @@ def export(fn: Any, inputs: tuple[Any, ...], folder: Path) -> Path:
         if skip is not None:
             raise skip from None
         raise RuntimeError(f"torch.onnx.export failed: {_export_summary(exc)}") from exc
+    (staging / OUTPUT_FILE).write_text(json.dumps({"field": fields[-1] if fields else ""}),
+                                       encoding="utf-8")
     try:
         os.replace(staging, folder)
     except OSError:  # another process cached the same case meanwhile: keep theirs
         shutil.rmtree(staging, ignore_errors=True)
     return folder / MODEL_FILE
+
+
+def output_field(model: Path) -> str:
+    """Which field of a structured output the exported ``model`` returns ("" for none, or
+    for an export that did not record it)."""
+    try:
+        field = json.loads((model.parent / OUTPUT_FILE).read_text(encoding="utf-8"))["field"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return field if isinstance(field, str) else ""
 
 
 def _export_summary(exc: BaseException) -> str:

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
+from harness.adapters.tensors import primary_output
+
 #: environment variables torchax sets at import for the TPU runtime (uptime telemetry).
 TORCHAX_ENV = ("ENABLE_RUNTIME_UPTIME_TELEMETRY",)
 
@@ -128,16 +130,24 @@ def bound_class() -> type:
         ``functools.partial``). Non-tensor inputs (the hash table's shift and mask, the
         Eytzinger depth) are Python constants baked into the trace, as they are in torch
         eager. A module ``fn`` becomes a submodule, so its weights are extracted with it.
+
+        A structured output (a Hugging Face ``ModelOutput``) is not a value a JAX program may
+        return: the traced function returns the tensor it stands for
+        (:func:`~harness.adapters.tensors.primary_output`), the one every adapter checks, and
+        :attr:`output_field` says which field that was once traced.
         """
 
         def __init__(self, fn: Any, inputs: tuple[Any, ...]):
             super().__init__()
             self.fn = fn
             self.template = [None if isinstance(x, torch.Tensor) else x for x in inputs]
+            self.output_field = ""
 
         def forward(self, *tensors: torch.Tensor) -> Any:
             given = iter(tensors)
-            return self.fn(*[next(given) if x is None else x for x in self.template])
+            output = self.fn(*[next(given) if x is None else x for x in self.template])
+            output, self.output_field = primary_output(output)
+            return output
 
     return Bound
 

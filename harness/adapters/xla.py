@@ -122,6 +122,8 @@ class XlaAdapter(Adapter):
         self.index: int = index
         self._last: Any = None
         self._compiled: Any = None
+        #: the field of a structured output the last compiled case returns ("" for none).
+        self.output_field = ""
         self._resolved: Any = None
         self._warm = False
         # Fail now on a bad index where the platform is present; where it is not (a TpuAdapter
@@ -187,7 +189,7 @@ class XlaAdapter(Adapter):
             engine=f"engine {{engine}} is a torch engine; the {self.name} adapter always "
                    "compiles through XLA (run engine=eager)",
             pinned="the task pins torch's own {kernel} kernel, which XLA does not have: XLA "
-                   "lowers the torch operations itself")
+                   "lowers the torch operations itself", runtime="XLA")
 
     def _compile(self, fn: Any, inputs: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         """(compiled executable, weights, args) for ``fn(*inputs)`` on this adapter's device;
@@ -216,6 +218,7 @@ class XlaAdapter(Adapter):
             start = time.perf_counter()
             compiled = jax.jit(jax_fn).lower(weights, args).compile()
             self.compile_s = time.perf_counter() - start
+        self.output_field = module.output_field  # known once traced
         return compiled, weights, args
 
     def _warm_up(self) -> None:
@@ -273,6 +276,10 @@ class XlaAdapter(Adapter):
 
     def to_host(self, output: Any) -> Any:
         return to_torch(output)
+
+    def case_meta(self) -> dict[str, Any]:
+        # The traced program returns one tensor of a structured output: say which.
+        return {"output_field": self.output_field} if self.output_field else {}
 
     def memory_stats(self) -> dict[str, Any]:
         """Peak device memory where the platform counts it (TPU: since the process started,

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import generation, plugins
 from harness.adapters import Adapter, Step
+from harness.adapters.tensors import primary_output
 from harness.collectors import Collector, Figures
 from harness.config import RunConfig
 from harness.execution.hooks import Hooks
@@ -37,6 +38,10 @@ from harness.workload import Case, Skip, Task
 NAN = float("nan")
 CONSTANT_OUTPUT = ("the output did not change when every input changed: a cached or constant "
                    "answer, so the timing may measure no real work")
+#: The note on a row whose output is structured (a ModelOutput), naming the field used.
+OUTPUT_FIELD = "used {field} as the output, its primary tensor"
+
+
 def collector_pass(step: Step, adapter: Adapter, collectors: list[Collector], items: int,
                    clock: Callable[[], float] = time.perf_counter) -> Figures:
     """Run the case for the collectors' window, apart from timing (polling threads perturb it)."""
@@ -292,7 +297,13 @@ class Runner:
         if task.footprint_bytes is None:
             missing["footprint_bytes"] = "the workload reports no data-structure footprint"
         lap("peaks")
-        row["meta"] = {**task.row_meta(), **adapter.case_meta(), "phases_s": phases}
+        facts = adapter.case_meta()
+        # A structured output (a ModelOutput) stands for one tensor: the row says which field.
+        field = facts.get("output_field") or primary_output(measurement.output)[1]
+        if field:
+            facts["output_field"] = field
+            row["message"] = join(row["message"], OUTPUT_FIELD.format(field=field))
+        row["meta"] = {**task.row_meta(), **facts, "phases_s": phases}
         if "peak_device_bytes" not in device_memory:
             missing["peak_device_bytes"] = f"the {spec.name} adapter has no device memory"
         if not self.config.collect:

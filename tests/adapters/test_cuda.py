@@ -112,9 +112,9 @@ def test_refuses_host_only_tasks() -> None:
 
 
 def test_refuses_unknown_engines() -> None:
-    ok, reason = CudaAdapter().supports(Task(fn=abs, engine="tensorrt"))
+    ok, reason = CudaAdapter().supports(Task(fn=abs, engine="tensorrt", host_only=False))
     assert not ok and "no engine 'tensorrt'" in reason
-    assert CudaAdapter().supports(Task(fn=abs, engine="compile")) == (True, "")
+    assert CudaAdapter().supports(Task(fn=abs, engine="compile", host_only=False)) == (True, "")
 
 
 # --- datasheet peaks ------------------------------------------------------------------------

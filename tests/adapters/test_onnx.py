@@ -259,12 +259,44 @@ def test_several_outputs_come_back_as_a_tuple(ort_adapter: Any) -> None:
      "kernels to pin"),
 ])
 def test_unsupported_tasks_say_why(ort_adapter: Any, facts: dict[str, Any], reason: str) -> None:
-    ok, why = ort_adapter.supports(Task(fn=abs, **facts))
+    ok, why = ort_adapter.supports(Task(fn=abs, **{"host_only": False, **facts}))
     assert not ok and reason in why
 
 
+def test_a_plain_python_function_is_skipped_not_exported(ort_adapter: Any) -> None:
+    # A user's own sort: nothing torch in it, so there is no graph; never a failed export.
+    ok, why = ort_adapter.supports(Task(fn=sorted, inputs=([3.0, 1.0, 2.0],)))
+    assert not ok and why.startswith("plain Python function: ONNX Runtime never runs it")
+
+
+def test_a_model_output_exports_its_primary_tensor(ort_adapter: Any) -> None:
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    class Encoder(torch.nn.Module):
+        """Returns a ModelOutput, as an unwrapped Hugging Face model does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> Any:
+            hidden = self.layer(x)
+            return outputs.BaseModelOutputWithPast(last_hidden_state=hidden,
+                                                   hidden_states=(x, hidden))
+
+    torch.manual_seed(0)
+    model, x = Encoder().eval(), torch.randn(2, 4)
+    field = "BaseModelOutputWithPast.last_hidden_state"
+    out = run_once(ort_adapter, Task(fn=model, inputs=(x,)))
+    torch.testing.assert_close(out, model(x).last_hidden_state, rtol=1e-5, atol=1e-6)
+    assert ort_adapter.case_meta() == {"output_field": field}
+    # From the cache, without exporting again, the row still says which field it was.
+    run_once(ort_adapter, Task(fn=model, inputs=(x,)))
+    assert ort_adapter.last_export_s == 0.0 and ort_adapter.case_meta()["output_field"] == field
+
+
 def test_python_objects_as_inputs_are_not_supported(ort_adapter: Any) -> None:
-    ok, why = ort_adapter.supports(Task(fn=len, inputs=({1: 2},)))
+    ok, why = ort_adapter.supports(Task(fn=len, inputs=({1: 2},), host_only=False))
     assert not ok and why.startswith("input 0 is a dict")
 
 

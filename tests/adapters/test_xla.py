@@ -182,8 +182,30 @@ def test_host_only_impls_are_skipped(adapter: XlaCpuAdapter, workload: str,
         False, "runs Python objects on the host; there is nothing for XLA to compile")
 
 
+def test_a_plain_python_function_is_skipped_not_traced(adapter: XlaCpuAdapter) -> None:
+    # Traced, a sort of Python floats is a constant: a figure XLA never computed.
+    ok, reason = adapter.supports(Task(fn=sorted, inputs=([3.0, 1.0, 2.0],)))
+    assert not ok and reason.startswith("plain Python function: XLA never runs it")
+
+
+def test_a_model_output_comes_back_as_its_primary_tensor(adapter: XlaCpuAdapter) -> None:
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    class Head(torch.nn.Module):
+        """Returns a ModelOutput with a loss first, as a model given labels does."""
+
+        def forward(self, x: torch.Tensor) -> Any:
+            return outputs.CausalLMOutput(loss=x.sum(), logits=x * 2)
+
+    x = torch.arange(6.0).reshape(2, 3)
+    step = adapter.prepare(Task(fn=Head(), inputs=(x,)))
+    with adapter.running():
+        torch.testing.assert_close(adapter.to_host(step()), x * 2)
+    assert adapter.case_meta() == {"output_field": "CausalLMOutput.logits"}
+
+
 def test_torch_compile_engine_is_skipped(adapter: XlaCpuAdapter) -> None:
-    ok, reason = adapter.supports(Task(fn=abs, engine="compile"))
+    ok, reason = adapter.supports(Task(fn=abs, engine="compile", host_only=False))
     assert not ok
     assert reason == ("engine 'compile' is a torch engine; the xla-cpu adapter always compiles "
                       "through XLA (run engine=eager)")

@@ -89,6 +89,31 @@ def run(tmp_path: Path, cases: list[Case]) -> list[dict[str, Any]]:
     return rows
 
 
+@workload(params={"n": [3]})
+def structured(n: int) -> Task:
+    """Returns a dict of tensors, as a Hugging Face model's ModelOutput is."""
+    import torch
+
+    x = torch.arange(float(n))
+
+    def model(t: torch.Tensor) -> dict[str, Any]:
+        return {"cache": [t], "logits": t * 2, "hidden": t + 1}
+
+    def check(out: Any) -> None:
+        assert isinstance(out, torch.Tensor) and out.tolist() == [0.0, 2.0, 4.0], out
+
+    return Task(fn=model, inputs=(x,), check=check)
+
+
+def test_a_structured_output_is_checked_by_its_primary_tensor_and_the_row_says_so(
+        tmp_path: Path) -> None:
+    (row,) = run(tmp_path, [Case("demo", structured, {"n": 3})])
+    assert row["status"] == "ok" and row["correct"] is True, row["message"]
+    assert row["output_varies"] is True  # the probe compared the tensors too
+    assert row["meta"]["output_field"] == "dict['logits']"
+    assert "used dict['logits'] as the output, its primary tensor" in row["message"]
+
+
 def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     FakeAdapter.peak_calls.clear()
     cases = [Case("demo", doubler, p) for p in doubler.grid("full")]
@@ -108,7 +133,8 @@ def test_measured_rows_carry_timing_check_and_roofline(tmp_path: Path) -> None:
     # The task's typed facts are stored in the row's meta, where reports and baselines read them.
     assert {k: ok["meta"][k] for k in ("items_unit", "dtype", "engine", "host_only",
                                        "footprint_bytes")} == {
-        "items_unit": "items", "dtype": "float32", "engine": "eager", "host_only": False,
+        # double(2) is plain Python: host_only is stored as the harness decided it.
+        "items_unit": "items", "dtype": "float32", "engine": "eager", "host_only": True,
         "footprint_bytes": 123}
     assert "collectors were turned off" in ok["missing"]["peak_rss_bytes"]
     wrong = by_id["demo/doubler[x=3,dtype=float32]"]
