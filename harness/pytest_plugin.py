@@ -142,7 +142,9 @@ def judge(rows: pd.DataFrame) -> None:
     """Fail the test on an error row or a failed check; skip it when every row was skipped."""
     where = f" (run folder {rows.attrs.get('run')})"
     for row in rows.itertuples():
-        if row.status == "error" or row.correct is False:
+        # ``correct`` is True, False, or empty (None, or NaN in a float column): only False fails.
+        failed = row.correct is not None and row.correct == False  # noqa: E712 (NumPy's too)
+        if row.status == "error" or failed:
             pytest.fail(f"harness_bench: {row.case_id} on {row.adapter_label}: {row.message}"
                         f"{where}", pytrace=False)
     if len(rows) and (rows.status == "skipped").all():

@@ -24,6 +24,8 @@ The contract of a worker:
    closes. An orphan would go on loading the machine while the next case is timed there.
 5. The parent only waits while a worker runs: it blocks on the result pipe and the process
    sentinel (no polling: a polling parent competes with the worker for the cores it measures).
+6. A worker starts without the parent's ``__main__`` (:func:`launch`), so that a script
+   without an ``if __name__ == "__main__":`` guard does not run again in each worker.
 """
 
 from __future__ import annotations
