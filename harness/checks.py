@@ -6,7 +6,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from harness.probe import vary  # Task.vary documents harness.checks.vary as its default
 from harness.workload import Check
+
+__all__ = ["close_to", "relative_error", "same_output", "vary"]
 
 
 def _non_finite(out: Any) -> str:
@@ -85,35 +88,6 @@ def relative_error(reference: Callable[[], Any], tol: float,
             raise AssertionError(f"relative error {error:.3g} exceeds {tol:g}")
 
     return check
-
-
-def vary(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """The same inputs, changed so that any honest computation gives a different answer:
-    floating tensors shifted and scaled, integer tensors and lists rolled by one position,
-    booleans flipped. None when nothing could be changed (no tensors or lists).
-
-    Used to catch a workload or adapter that returns a cached or constant answer: if the
-    output does not move when every input moved, the timing measured no real work.
-    """
-    import torch
-
-    changed = False
-    out: list[Any] = []
-    for item in inputs:
-        if isinstance(item, torch.Tensor) and item.numel() > 0:
-            changed = True
-            if item.dtype.is_floating_point or item.dtype.is_complex:
-                out.append(item * 1.5 + 0.25)
-            elif item.dtype == torch.bool:
-                out.append(~item)
-            else:
-                out.append(item.flatten().roll(1).reshape(item.shape) + (item.numel() == 1))
-        elif isinstance(item, list) and len(item) > 1:
-            changed = True
-            out.append(item[1:] + item[:1])
-        else:
-            out.append(item)
-    return tuple(out) if changed else None
 
 
 def same_output(a: Any, b: Any) -> bool:

@@ -37,6 +37,7 @@ from harness.execution.workers import (
     context,
     death_cause,
     die_with_parent,
+    launch,
     resolve,
     set_memory_cap,
 )
@@ -146,7 +147,7 @@ def open_worker(target: str, payload: dict[str, Any], limits: Limits | None = No
         ctx = context()
         mine, theirs = ctx.Pipe(duplex=True)
         process = ctx.Process(target=channel_main, args=(job, theirs), daemon=True)
-        process.start()
+        launch(process)
         theirs.close()
 
         def kill() -> None:

@@ -352,14 +352,18 @@ def output_varies(task: Task, adapter: Adapter, output: Any) -> tuple[bool | Non
     CUDA error (an illegal address, a device-side assert) fails every later call in the
     process, and is raised here so that the row fails with it.
     """
-    from harness.checks import same_output, vary
+    from harness.checks import same_output
+    from harness.probe import NOTHING, change
 
     if not adapter.checks_output:
         return None, f"the {adapter.name} adapter computes no output to compare"
     try:
-        inputs = (task.vary or vary)(task.inputs)
+        # The generic change says why it cannot decide (a type it cannot change); a task's
+        # own change returns None for nothing to change.
+        inputs, why = change(task.inputs) if task.vary is None else (task.vary(task.inputs),
+                                                                     NOTHING)
         if inputs is None:
-            return None, "the inputs hold nothing the probe knows how to change"
+            return None, why
         other = adapter.prepare(dataclasses.replace(task, inputs=inputs))
         with adapter.running():
             changed = other()

@@ -24,6 +24,8 @@ The contract of a worker:
    closes. An orphan would go on loading the machine while the next case is timed there.
 5. The parent only waits while a worker runs: it blocks on the result pipe and the process
    sentinel (no polling: a polling parent competes with the worker for the cores it measures).
+6. A worker starts without the parent's ``__main__`` (:func:`launch`), so that a script
+   without an ``if __name__ == "__main__":`` guard does not run again in each worker.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -144,7 +147,7 @@ def run_in_worker(target: str, payload: dict[str, Any], limits: Limits | None = 
     text = json.dumps({"target": target, "payload": payload,
                        "max_memory_bytes": limits.max_memory_bytes})
     process = ctx.Process(target=worker_main, args=(text, send), daemon=True)
-    process.start()
+    launch(process)
     send.close()  # the parent keeps only the reading end: EOF when the worker dies
     try:
         # Blocks in select() on the pipe and the process sentinel: the parent stays idle.
@@ -171,6 +174,30 @@ def run_in_worker(target: str, payload: dict[str, Any], limits: Limits | None = 
         if process.is_alive():
             process.join(KILL_GRACE_S)
         receive.close()
+
+
+def launch(process: multiprocessing.process.BaseProcess) -> None:
+    """Start a worker without handing it the parent's ``__main__``.
+
+    multiprocessing runs the parent's main script again in each forkserver child (as
+    ``__mp_main__``), so that pickled references into ``__main__`` resolve there. A worker
+    takes its target by name and its payload as JSON, and needs nothing of ``__main__``; and a
+    script without an ``if __name__ == "__main__":`` guard (a notebook-style script calling
+    ``harness.bench``) would run again, top to bottom, in every worker, which fails. So the
+    main module's file and spec, whence multiprocessing reads it, are hidden while the worker
+    starts."""
+    main = sys.modules.get("__main__")
+    names = ("__file__", "__spec__")
+    hidden = {n: main.__dict__[n] for n in names if main is not None and n in main.__dict__}
+    if main is not None:
+        main.__dict__.pop("__file__", None)
+        main.__dict__["__spec__"] = None  # read as main.__spec__: it must be there
+    try:
+        process.start()
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(hidden)
 
 
 def kill_group(process: multiprocessing.process.BaseProcess) -> None:

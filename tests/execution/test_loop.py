@@ -358,6 +358,37 @@ def test_a_probe_that_fails_alone_leaves_the_case_ok_and_says_why(tmp_path: Path
         "the changed-input probe failed: RuntimeError: CUDA error: an illegal memory access")
 
 
+
+@workload(params={"n": [4]})
+def sorts(n: int) -> Task:
+    return Task(fn=sorted, inputs=([5, 3, 8, 1][:n],), check=lambda out: None)
+
+
+def test_sorting_a_list_is_not_called_a_constant_answer(tmp_path: Path) -> None:
+    # The generic change once only rotated lists, which sorting cannot see.
+    row = one_row(tmp_path, FakeAdapter(), "fake", sorts)
+    assert row["status"] == "ok" and row["output_varies"] is True
+    assert "did not change" not in row["message"]
+
+
+class Boxed:
+    def __init__(self, values: list[int]) -> None:
+        self.values = values
+
+
+@workload(params={"n": [3]})
+def boxed_sort(n: int) -> Task:
+    return Task(fn=lambda box: sorted(box.values), inputs=(Boxed(list(range(n, 0, -1))),),
+                check=lambda out: None)
+
+
+def test_an_input_the_probe_cannot_change_is_said_not_accused(tmp_path: Path) -> None:
+    row = one_row(tmp_path, FakeAdapter(), "fake", boxed_sort)
+    assert row["status"] == "ok" and row["output_varies"] is None
+    assert "did not change" not in row["message"]
+    assert row["missing"]["output_varies"] == (
+        "could not change inputs of type Boxed: constant-output check not run")
+
 # --- the worker's side: case_target, in this process ------------------------------------
 
 
