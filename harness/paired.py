@@ -142,8 +142,14 @@ def _judge(reps: Pairs, rng: Any) -> dict[str, Any]:
     tail = (1 - CONFIDENCE) * 100
     low, high = np.percentile(np.exp(np.median(medians, axis=1)), [tail, 100 - tail])
     rep_ratios = [float(np.exp(np.median(v))) for v in logs]
-    return {"slower": float(wilcoxon(pooled, alternative="greater").pvalue),
-            "faster": float(wilcoxon(pooled, alternative="less").pvalue),
+    def p_value(alternative: str) -> float:
+        # Every pair equal (identical timings): the test has nothing to rank (it divides by
+        # zero); no difference is no evidence of one.
+        if not pooled.any():
+            return 1.0
+        return float(wilcoxon(pooled, alternative=alternative).pvalue)
+
+    return {"slower": p_value("greater"), "faster": p_value("less"),
             "low": float(low), "high": float(high), "rep_ratios": rep_ratios,
             "ratio": float(np.exp(np.median(np.log(rep_ratios))))}
 

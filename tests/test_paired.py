@@ -66,3 +66,14 @@ def test_adapter_options_stay_apart() -> None:
     found = {c.adapter: c for c in compare_paired(rows).comparisons}
     assert set(found) == {"cpu", "cpu:threads=1"}
     assert found["cpu:threads=1"].ratio == pytest.approx(1.2, abs=0.01)
+
+
+def test_identical_timings_on_both_sides_are_the_same_not_an_error() -> None:
+    rows = ab_rows({"s/a": 1.0, "s/b": 1.0})
+    for row in rows:
+        if row["case_id"] == "s/a":  # every pair exactly equal: Wilcoxon has nothing to rank
+            row["samples_s"] = [1e-3] * 60
+    report = compare_paired(rows)
+    assert report.regressions == [] and not report.failed
+    (same,) = [c for c in report.comparisons if c.case_id == "s/a"]
+    assert same.ratio == pytest.approx(1.0)
