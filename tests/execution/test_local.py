@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from harness import nvml, plugins
+from harness.adapters import cuda as cuda_module
 from harness.adapters.cuda import HOST_ONLY_REASON, CudaAdapter
 from harness.collectors import Collector, EnergyCollector, Figures
 from harness.config import RunConfig
@@ -64,6 +65,9 @@ def test_the_parent_starts_no_cuda_and_records_the_first_workers_info(
     cuda = FakeCuda(forbid_init=True).install(monkeypatch)
     # Prepared work goes to the CPU: the fake torch.cuda has no device memory.
     monkeypatch.setattr(CudaAdapter, "_torch_device", lambda self: torch.device("cpu"))
+    # An H200's calibration sizes (an 8192² matmul, a 1 GiB copy) on this CPU take a minute.
+    monkeypatch.setattr(cuda_module, "PEAK_GEMM_N", 256)
+    monkeypatch.setattr(cuda_module, "PEAK_COPY_BYTES", 2**22)
     monkeypatch.setattr(local, "run_in_worker", in_process(cuda))
     config = RunConfig(timing=FAST, collect=False, out=tmp_path)
     plan = plan_of("cuda", "host", "neg")
