@@ -16,7 +16,7 @@ from harness.results import read_rows
 
 SUITE = Path(__file__).with_name("faulty_suite.py")
 ARGS = ["-s", str(SUITE), "-w", "fine", "--full", "-a", "cpu:threads=1", "-a", "null",
-        "--min-time", "0.3", "--min-samples", "3", "--no-collect"]
+        "--min-time", "0.05", "--min-samples", "3", "--no-collect"]
 
 
 def keys(run: Path) -> set[tuple[str, str, int]]:
