@@ -38,7 +38,7 @@ import math
 import numbers
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 NOTHING = "the inputs hold nothing the probe knows how to change"
@@ -85,15 +85,19 @@ def _is_array(obj: Any) -> bool:
     return np is not None and isinstance(obj, np.ndarray) and obj.dtype.kind in "biufc"
 
 
+def _any_leaf(obj: Any, test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for ``obj`` or for a value it holds in lists, tuples, sets or
+    dicts (at any depth)."""
+    if isinstance(obj, list | tuple | set | frozenset):
+        return any(_any_leaf(item, test) for item in obj)
+    if isinstance(obj, Mapping):
+        return any(_any_leaf(item, test) for item in obj.values())
+    return test(obj)
+
+
 def holds_arrays(obj: Any) -> bool:
     """Whether ``obj`` is, or holds in lists, tuples, sets or dicts, a tensor or numeric array."""
-    if _is_tensor(obj) or _is_array(obj):
-        return True
-    if isinstance(obj, list | tuple | set | frozenset):
-        return any(holds_arrays(item) for item in obj)
-    if isinstance(obj, Mapping):
-        return any(holds_arrays(item) for item in obj.values())
-    return False
+    return _any_leaf(obj, lambda leaf: _is_tensor(leaf) or _is_array(leaf))
 
 
 def _arrays(items: Any) -> tuple[Any, bool]:
@@ -158,13 +162,7 @@ _INERT = (types.NoneType, types.FunctionType, types.BuiltinFunctionType, types.M
 
 def _data(obj: Any) -> bool:
     """Whether ``obj`` holds anything the change moves (not only inert values)."""
-    if isinstance(obj, _INERT):
-        return False
-    if isinstance(obj, list | tuple | set | frozenset):
-        return any(_data(item) for item in obj)
-    if isinstance(obj, Mapping):
-        return any(_data(item) for item in obj.values())
-    return True
+    return _any_leaf(obj, lambda leaf: not isinstance(leaf, _INERT))
 
 
 def _is_bool(obj: Any) -> bool:
